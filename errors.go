@@ -13,18 +13,18 @@ type ErrorKind string
 
 // Error kinds. The string value is the stable code clients see.
 const (
-	EINTERNAL     ErrorKind = "internal"       // a bug or an I/O failure on this node
-	EINVALID      ErrorKind = "invalid"        // malformed input: bad bytes, bad field, bad parameter
-	ENOTFOUND     ErrorKind = "not_found"      // the thing asked for does not exist here
-	ECONFLICT     ErrorKind = "conflict"       // the input contradicts what is already stored
-	EUNAUTHORIZED ErrorKind = "unauthorized"   // no or wrong credentials
-	EFORBIDDEN    ErrorKind = "forbidden"      // credentials are fine but the action is not allowed
-	ETOOLARGE     ErrorKind = "too_large"      // input exceeds a configured size limit
-	EUNAVAILABLE  ErrorKind = "not_available"  // the capability is not available on this node (yet)
-	EUNSUPPORTED  ErrorKind = "unsupported"    // a well-formed request for something this node never does
-	ETIMEOUT      ErrorKind = "timeout"        // a deadline passed
-	EBUSY         ErrorKind = "busy"           // too many requests or jobs; try again later
-	ECANCELED     ErrorKind = "canceled"       // the operation was cancelled by its caller
+	EINTERNAL     ErrorKind = "internal"      // a bug or an I/O failure on this node
+	EINVALID      ErrorKind = "invalid"       // malformed input: bad bytes, bad field, bad parameter
+	ENOTFOUND     ErrorKind = "not_found"     // the thing asked for does not exist here
+	ECONFLICT     ErrorKind = "conflict"      // the input contradicts what is already stored
+	EUNAUTHORIZED ErrorKind = "unauthorized"  // no or wrong credentials
+	EFORBIDDEN    ErrorKind = "forbidden"     // credentials are fine but the action is not allowed
+	ETOOLARGE     ErrorKind = "too_large"     // input exceeds a configured size limit
+	EUNAVAILABLE  ErrorKind = "not_available" // the capability is not available on this node (yet)
+	EUNSUPPORTED  ErrorKind = "unsupported"   // a well-formed request for something this node never does
+	ETIMEOUT      ErrorKind = "timeout"       // a deadline passed
+	EBUSY         ErrorKind = "busy"          // too many requests or jobs; try again later
+	ECANCELED     ErrorKind = "canceled"      // the operation was cancelled by its caller
 )
 
 // Error is the one error type of the project. Op names the operation that
