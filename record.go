@@ -283,6 +283,11 @@ func (r *Record) checkFields() error {
 	if r.Subject == "" || len(r.Subject) > MaxSubjectLen {
 		return Errorf(op, EINVALID, "subject must be 1 to %d bytes", MaxSubjectLen)
 	}
+	for _, c := range r.Subject {
+		if c < 0x20 || c == 0x7f {
+			return Errorf(op, EINVALID, "subject must not contain control characters")
+		}
+	}
 	if err := r.Author.Validate(); err != nil {
 		return err
 	}
@@ -326,4 +331,25 @@ func (r *Record) String() string {
 // is at most maxSkew ahead of now (DESIGN.md §2).
 func Applicable(r *Record, now time.Time, maxSkew time.Duration) bool {
 	return r.Time <= now.Add(maxSkew).UnixMilli()
+}
+
+// DecodeStored decodes bytes that were fully verified by DecodeRecord before
+// they were stored. It checks the structure but not the signature, so it must
+// never be used on bytes from a peer or a client.
+func DecodeStored(b []byte) (*Record, error) {
+	const op = "registry.DecodeStored"
+	var w wireRecord
+	if err := decMode.Unmarshal(b, &w); err != nil {
+		return nil, E(op, EINTERNAL, "stored record is corrupt", err)
+	}
+	return &Record{
+		Kind:    Kind(w.Kind),
+		Subject: w.Subject,
+		Body:    []byte(w.Body),
+		Author:  PublicKey(w.Author),
+		Time:    w.Time,
+		Sig:     w.Sig,
+		raw:     b,
+		id:      Sum(b),
+	}, nil
 }

@@ -1,0 +1,285 @@
+package store
+
+import (
+	"encoding/binary"
+	"errors"
+
+	"github.com/dgraph-io/badger/v4"
+
+	registry "github.com/wasmrust/wasm-crates-registry"
+)
+
+func recordKey(id registry.ID) []byte {
+	k := make([]byte, 1+len(id))
+	k[0] = pRecord
+	copy(k[1:], id[:])
+	return k
+}
+
+func timeKey(t int64, id registry.ID) []byte {
+	k := make([]byte, 9+len(id))
+	k[0] = pTime
+	binary.BigEndian.PutUint64(k[1:], uint64(t))
+	copy(k[9:], id[:])
+	return k
+}
+
+func sepKey(prefix byte, s string, id registry.ID) []byte {
+	k := make([]byte, 0, 2+len(s)+len(id))
+	k = append(k, prefix)
+	k = append(k, s...)
+	k = append(k, 0)
+	return append(k, id[:]...)
+}
+
+func sepPrefix(prefix byte, s string) []byte {
+	k := make([]byte, 0, 2+len(s))
+	k = append(k, prefix)
+	k = append(k, s...)
+	return append(k, 0)
+}
+
+func authorKey(a registry.PublicKey, id registry.ID) []byte {
+	k := make([]byte, 0, 1+len(a)+len(id))
+	k = append(k, pAuthor)
+	k = append(k, a...)
+	return append(k, id[:]...)
+}
+
+// indexKeys returns every derived index key of r (all but the record itself).
+func indexKeys(r *registry.Record) [][]byte {
+	id := r.ID()
+	keys := [][]byte{
+		timeKey(r.Time, id),
+		sepKey(pSubject, r.Subject, id),
+		sepKey(pKind, string(r.Kind), id),
+		authorKey(r.Author, id),
+	}
+	if n := r.SubjectName(); n != "" {
+		keys = append(keys, sepKey(pName, n, id))
+	}
+	return keys
+}
+
+// maxBatch bounds the records written in one Badger transaction; larger
+// batches are split (each part is durable before the call returns).
+const maxBatch = 4096
+
+// PutRecords stores verified records (from registry.Sign or
+// registry.DecodeRecord) with their indexes and updates the release views of
+// the crates they are about. Records already held are skipped. It returns
+// the records that were added, in input order, once they are synced to disk.
+func (db *DB) PutRecords(recs []*registry.Record) ([]*registry.Record, error) {
+	db.writeMu.Lock()
+	defer db.writeMu.Unlock()
+	var added []*registry.Record
+	for len(recs) > 0 {
+		n := min(len(recs), maxBatch)
+		for {
+			got, err := db.putBatch(recs[:n])
+			if errors.Is(err, badger.ErrTxnTooBig) && n > 1 {
+				n /= 2
+				continue
+			}
+			if err != nil {
+				return added, err
+			}
+			added = append(added, got...)
+			break
+		}
+		recs = recs[n:]
+	}
+	return added, nil
+}
+
+func (db *DB) putBatch(recs []*registry.Record) ([]*registry.Record, error) {
+	const op = "store.PutRecords"
+	txn := db.bdb.NewTransaction(true)
+	defer txn.Discard()
+	var added []*registry.Record
+	seen := make(map[registry.ID]bool, len(recs))
+	names := map[string]bool{}
+	for _, r := range recs {
+		id := r.ID()
+		if id.IsZero() || len(r.Bytes()) == 0 {
+			return nil, registry.Errorf(op, registry.EINTERNAL, "record was not built by registry.Sign or registry.DecodeRecord")
+		}
+		if seen[id] {
+			continue
+		}
+		seen[id] = true
+		rk := recordKey(id)
+		if _, err := txn.Get(rk); err == nil {
+			continue
+		} else if !errors.Is(err, badger.ErrKeyNotFound) {
+			return nil, internal(op, err)
+		}
+		if err := txn.Set(rk, r.Bytes()); err != nil {
+			return nil, wrapTxn(op, err)
+		}
+		for _, k := range indexKeys(r) {
+			if err := txn.Set(k, nil); err != nil {
+				return nil, wrapTxn(op, err)
+			}
+		}
+		if n := r.SubjectName(); n != "" {
+			names[n] = true
+		}
+		added = append(added, r)
+	}
+	if len(added) == 0 {
+		return nil, nil
+	}
+	for name := range names {
+		if err := db.deriveViews(txn, name); err != nil {
+			return nil, err
+		}
+	}
+	if err := txn.Commit(); err != nil {
+		return nil, wrapTxn(op, err)
+	}
+	db.mu.Lock()
+	for _, r := range added {
+		db.fp.Add(r.ID())
+	}
+	db.mu.Unlock()
+	return added, nil
+}
+
+func wrapTxn(op string, err error) error {
+	if errors.Is(err, badger.ErrTxnTooBig) {
+		return err
+	}
+	return internal(op, err)
+}
+
+// GetRecord returns a stored record; ENOTFOUND when it is not held.
+func (db *DB) GetRecord(id registry.ID) (*registry.Record, error) {
+	var r *registry.Record
+	err := db.bdb.View(func(txn *badger.Txn) error {
+		var err error
+		r, err = getRecord(txn, id)
+		return err
+	})
+	return r, err
+}
+
+func getRecord(txn *badger.Txn, id registry.ID) (*registry.Record, error) {
+	const op = "store.GetRecord"
+	it, err := txn.Get(recordKey(id))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, notFound(op, "record "+id.String())
+	}
+	if err != nil {
+		return nil, internal(op, err)
+	}
+	b, err := it.ValueCopy(nil)
+	if err != nil {
+		return nil, internal(op, err)
+	}
+	return registry.DecodeStored(b)
+}
+
+// HasRecord reports whether the record is held.
+func (db *DB) HasRecord(id registry.ID) (bool, error) {
+	var ok bool
+	err := db.bdb.View(func(txn *badger.Txn) error {
+		_, err := txn.Get(recordKey(id))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		ok = err == nil
+		return err
+	})
+	if err != nil {
+		return false, internal("store.HasRecord", err)
+	}
+	return ok, nil
+}
+
+// ScanTimeIndex calls fn for every record in (time, ID) order. A non-nil
+// error from fn stops the scan and is returned.
+func (db *DB) ScanTimeIndex(fn func(t int64, id registry.ID) error) error {
+	return db.ScanTimeRange(0, registry.ID{}, fn)
+}
+
+// ScanTimeRange is ScanTimeIndex starting at the first record at or after
+// (t, id).
+func (db *DB) ScanTimeRange(t int64, id registry.ID, fn func(t int64, id registry.ID) error) error {
+	return db.bdb.View(func(txn *badger.Txn) error {
+		o := badger.DefaultIteratorOptions
+		o.PrefetchValues = false
+		o.Prefix = []byte{pTime}
+		it := txn.NewIterator(o)
+		defer it.Close()
+		for it.Seek(timeKey(t, id)); it.Valid(); it.Next() {
+			k := it.Item().Key()
+			var rid registry.ID
+			copy(rid[:], k[9:])
+			if err := fn(int64(binary.BigEndian.Uint64(k[1:9])), rid); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// RecordsByName returns every record about crate name (releases, yanks,
+// reports, reviews, owners), in no particular order.
+func (db *DB) RecordsByName(name string) ([]*registry.Record, error) {
+	return db.recordsByPrefix(sepPrefix(pName, name))
+}
+
+// RecordsBySubject returns every record with the given subject.
+func (db *DB) RecordsBySubject(subject string) ([]*registry.Record, error) {
+	return db.recordsByPrefix(sepPrefix(pSubject, subject))
+}
+
+// RecordsByKind returns every record of a kind.
+func (db *DB) RecordsByKind(kind registry.Kind) ([]*registry.Record, error) {
+	return db.recordsByPrefix(sepPrefix(pKind, string(kind)))
+}
+
+// RecordsByAuthor returns every record signed by author.
+func (db *DB) RecordsByAuthor(author registry.PublicKey) ([]*registry.Record, error) {
+	return db.recordsByPrefix(append([]byte{pAuthor}, author...))
+}
+
+func (db *DB) recordsByPrefix(prefix []byte) ([]*registry.Record, error) {
+	var out []*registry.Record
+	err := db.bdb.View(func(txn *badger.Txn) error {
+		var err error
+		out, err = recordsByPrefix(txn, prefix)
+		return err
+	})
+	return out, err
+}
+
+// recordsByPrefix reads the records named by an index whose keys end in a
+// record ID.
+func recordsByPrefix(txn *badger.Txn, prefix []byte) ([]*registry.Record, error) {
+	o := badger.DefaultIteratorOptions
+	o.PrefetchValues = false
+	o.Prefix = prefix
+	it := txn.NewIterator(o)
+	defer it.Close()
+	var ids []registry.ID
+	for it.Rewind(); it.Valid(); it.Next() {
+		k := it.Item().Key()
+		if len(k) < len(prefix)+34 {
+			continue
+		}
+		var id registry.ID
+		copy(id[:], k[len(k)-34:])
+		ids = append(ids, id)
+	}
+	out := make([]*registry.Record, 0, len(ids))
+	for _, id := range ids {
+		r, err := getRecord(txn, id)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}

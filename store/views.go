@@ -1,0 +1,263 @@
+package store
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+
+	"github.com/dgraph-io/badger/v4"
+
+	registry "github.com/wasmrust/wasm-crates-registry"
+)
+
+// ReleaseView is the derived, queryable state of one name@version: the
+// winning release and everything that the conflict rules attach to it. It is
+// a cache of registry.ResolveCrate over the crate's records and is rebuilt
+// whenever a record about the crate arrives. Trust is not applied here: the
+// view lists every live report and review with its author, and readers
+// decide which authors count.
+type ReleaseView struct {
+	Name         string               `cbor:"1,keyasint"`
+	Version      string               `cbor:"2,keyasint"`
+	Release      registry.ID          `cbor:"3,keyasint"`
+	Author       registry.PublicKey   `cbor:"4,keyasint"`
+	Time         int64                `cbor:"5,keyasint"`
+	Body         registry.ReleaseBody `cbor:"6,keyasint"`
+	Unauthorized bool                 `cbor:"7,keyasint,omitempty"`
+	Conflicts    []registry.ID        `cbor:"8,keyasint,omitempty"`
+	Yanked       bool                 `cbor:"9,keyasint,omitempty"`
+	Yank         *RecordRef           `cbor:"10,keyasint,omitempty"`
+	YankReason   string               `cbor:"11,keyasint,omitempty"`
+	Reports      []ReportRef          `cbor:"12,keyasint,omitempty"`
+	Reviews      []ReviewRef          `cbor:"13,keyasint,omitempty"`
+	Owners       []registry.PublicKey `cbor:"14,keyasint,omitempty"`
+}
+
+// RecordRef names a record and who made it when.
+type RecordRef struct {
+	ID     registry.ID        `cbor:"1,keyasint"`
+	Author registry.PublicKey `cbor:"2,keyasint"`
+	Time   int64              `cbor:"3,keyasint"`
+}
+
+// ReportRef is the summary of a live report (one per author), newest first.
+type ReportRef struct {
+	RecordRef `cbor:"1,keyasint"`
+	Release   registry.ID `cbor:"2,keyasint"` // the release record the report tested
+	Outcome   string      `cbor:"3,keyasint"`
+	Wasm      string      `cbor:"4,keyasint"`
+	GCReady   bool        `cbor:"5,keyasint"`
+	Dual      bool        `cbor:"6,keyasint"`
+	Score     uint64      `cbor:"7,keyasint"`
+	Gate      string      `cbor:"8,keyasint"`
+}
+
+// ReviewRef is a live review (one per author), newest first.
+type ReviewRef struct {
+	RecordRef `cbor:"1,keyasint"`
+	Verdict   string `cbor:"2,keyasint"`
+	Comment   string `cbor:"3,keyasint,omitempty"`
+}
+
+// Subject returns "name@version".
+func (v *ReleaseView) Subject() string { return registry.ReleaseSubject(v.Name, v.Version) }
+
+// TrustedReport returns the newest live report about the winning release
+// whose author trusted accepts, or nil.
+func (v *ReleaseView) TrustedReport(trusted func(registry.PublicKey) bool) *ReportRef {
+	for i := range v.Reports {
+		r := &v.Reports[i]
+		if r.Release == v.Release && trusted(r.Author) {
+			return r
+		}
+	}
+	return nil
+}
+
+func viewKey(name, version string) []byte {
+	k := make([]byte, 0, 2+len(name)+len(version))
+	k = append(k, pView)
+	k = append(k, name...)
+	k = append(k, 0)
+	return append(k, version...)
+}
+
+func ref(r *registry.Record) RecordRef {
+	return RecordRef{ID: r.ID(), Author: r.Author, Time: r.Time}
+}
+
+// buildViews turns a resolved crate into views.
+func buildViews(cs *registry.CrateState) []*ReleaseView {
+	out := make([]*ReleaseView, 0, len(cs.Releases))
+	for _, rs := range cs.Releases {
+		v := &ReleaseView{
+			Name:         rs.Body.Name,
+			Version:      rs.Body.Version,
+			Release:      rs.Release.ID(),
+			Author:       rs.Release.Author,
+			Time:         rs.Release.Time,
+			Body:         *rs.Body,
+			Unauthorized: rs.Unauthorized,
+			Yanked:       rs.Yanked,
+			Owners:       cs.Owners.Current(),
+		}
+		for _, c := range rs.Conflicts {
+			v.Conflicts = append(v.Conflicts, c.ID())
+		}
+		if rs.Yank != nil {
+			yr := ref(rs.Yank)
+			v.Yank = &yr
+			if b, err := rs.Yank.DecodeBody(); err == nil {
+				v.YankReason = b.(*registry.YankBody).Reason
+			}
+		}
+		for _, r := range rs.Reports {
+			b, err := r.DecodeBody()
+			if err != nil {
+				continue
+			}
+			rb := b.(*registry.ReportBody)
+			v.Reports = append(v.Reports, ReportRef{
+				RecordRef: ref(r), Release: rb.ReleaseID(), Outcome: rb.Outcome, Wasm: rb.Wasm,
+				GCReady: rb.GCReady, Dual: rb.Dual, Score: rb.Score, Gate: rb.Gate,
+			})
+		}
+		for _, r := range rs.Reviews {
+			b, err := r.DecodeBody()
+			if err != nil {
+				continue
+			}
+			rb := b.(*registry.ReviewBody)
+			v.Reviews = append(v.Reviews, ReviewRef{RecordRef: ref(r), Verdict: rb.Verdict, Comment: rb.Comment})
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+// deriveViews re-resolves crate name from its records (as seen by txn,
+// including its pending writes) and writes its views.
+func (db *DB) deriveViews(txn *badger.Txn, name string) error {
+	const op = "store.deriveViews"
+	recs, err := recordsByPrefix(txn, sepPrefix(pName, name))
+	if err != nil {
+		return err
+	}
+	cs := registry.ResolveCrate(name, recs, db.opts.Now(), db.opts.MaxSkew)
+	for _, v := range buildViews(cs) {
+		b, err := registry.Marshal(v)
+		if err != nil {
+			return registry.E(op, registry.EINTERNAL, "encoding a release view", err)
+		}
+		if err := txn.Set(viewKey(v.Name, v.Version), b); err != nil {
+			return wrapTxn(op, err)
+		}
+	}
+	return nil
+}
+
+func decodeView(b []byte) (*ReleaseView, error) {
+	v := new(ReleaseView)
+	if err := registry.Unmarshal(b, v); err != nil {
+		return nil, registry.E("store.decodeView", registry.EINTERNAL, "stored release view is corrupt", err)
+	}
+	return v, nil
+}
+
+// GetView returns the view of name@version; ENOTFOUND when there is no
+// release of it.
+func (db *DB) GetView(name, version string) (*ReleaseView, error) {
+	const op = "store.GetView"
+	var v *ReleaseView
+	err := db.bdb.View(func(txn *badger.Txn) error {
+		it, err := txn.Get(viewKey(name, version))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return notFound(op, "release "+registry.ReleaseSubject(name, version))
+		}
+		if err != nil {
+			return internal(op, err)
+		}
+		return it.Value(func(b []byte) error {
+			v, err = decodeView(b)
+			return err
+		})
+	})
+	return v, err
+}
+
+// ViewsByName returns the views of every version of crate name, in version
+// string order.
+func (db *DB) ViewsByName(name string) ([]*ReleaseView, error) {
+	views, _, err := db.ListViews(ListQuery{Prefix: name, ExactName: true})
+	return views, err
+}
+
+// ListQuery selects release views.
+type ListQuery struct {
+	// After is an opaque cursor from a previous page ("" = from the start).
+	After string
+	// Limit is the page size; 0 means no limit.
+	Limit int
+	// Prefix restricts to names starting with Prefix; with ExactName, to the
+	// name Prefix itself.
+	Prefix    string
+	ExactName bool
+	// Match, when set, keeps only views for which it returns true.
+	Match func(*ReleaseView) bool
+}
+
+// ListViews returns views in (name, version) byte order, and the cursor of
+// the next page ("" when there is none).
+func (db *DB) ListViews(q ListQuery) ([]*ReleaseView, string, error) {
+	const op = "store.ListViews"
+	var out []*ReleaseView
+	next := ""
+	prefix := []byte{pView}
+	prefix = append(prefix, q.Prefix...)
+	if q.ExactName {
+		prefix = append(prefix, 0)
+	}
+	start := prefix
+	if q.After != "" {
+		name, version, _ := strings.Cut(q.After, "@")
+		start = append(viewKey(name, version), 0) // strictly after the cursor
+		if bytes.Compare(start, prefix) < 0 {
+			start = prefix
+		}
+	}
+	err := db.bdb.View(func(txn *badger.Txn) error {
+		o := badger.DefaultIteratorOptions
+		o.Prefix = prefix
+		o.PrefetchSize = 64
+		if q.Limit > 0 && q.Match == nil {
+			o.PrefetchSize = q.Limit + 1
+		}
+		it := txn.NewIterator(o)
+		defer it.Close()
+		for it.Seek(start); it.Valid(); it.Next() {
+			var v *ReleaseView
+			err := it.Item().Value(func(b []byte) error {
+				var err error
+				v, err = decodeView(b)
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			if q.Match != nil && !q.Match(v) {
+				continue
+			}
+			if q.Limit > 0 && len(out) == q.Limit {
+				last := out[len(out)-1]
+				next = last.Subject()
+				return nil
+			}
+			out = append(out, v)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, "", registry.E(op, registry.KindOf(err), "listing releases", err)
+	}
+	return out, next, nil
+}
