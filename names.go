@@ -2,6 +2,7 @@ package registry
 
 import (
 	"regexp"
+	"strconv"
 	"strings"
 )
 
@@ -71,4 +72,90 @@ func (r *Record) SubjectName() string {
 		}
 	}
 	return ""
+}
+
+// CompareVersions orders two valid SemVer versions by SemVer precedence,
+// ignoring build metadata; invalid versions sort before valid ones, then by
+// string.
+func CompareVersions(a, b string) int {
+	pa, okA := parseSemver(a)
+	pb, okB := parseSemver(b)
+	switch {
+	case !okA && !okB:
+		return strings.Compare(a, b)
+	case !okA:
+		return -1
+	case !okB:
+		return 1
+	}
+	for i := 0; i < 3; i++ {
+		if pa.core[i] != pb.core[i] {
+			if pa.core[i] < pb.core[i] {
+				return -1
+			}
+			return 1
+		}
+	}
+	switch {
+	case len(pa.pre) == 0 && len(pb.pre) == 0:
+		return 0
+	case len(pa.pre) == 0:
+		return 1
+	case len(pb.pre) == 0:
+		return -1
+	}
+	for i := 0; i < len(pa.pre) && i < len(pb.pre); i++ {
+		if c := comparePre(pa.pre[i], pb.pre[i]); c != 0 {
+			return c
+		}
+	}
+	return cmpInt(len(pa.pre), len(pb.pre))
+}
+
+type semver struct {
+	core [3]uint64
+	pre  []string
+}
+
+func parseSemver(v string) (semver, bool) {
+	m := semverRE.FindStringSubmatch(v)
+	if m == nil {
+		return semver{}, false
+	}
+	var s semver
+	for i := 0; i < 3; i++ {
+		n, err := strconv.ParseUint(m[i+1], 10, 64)
+		if err != nil {
+			return semver{}, false
+		}
+		s.core[i] = n
+	}
+	if m[4] != "" {
+		s.pre = strings.Split(m[4], ".")
+	}
+	return s, true
+}
+
+func comparePre(a, b string) int {
+	na, errA := strconv.ParseUint(a, 10, 64)
+	nb, errB := strconv.ParseUint(b, 10, 64)
+	switch {
+	case errA == nil && errB == nil:
+		return cmpInt(int(min(na, 1<<62)), int(min(nb, 1<<62)))
+	case errA == nil:
+		return -1
+	case errB == nil:
+		return 1
+	}
+	return strings.Compare(a, b)
+}
+
+func cmpInt(a, b int) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
 }

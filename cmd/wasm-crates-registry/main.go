@@ -1,0 +1,185 @@
+// Command wasm-crates-registry runs a registry node: the Badger store, the
+// libp2p federation, the testing pipeline, the REST API, the Cargo registry
+// protocol and the dashboard. Every setting is a flag and an environment
+// variable; with none, it runs a working node with data in ./registry-data
+// and the API on http://127.0.0.1:8080.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	registry "github.com/wasmrust/wasm-crates-registry"
+	"github.com/wasmrust/wasm-crates-registry/node"
+	"github.com/wasmrust/wasm-crates-registry/node/api"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+func main() {
+	app := &cli.App{
+		Name:    "wasm-crates-registry",
+		Usage:   "run a federated registry node for WebAssembly-compatible Rust crates",
+		Version: version,
+		Description: "Starts a node: Badger store, REST API, Cargo registry (sparse index and web API),\n" +
+			"dashboard, libp2p federation and the wasm testing pipeline. Every flag can also be\n" +
+			"set by the environment variable shown beside it. On first start the node makes its\n" +
+			"key (node.key) and an admin token (admin-token) in the data directory.",
+		Flags:  flags(),
+		Action: run,
+	}
+	if err := app.Run(os.Args); err != nil {
+		fmt.Fprintln(os.Stderr, "wasm-crates-registry:", registry.MessageOf(err))
+		os.Exit(1)
+	}
+}
+
+func flags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "database-url", Aliases: []string{"data-dir"}, EnvVars: []string{"DATABASE_URL"}, Value: "./registry-data",
+			Usage: "Badger data directory: a plain path or badger://PATH (it also holds node.key and admin-token)"},
+		&cli.StringFlag{Name: "host", EnvVars: []string{"HOST"}, Value: "127.0.0.1", Usage: "address the REST API listens on"},
+		&cli.IntFlag{Name: "port", EnvVars: []string{"PORT"}, Value: 8080, Usage: "port of the REST API (0 picks a free one)"},
+		&cli.StringFlag{Name: "registry-name", EnvVars: []string{"REGISTRY_NAME"}, Value: "wasm-crates-registry", Usage: "the registry's name on first start (later: config set name …)"},
+		&cli.StringFlag{Name: "public-url", EnvVars: []string{"PUBLIC_URL"}, Usage: "URL clients reach the API at, for the Cargo index config (default http://HOST:PORT)"},
+		&cli.StringFlag{Name: "max-crate-size", EnvVars: []string{"MAX_CRATE_SIZE"}, Value: "10MiB", Usage: "largest .crate accepted (bytes, or with KiB/MiB)"},
+		&cli.DurationFlag{Name: "max-skew", EnvVars: []string{"MAX_SKEW"}, Value: registry.DefaultMaxSkew, Usage: "how far ahead of this clock a record's time may be before it is held back"},
+		&cli.StringFlag{Name: "log-level", EnvVars: []string{"LOG_LEVEL"}, Value: "info", Usage: "debug, info, warn or error"},
+		&cli.StringFlag{Name: "log-format", EnvVars: []string{"LOG_FORMAT"}, Value: "text", Usage: "text or json"},
+		&cli.BoolFlag{Name: "reindex", Usage: "rebuild every index and view from the records at start"},
+	}
+}
+
+func run(c *cli.Context) error {
+	log, err := newLogger(c.String("log-level"), c.String("log-format"))
+	if err != nil {
+		return err
+	}
+	dir, err := parseDatabaseURL(c.String("database-url"))
+	if err != nil {
+		return err
+	}
+	maxSize, err := parseSize(c.String("max-crate-size"))
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	addr := net.JoinHostPort(c.String("host"), strconv.Itoa(c.Int("port")))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("cannot listen on %s (is another node running? set PORT or --port): %w", addr, err)
+	}
+	defer ln.Close()
+
+	n, err := node.Open(ctx, node.Config{
+		DataDir:      dir,
+		Name:         c.String("registry-name"),
+		MaxCrateSize: maxSize,
+		MaxSkew:      c.Duration("max-skew"),
+		Version:      version,
+		Logger:       log,
+		Announce:     os.Stdout,
+	})
+	if err != nil {
+		return err
+	}
+	defer n.Close()
+	if c.Bool("reindex") {
+		k, err := n.Store().Reindex()
+		if err != nil {
+			return err
+		}
+		log.Info("reindexed", "records", k)
+	}
+
+	srv := api.New(n, log)
+	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	absDir, _ := filepath.Abs(dir)
+	fmt.Printf("wasm-crates-registry %s: node %s\n  REST API  http://%s\n  data      %s\n", version, n.PeerID(), ln.Addr(), absDir)
+	log.Info("node started", "api", ln.Addr().String(), "data", absDir, "peer", n.PeerID())
+
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		if !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("REST API stopped: %w", err)
+		}
+	}
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = hs.Shutdown(sctx)
+	return n.Close()
+}
+
+// parseDatabaseURL accepts a plain path or badger://PATH.
+func parseDatabaseURL(s string) (string, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return "", errors.New("DATABASE_URL is empty: give a directory path or badger://PATH")
+	}
+	if rest, ok := strings.CutPrefix(s, "badger://"); ok {
+		if rest == "" {
+			return "", errors.New("DATABASE_URL badger:// needs a path, like badger://./registry-data")
+		}
+		return rest, nil
+	}
+	if i := strings.Index(s, ":"); i > 0 && !strings.ContainsAny(s[:i], `/\.`) {
+		return "", fmt.Errorf("DATABASE_URL %q is not supported: this node stores its data in Badger only; give a directory path or badger://PATH", s)
+	}
+	return s, nil
+}
+
+// parseSize reads "10485760", "512KiB", "10MiB" or "1GiB".
+func parseSize(s string) (int64, error) {
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"GB", 1e9}, {"MB", 1e6}, {"KB", 1e3}, {"B", 1}}
+	t := strings.TrimSpace(s)
+	mult := int64(1)
+	for _, u := range units {
+		if v, ok := strings.CutSuffix(t, u.suffix); ok {
+			t, mult = strings.TrimSpace(v), u.mult
+			break
+		}
+	}
+	v, err := strconv.ParseInt(t, 10, 64)
+	if err != nil || v <= 0 || v > (1<<40)/mult {
+		return 0, fmt.Errorf("size %q is not a positive size like 10MiB or 1048576", s)
+	}
+	return v * mult, nil
+}
+
+func newLogger(level, format string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("log level %q: use debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+	}
+	return nil, fmt.Errorf("log format %q: use text or json", format)
+}

@@ -1,0 +1,61 @@
+package node
+
+import (
+	"context"
+	"time"
+)
+
+// Health is what GET /health shows.
+type Health struct {
+	Status   string    `json:"status"`
+	Name     string    `json:"name"`
+	Version  string    `json:"version"`
+	PeerID   string    `json:"peer_id"`
+	Addrs    []string  `json:"addrs"`
+	Records  int64     `json:"records"`
+	Blobs    int64     `json:"blobs"`
+	Digest   string    `json:"digest"`
+	Peers    int       `json:"peers_connected"`
+	Pipeline bool      `json:"pipeline"`
+	Started  time.Time `json:"started"`
+	Uptime   string    `json:"uptime"`
+	// Toolchains is the pipeline's view of the installed toolchains.
+	Toolchains any `json:"toolchains,omitempty"`
+}
+
+// Health reports the node's state.
+func (n *Node) Health(ctx context.Context) *Health {
+	recs, blobs := n.db.Counts()
+	h := &Health{
+		Status: "ok", Name: n.Settings().Name, Version: n.cfg.Version, PeerID: n.PeerID(),
+		Addrs: []string{}, Records: recs, Blobs: blobs, Digest: n.db.Fingerprint().Digest(),
+		Started: n.started.UTC(), Uptime: n.cfg.Now().Sub(n.started).Round(time.Second).String(),
+	}
+	if n.net != nil {
+		h.Addrs = n.net.Addrs()
+		for _, p := range n.net.Peers() {
+			if p.Connected {
+				h.Peers++
+			}
+		}
+	}
+	if n.tester != nil {
+		h.Pipeline = true
+		h.Toolchains = n.tester.Toolchains()
+	}
+	return h
+}
+
+// State is the node's record-set summary: two nodes are in sync exactly
+// when their digests match.
+type State struct {
+	Records int64  `json:"records"`
+	Blobs   int64  `json:"blobs"`
+	Digest  string `json:"digest"`
+}
+
+// State returns the record count and state digest.
+func (n *Node) State() State {
+	recs, blobs := n.db.Counts()
+	return State{Records: recs, Blobs: blobs, Digest: n.db.Fingerprint().Digest()}
+}

@@ -1,0 +1,263 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	registry "github.com/wasmrust/wasm-crates-registry"
+	"github.com/wasmrust/wasm-crates-registry/store"
+)
+
+// sign signs a record as this node. For a subject on which the node already
+// has records of the same kind, the time is moved past the newest of them,
+// so that the node's later action always wins (two actions in the same
+// millisecond would otherwise be ordered by ID).
+func (n *Node) sign(kind registry.Kind, subject string, body any) (*registry.Record, error) {
+	n.signMu.Lock()
+	defer n.signMu.Unlock()
+	now := n.cfg.Now()
+	if kind != registry.KindRelease {
+		recs, err := n.db.RecordsBySubject(subject)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range recs {
+			if r.Kind == kind && r.Time >= now.UnixMilli() {
+				now = ms(r.Time + 1)
+			}
+		}
+	}
+	return registry.Sign(n.key, kind, subject, body, now)
+}
+
+// store writes records made by this node and gossips them.
+func (n *Node) storeAndPublish(ctx context.Context, recs ...*registry.Record) error {
+	added, err := n.db.PutRecords(recs)
+	if err != nil {
+		return err
+	}
+	if n.net != nil {
+		for _, r := range added {
+			if err := n.net.Publish(ctx, r); err != nil {
+				// The record is stored; reconciliation will carry it.
+				n.log.Warn("gossip publish failed", "record", r.ID(), "err", err)
+			}
+		}
+	}
+	return nil
+}
+
+func (n *Node) audit(e store.AuditEntry) {
+	if err := n.db.Audit(e); err != nil {
+		n.log.Warn("audit log", "err", err)
+	}
+}
+
+// Submit validates a .crate archive, stores it and signs its release.
+// Re-submitting the same bytes returns the existing release with created
+// false; different bytes for an existing name@version are ECONFLICT.
+func (n *Node) Submit(ctx context.Context, actor string, crate []byte) (*Release, bool, error) {
+	const op = "node.Submit"
+	if int64(len(crate)) > n.cfg.MaxCrateSize {
+		return nil, false, registry.Errorf(op, registry.ETOOLARGE, "the .crate archive is %d bytes; this registry accepts at most %d", len(crate), n.cfg.MaxCrateSize)
+	}
+	body, err := registry.ParseCrate(crate, n.cfg.MaxCrateSize)
+	if err != nil {
+		return nil, false, err
+	}
+	n.submitMu.Lock()
+	defer n.submitMu.Unlock()
+
+	subject := registry.ReleaseSubject(body.Name, body.Version)
+	existing, err := n.db.ViewsByName(body.Name)
+	if err != nil {
+		return nil, false, err
+	}
+	for _, v := range existing {
+		if v.Version != body.Version {
+			continue
+		}
+		if v.Body.Cksum != body.Cksum {
+			return nil, false, registry.Errorf(op, registry.ECONFLICT,
+				"%s already exists as release %s with a different archive (cksum %s); published versions never change: bump the version",
+				subject, v.Release, v.Body.Cksum)
+		}
+		// The same bytes again: make sure the blob is here and answer as before.
+		if _, err := n.db.PutBlob(crate); err != nil {
+			return nil, false, err
+		}
+		return releaseFromView(v, n.Trust()), false, nil
+	}
+	if len(existing) > 0 {
+		owners := existing[0].Owners
+		if len(owners) > 0 && !slices.ContainsFunc(owners, n.key.Public().Equal) {
+			return nil, false, registry.Errorf(op, registry.EFORBIDDEN,
+				"crate %s belongs to other keys (%s); this node (%s) is not an owner: ask an owner to add it",
+				body.Name, peerIDs(owners), n.PeerID())
+		}
+	}
+
+	if _, err := n.db.PutBlob(crate); err != nil {
+		return nil, false, err
+	}
+	rec, err := n.sign(registry.KindRelease, subject, body)
+	if err != nil {
+		return nil, false, err
+	}
+	if err := n.storeAndPublish(ctx, rec); err != nil {
+		return nil, false, err
+	}
+	n.audit(store.AuditEntry{Action: "submit", Actor: actor, Subject: subject, Record: rec.ID().String()})
+	v, err := n.db.GetView(body.Name, body.Version)
+	if err != nil {
+		return nil, false, err
+	}
+	if n.Settings().AutoTest && n.tester != nil {
+		if _, err := n.QueueTest(ctx, actor, subject); err != nil {
+			n.log.Warn("queueing the pipeline for a new release", "release", subject, "err", err)
+		}
+	}
+	return releaseFromView(v, n.Trust()), true, nil
+}
+
+func peerIDs(keys []registry.PublicKey) string {
+	s := ""
+	for i, k := range keys {
+		if i > 0 {
+			s += ", "
+		}
+		s += k.PeerID()
+	}
+	return s
+}
+
+// SetYank yanks or unyanks a release by signing a yank record. Only an owner
+// of the crate may; a request that changes nothing writes nothing.
+func (n *Node) SetYank(ctx context.Context, actor, id string, yanked bool, reason string) (*Release, error) {
+	const op = "node.SetYank"
+	if len(reason) > 1024 {
+		return nil, registry.Errorf(op, registry.EINVALID, "the reason is longer than 1024 characters")
+	}
+	v, err := n.ResolveView(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if !slices.ContainsFunc(v.Owners, n.key.Public().Equal) {
+		return nil, registry.Errorf(op, registry.EFORBIDDEN,
+			"only an owner of %s may yank it; its owners are %s and this node is %s", v.Name, peerIDs(v.Owners), n.PeerID())
+	}
+	if v.Yanked == yanked && (v.Yank != nil || !yanked) && (reason == "" || reason == v.YankReason) {
+		return releaseFromView(v, n.Trust()), nil
+	}
+	rec, err := n.sign(registry.KindYank, v.Subject(), &registry.YankBody{Yanked: yanked, Reason: reason})
+	if err != nil {
+		return nil, err
+	}
+	if err := n.storeAndPublish(ctx, rec); err != nil {
+		return nil, err
+	}
+	action := "unyank"
+	if yanked {
+		action = "yank"
+	}
+	n.audit(store.AuditEntry{Action: action, Actor: actor, Subject: v.Subject(), Record: rec.ID().String(), Detail: reason})
+	return n.Release(ctx, v.Subject())
+}
+
+// Review signs this node's review of a release (its curation note).
+func (n *Node) Review(ctx context.Context, actor, id, verdict, comment string) (*Release, error) {
+	const op = "node.Review"
+	if len(comment) > 4096 {
+		return nil, registry.Errorf(op, registry.EINVALID, "the comment is longer than 4096 characters")
+	}
+	v, err := n.ResolveView(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	rec, err := n.sign(registry.KindReview, v.Subject(), &registry.ReviewBody{Verdict: verdict, Comment: comment})
+	if err != nil {
+		return nil, registry.E(op, registry.KindOf(err), "", err)
+	}
+	if err := n.storeAndPublish(ctx, rec); err != nil {
+		return nil, err
+	}
+	n.audit(store.AuditEntry{Action: "review", Actor: actor, Subject: v.Subject(), Record: rec.ID().String(), Detail: verdict})
+	return n.Release(ctx, v.Subject())
+}
+
+// SetOwners replaces a crate's owners with keys (peer IDs). This node must
+// be an owner.
+func (n *Node) SetOwners(ctx context.Context, actor, name string, owners []string) ([]string, error) {
+	const op = "node.SetOwners"
+	if err := registry.ValidateCrateName(name); err != nil {
+		return nil, err
+	}
+	views, err := n.db.ViewsByName(name)
+	if err != nil {
+		return nil, err
+	}
+	if len(views) == 0 {
+		return nil, registry.Errorf(op, registry.ENOTFOUND, "no crate named %s", name)
+	}
+	if !slices.ContainsFunc(views[0].Owners, n.key.Public().Equal) {
+		return nil, registry.Errorf(op, registry.EFORBIDDEN, "this node (%s) is not an owner of %s", n.PeerID(), name)
+	}
+	var keys []registry.PublicKey
+	for _, o := range owners {
+		k, err := registry.ParsePeerID(o)
+		if err != nil {
+			return nil, err
+		}
+		keys = append(keys, k)
+	}
+	if len(keys) == 0 {
+		return nil, registry.Errorf(op, registry.EINVALID, "a crate needs at least one owner")
+	}
+	rec, err := n.sign(registry.KindOwners, name, registry.NewOwnersBody(keys))
+	if err != nil {
+		return nil, err
+	}
+	if err := n.storeAndPublish(ctx, rec); err != nil {
+		return nil, err
+	}
+	n.audit(store.AuditEntry{Action: "owners", Actor: actor, Subject: name, Record: rec.ID().String(), Detail: fmt.Sprint(owners)})
+	return n.Owners(ctx, name)
+}
+
+// Owners returns the current owners of a crate as peer IDs.
+func (n *Node) Owners(ctx context.Context, name string) ([]string, error) {
+	if err := registry.ValidateCrateName(name); err != nil {
+		return nil, err
+	}
+	views, err := n.db.ViewsByName(name)
+	if err != nil {
+		return nil, err
+	}
+	if len(views) == 0 {
+		return nil, registry.Errorf("node.Owners", registry.ENOTFOUND, "no crate named %s", name)
+	}
+	out := []string{}
+	for _, k := range views[0].Owners {
+		out = append(out, k.PeerID())
+	}
+	return out, nil
+}
+
+// Ingest stores records that arrived from outside this node's own actions
+// (peers, imports) after verifying them; it returns the ones that were new.
+func (n *Node) Ingest(ctx context.Context, raw [][]byte) ([]*registry.Record, error) {
+	recs := make([]*registry.Record, 0, len(raw))
+	now := n.cfg.Now()
+	for _, b := range raw {
+		r, err := registry.DecodeRecord(b)
+		if err != nil {
+			return nil, err
+		}
+		if !registry.Applicable(r, now, n.cfg.MaxSkew) {
+			return nil, registry.Errorf("node.Ingest", registry.EINVALID, "record %s is dated %s, more than %s ahead of this node's clock", r.ID(), r.When(), n.cfg.MaxSkew)
+		}
+		recs = append(recs, r)
+	}
+	return n.db.PutRecords(recs)
+}
