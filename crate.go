@@ -99,10 +99,10 @@ func WalkCrate(b []byte, maxSize int64, fn func(CrateEntry, io.Reader) error) (s
 			return "", Errorf(op, EINVALID, "archive entry %q is a file where the crate directory should be", h.Name)
 		}
 		if h.Size < 0 || h.Size > limit {
-			return "", Errorf(op, ETOOLARGE, "archive entry %q is %d bytes", h.Name, h.Size)
+			return "", Errorf(op, ETOOLARGE, "archive entry %q is %d bytes; the archive unpacks to more than %d bytes", h.Name, h.Size, limit)
 		}
 		files++
-		if err := fn(CrateEntry{Path: rest, Mode: h.Mode, Size: h.Size}, tr); err != nil {
+		if err := fn(CrateEntry{Path: rest, Mode: h.Mode, Size: h.Size}, archiveReader{tr}); err != nil {
 			if lr.N <= 0 {
 				return "", Errorf(op, ETOOLARGE, "the .crate archive unpacks to more than %d bytes", limit)
 			}
@@ -116,6 +116,18 @@ func WalkCrate(b []byte, maxSize int64, fn func(CrateEntry, io.Reader) error) (s
 		return "", Errorf(op, EINVALID, "the .crate archive holds no files")
 	}
 	return top, nil
+}
+
+// archiveReader marks read errors as the archive's fault, so that a
+// truncated or corrupt upload is reported as invalid input.
+type archiveReader struct{ r io.Reader }
+
+func (a archiveReader) Read(p []byte) (int, error) {
+	n, err := a.r.Read(p)
+	if err != nil && err != io.EOF {
+		err = Errorf("registry.WalkCrate", EINVALID, "the .crate archive is truncated or corrupt (%v)", err)
+	}
+	return n, err
 }
 
 // ParseCrate reads a .crate archive and returns the release it describes,

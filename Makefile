@@ -1,0 +1,73 @@
+# wasm-crates-registry — build, run and test a registry node.
+#
+#   make run    install what is missing, build, start a node (data in ./registry-data,
+#               REST API on http://127.0.0.1:8080)
+#   make test   install what is missing, build, run the whole test suite
+#
+# Debian packages are installed with apt-get only when missing (as root, or with sudo).
+
+GO      ?= go
+BIN     := bin
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+
+# The wasm-capable Rust toolchain, the sandbox, and real crates the tests run the pipeline on.
+APT_RUNTIME := rustc cargo libstd-rust-dev-wasm32 lld wasi-libc bubblewrap
+APT_TEST    := $(APT_RUNTIME) librust-itoa-dev librust-memchr-dev librust-ryu-dev librust-semver-dev
+
+GO_PACKAGES := ./...
+RACE_PACKAGES := ./store/... ./node/... ./federation/...
+
+.PHONY: all build run test test-short bench deps-run deps-test go-deps apt fmt vet clean
+
+all: build
+
+build: go-deps
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ ./cmd/...
+
+run: deps-run build
+	./$(BIN)/wasm-crates-registry
+
+test: deps-test build vet
+	@unformatted="$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))"; \
+	  if [ -n "$$unformatted" ]; then echo "gofmt needed on: $$unformatted"; exit 1; fi
+	$(GO) test -count=1 -timeout 40m $(GO_PACKAGES)
+	$(GO) test -count=1 -race -timeout 30m $(RACE_PACKAGES)
+
+test-short: go-deps
+	$(GO) test -short -count=1 $(GO_PACKAGES)
+
+bench: go-deps
+	$(GO) test -run '^$$' -bench . -benchtime 1x ./...
+
+vet: go-deps
+	$(GO) vet ./...
+
+deps-run: go-deps
+	@$(MAKE) --no-print-directory apt PKGS="$(APT_RUNTIME)"
+
+deps-test: go-deps
+	@$(MAKE) --no-print-directory apt PKGS="$(APT_TEST)"
+
+go-deps:
+	@command -v $(GO) >/dev/null || { echo "Go is not installed: install Go 1.26 (https://go.dev/dl) and run make again"; exit 1; }
+	$(GO) mod download
+
+# apt installs the Debian packages in PKGS that are not installed yet.
+apt:
+	@missing=""; for p in $(PKGS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; elif command -v sudo >/dev/null; then SUDO="sudo"; \
+	  else echo "missing Debian packages:$$missing (run as root or install sudo)"; exit 1; fi; \
+	  echo "installing Debian packages:$$missing"; \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+clean:
+	rm -rf $(BIN)

@@ -1,0 +1,137 @@
+package main
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// The API's JSON, as much of it as the tables show. --json prints the
+// node's answer unchanged.
+
+type health struct {
+	Status     string          `json:"status"`
+	Name       string          `json:"name"`
+	Version    string          `json:"version"`
+	PeerID     string          `json:"peer_id"`
+	Addrs      []string        `json:"addrs"`
+	Records    int64           `json:"records"`
+	Blobs      int64           `json:"blobs"`
+	Digest     string          `json:"digest"`
+	Peers      int             `json:"peers_connected"`
+	Pipeline   bool            `json:"pipeline"`
+	Uptime     string          `json:"uptime"`
+	Toolchains json.RawMessage `json:"toolchains"`
+}
+
+type dep struct {
+	Name     string `json:"name"`
+	Req      string `json:"req"`
+	Kind     string `json:"kind"`
+	Target   string `json:"target"`
+	Optional bool   `json:"optional"`
+	Package  string `json:"package"`
+}
+
+type reportSummary struct {
+	ID      string    `json:"id"`
+	Author  string    `json:"author"`
+	Trusted bool      `json:"trusted"`
+	Time    time.Time `json:"time"`
+	Current bool      `json:"current"`
+	Outcome string    `json:"outcome"`
+	Wasm    string    `json:"wasm"`
+	GCReady bool      `json:"gc_ready"`
+	Dual    bool      `json:"dual"`
+	Score   uint64    `json:"score"`
+	Gate    string    `json:"gate"`
+}
+
+type release struct {
+	ID          string              `json:"id"`
+	Name        string              `json:"name"`
+	Version     string              `json:"version"`
+	Subject     string              `json:"subject"`
+	Author      string              `json:"author"`
+	Published   time.Time           `json:"published"`
+	Cksum       string              `json:"cksum"`
+	Size        uint64              `json:"size"`
+	Description string              `json:"description"`
+	License     string              `json:"license"`
+	Repository  string              `json:"repository"`
+	Edition     string              `json:"edition"`
+	RustVersion string              `json:"rust_version"`
+	Links       string              `json:"links"`
+	Keywords    []string            `json:"keywords"`
+	Deps        []dep               `json:"deps"`
+	Features    map[string][]string `json:"features"`
+	Yanked      bool                `json:"yanked"`
+	Yank        *struct {
+		By     string    `json:"by"`
+		At     time.Time `json:"at"`
+		Reason string    `json:"reason"`
+	} `json:"yank"`
+	Unauthorized bool            `json:"unauthorized"`
+	Conflicts    []string        `json:"conflicts"`
+	Owners       []string        `json:"owners"`
+	Wasm         string          `json:"wasm"`
+	GCReady      bool            `json:"gc_ready"`
+	Dual         bool            `json:"dual"`
+	Score        *uint64         `json:"score"`
+	Gate         string          `json:"gate"`
+	Reports      []reportSummary `json:"reports"`
+	Reviews      []struct {
+		Author  string `json:"author"`
+		Trusted bool   `json:"trusted"`
+		Verdict string `json:"verdict"`
+		Comment string `json:"comment"`
+	} `json:"reviews"`
+}
+
+type page struct {
+	Crates     []release `json:"crates"`
+	NextCursor string    `json:"next_cursor"`
+}
+
+type jobEvent struct {
+	Time    time.Time `json:"time"`
+	Stage   string    `json:"stage"`
+	Target  string    `json:"target"`
+	State   string    `json:"state"`
+	Message string    `json:"message"`
+}
+
+type job struct {
+	ID       uint64     `json:"id"`
+	Subject  string     `json:"subject"`
+	State    string     `json:"state"`
+	Created  time.Time  `json:"created"`
+	Started  time.Time  `json:"started"`
+	Finished time.Time  `json:"finished"`
+	Report   string     `json:"report"`
+	Outcome  string     `json:"outcome"`
+	Error    string     `json:"error"`
+	Events   []jobEvent `json:"events"`
+}
+
+type peerInfo struct {
+	ID              string    `json:"id"`
+	Addrs           []string  `json:"addrs"`
+	Connected       bool      `json:"connected"`
+	LastSync        time.Time `json:"last_sync"`
+	LastError       string    `json:"last_error"`
+	RecordsSent     int64     `json:"records_sent"`
+	RecordsReceived int64     `json:"records_received"`
+}
+
+type syncReport struct {
+	Peers           []string `json:"peers"`
+	RecordsSent     int64    `json:"records_sent"`
+	RecordsReceived int64    `json:"records_received"`
+	BlobsSent       int64    `json:"blobs_sent"`
+	BlobsReceived   int64    `json:"blobs_received"`
+	BytesSent       int64    `json:"bytes_sent"`
+	BytesReceived   int64    `json:"bytes_received"`
+	RoundTrips      int      `json:"round_trips"`
+	DurationNS      int64    `json:"duration_ns"`
+	Errors          []string `json:"errors"`
+}
