@@ -225,6 +225,9 @@ func (n *Node) Versions(ctx context.Context, name string) ([]*Release, error) {
 	if err != nil {
 		return nil, err
 	}
+	if len(views) == 0 {
+		return nil, registry.Errorf("node.Versions", registry.ENOTFOUND, "no crate named %s", name)
+	}
 	trust := n.Trust()
 	out := make([]*Release, 0, len(views))
 	for _, v := range views {
