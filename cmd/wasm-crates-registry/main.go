@@ -138,7 +138,7 @@ func parseDatabaseURL(s string) (string, error) {
 	}
 	if rest, ok := strings.CutPrefix(s, "badger://"); ok {
 		if rest == "" {
-			return "", errors.New("DATABASE_URL badger:// needs a path, like badger://./registry-data")
+			return "", errors.New("DATABASE_URL badger:// has no path: give a directory path or badger://PATH, like badger://./registry-data")
 		}
 		return rest, nil
 	}
