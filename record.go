@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"fmt"
 	"math"
+	"runtime"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fxamacker/cbor/v2"
@@ -352,4 +355,33 @@ func DecodeStored(b []byte) (*Record, error) {
 		raw:     b,
 		id:      Sum(b),
 	}, nil
+}
+
+// DecodeRecords decodes and verifies many records on all CPUs. It returns
+// the records in input order and, for each input that failed, its error at
+// the same index (nil where the record is fine).
+func DecodeRecords(raw [][]byte) ([]*Record, []error) {
+	recs := make([]*Record, len(raw))
+	errs := make([]error, len(raw))
+	workers := runtime.GOMAXPROCS(0)
+	if workers > len(raw) {
+		workers = len(raw)
+	}
+	var wg sync.WaitGroup
+	var next atomic.Int64
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(raw) {
+					return
+				}
+				recs[i], errs[i] = DecodeRecord(raw[i])
+			}
+		}()
+	}
+	wg.Wait()
+	return recs, errs
 }

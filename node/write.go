@@ -245,19 +245,19 @@ func (n *Node) Owners(ctx context.Context, name string) ([]string, error) {
 }
 
 // Ingest stores records that arrived from outside this node's own actions
-// (peers, imports) after verifying them; it returns the ones that were new.
+// (peers, imports) after verifying them on all CPUs; it returns the ones
+// that were new. One bad record refuses the whole batch, and nothing is
+// stored.
 func (n *Node) Ingest(ctx context.Context, raw [][]byte) ([]*registry.Record, error) {
-	recs := make([]*registry.Record, 0, len(raw))
+	recs, errs := registry.DecodeRecords(raw)
 	now := n.cfg.Now()
-	for _, b := range raw {
-		r, err := registry.DecodeRecord(b)
+	for i, err := range errs {
 		if err != nil {
 			return nil, err
 		}
-		if !registry.Applicable(r, now, n.cfg.MaxSkew) {
+		if r := recs[i]; !registry.Applicable(r, now, n.cfg.MaxSkew) {
 			return nil, registry.Errorf("node.Ingest", registry.EINVALID, "record %s is dated %s, more than %s ahead of this node's clock", r.ID(), r.When(), n.cfg.MaxSkew)
 		}
-		recs = append(recs, r)
 	}
 	return n.db.PutRecords(recs)
 }

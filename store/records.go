@@ -98,7 +98,7 @@ func (db *DB) putBatch(recs []*registry.Record) ([]*registry.Record, error) {
 	defer txn.Discard()
 	var added []*registry.Record
 	seen := make(map[registry.ID]bool, len(recs))
-	names := map[string]bool{}
+	names := map[string][]*registry.Record{}
 	for _, r := range recs {
 		id := r.ID()
 		if id.IsZero() || len(r.Bytes()) == 0 {
@@ -123,15 +123,25 @@ func (db *DB) putBatch(recs []*registry.Record) ([]*registry.Record, error) {
 			}
 		}
 		if n := r.SubjectName(); n != "" {
-			names[n] = true
+			names[n] = append(names[n], r)
 		}
 		added = append(added, r)
 	}
 	if len(added) == 0 {
 		return nil, nil
 	}
-	for name := range names {
-		if err := db.deriveViews(txn, name); err != nil {
+	// Views are derived from the committed records of each crate plus this
+	// batch's. Reading through a separate read-only transaction keeps
+	// Badger from re-sorting the batch's pending writes for every iterator;
+	// writeMu guarantees nothing else commits in between.
+	rtxn := db.bdb.NewTransaction(false)
+	defer rtxn.Discard()
+	for name, batch := range names {
+		held, err := recordsByPrefix(rtxn, sepPrefix(pName, name))
+		if err != nil {
+			return nil, err
+		}
+		if err := db.writeViews(txn, name, append(held, batch...)); err != nil {
 			return nil, err
 		}
 	}

@@ -53,7 +53,14 @@ func (db *DB) Reindex() (int, error) {
 		return n, registry.E(op, registry.KindOf(err), "rebuilding indexes", err)
 	}
 	for name := range names {
-		if err := db.bdb.Update(func(txn *badger.Txn) error { return db.deriveViews(txn, name) }); err != nil {
+		err := db.bdb.Update(func(txn *badger.Txn) error {
+			recs, err := recordsByPrefix(txn, sepPrefix(pName, name))
+			if err != nil {
+				return err
+			}
+			return db.writeViews(txn, name, recs)
+		})
+		if err != nil {
 			return n, registry.E(op, registry.KindOf(err), "rebuilding the views of "+name, err)
 		}
 	}

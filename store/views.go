@@ -135,14 +135,10 @@ func buildViews(cs *registry.CrateState) []*ReleaseView {
 	return out
 }
 
-// deriveViews re-resolves crate name from its records (as seen by txn,
-// including its pending writes) and writes its views.
-func (db *DB) deriveViews(txn *badger.Txn, name string) error {
-	const op = "store.deriveViews"
-	recs, err := recordsByPrefix(txn, sepPrefix(pName, name))
-	if err != nil {
-		return err
-	}
+// writeViews resolves crate name from all of its records and writes its
+// views in txn.
+func (db *DB) writeViews(txn *badger.Txn, name string, recs []*registry.Record) error {
+	const op = "store.writeViews"
 	cs := registry.ResolveCrate(name, recs, db.opts.Now(), db.opts.MaxSkew)
 	for _, v := range buildViews(cs) {
 		b, err := registry.Marshal(v)

@@ -1,0 +1,95 @@
+package api
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"math/rand"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	registry "github.com/wasmrust/wasm-crates-registry"
+	"github.com/wasmrust/wasm-crates-registry/node"
+)
+
+// BenchmarkListCrates100k measures GET /crates?limit=50 over HTTP on
+// loopback against a node holding 100,000 releases: pages from the start
+// and from random cursors, as a client paging through the registry would.
+// It reports p50 and p99 latency in milliseconds.
+func BenchmarkListCrates100k(b *testing.B) {
+	const n = 100_000
+	nd, err := node.Open(context.Background(), node.Config{DataDir: b.TempDir(), Announce: io.Discard})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer nd.Close()
+	k, _ := registry.KeyFromSeed(make([]byte, 32))
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	recs := make([]*registry.Record, n)
+	var wg sync.WaitGroup
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := w; i < n; i += 4 {
+				blob := registry.Sum([]byte(fmt.Sprint(i)))
+				body := &registry.ReleaseBody{Name: fmt.Sprintf("crate-%06d", i), Version: "1.0.0", Cksum: blob.Hex(), Blob: blob.Bytes(), Size: 100,
+					Description: "a benchmark crate with a description of ordinary length", Keywords: []string{"wasm", "bench"}}
+				r, err := registry.Sign(k, registry.KindRelease, registry.ReleaseSubject(body.Name, body.Version), body, t0.Add(time.Duration(i)*time.Millisecond))
+				if err != nil {
+					panic(err)
+				}
+				recs[i] = r
+			}
+		}(w)
+	}
+	wg.Wait()
+	for i := 0; i < n; i += 2000 {
+		if _, err := nd.Store().PutRecords(recs[i:min(i+2000, n)]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	srv := httptest.NewServer(New(nd, nil))
+	defer srv.Close()
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
+	rng := rand.New(rand.NewSource(1))
+	get := func(path string) time.Duration {
+		start := time.Now()
+		resp, err := client.Get(srv.URL + path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			b.Fatalf("status %d", resp.StatusCode)
+		}
+		return time.Since(start)
+	}
+	for i := 0; i < 50; i++ { // warm up connections and caches
+		get("/crates?limit=50")
+	}
+	b.ResetTimer()
+	var lat []time.Duration
+	for it := 0; it < b.N; it++ {
+		for i := 0; i < 1000; i++ {
+			path := "/crates?limit=50"
+			if i%2 == 1 {
+				at := fmt.Sprintf("crate-%06d@1.0.0", rng.Intn(n))
+				path += "&cursor=" + base64.RawURLEncoding.EncodeToString([]byte(at))
+			}
+			lat = append(lat, get(path))
+		}
+	}
+	b.StopTimer()
+	slices.Sort(lat)
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	b.ReportMetric(ms(lat[len(lat)/2]), "p50-ms")
+	b.ReportMetric(ms(lat[len(lat)*99/100]), "p99-ms")
+	b.ReportMetric(0, "ns/op")
+}
