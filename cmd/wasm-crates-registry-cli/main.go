@@ -29,7 +29,16 @@ func main() {
 
 func runApp(args []string) int {
 	app := newApp()
-	if err := app.Run(args); err != nil {
+	unknown := false
+	app.CommandNotFound = func(c *cli.Context, name string) {
+		fmt.Fprintf(os.Stderr, "error: no command %q; see %s --help\n", name, c.App.Name)
+		unknown = true
+	}
+	err := app.Run(args)
+	if unknown {
+		return exitUsage
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "error:", oneLine(err.Error()))
 		var ue usageError
 		if errors.As(err, &ue) {
@@ -73,10 +82,6 @@ func newApp() *cli.App {
 		},
 		OnUsageError: func(c *cli.Context, err error, isSubcommand bool) error {
 			return usageError{err.Error()}
-		},
-		CommandNotFound: func(c *cli.Context, name string) {
-			fmt.Fprintf(os.Stderr, "error: no command %q; see %s --help\n", name, c.App.Name)
-			os.Exit(exitUsage)
 		},
 	}
 }
