@@ -25,6 +25,7 @@ import (
 	registry "github.com/wasmrust/wasm-crates-registry"
 	"github.com/wasmrust/wasm-crates-registry/node"
 	"github.com/wasmrust/wasm-crates-registry/node/api"
+	"github.com/wasmrust/wasm-crates-registry/node/web"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -109,11 +110,13 @@ func run(c *cli.Context) error {
 	}
 
 	srv := api.New(n, log)
+	srv.Mount("/ui/", web.New(n, log))
+	srv.Mount("GET /{$}", http.RedirectHandler("/ui/", http.StatusFound))
 	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	absDir, _ := filepath.Abs(dir)
-	fmt.Printf("wasm-crates-registry %s: node %s\n  REST API  http://%s\n  data      %s\n", version, n.PeerID(), ln.Addr(), absDir)
+	fmt.Printf("wasm-crates-registry %s: node %s\n  REST API  http://%s\n  dashboard http://%s/ui/\n  data      %s\n", version, n.PeerID(), ln.Addr(), ln.Addr(), absDir)
 	log.Info("node started", "api", ln.Addr().String(), "data", absDir, "peer", n.PeerID())
 
 	select {

@@ -1,0 +1,101 @@
+package web
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	registry "github.com/wasmrust/wasm-crates-registry"
+	"github.com/wasmrust/wasm-crates-registry/node"
+)
+
+func crateBytes(name, version string) []byte {
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(zw)
+	m := "[package]\nname = \"" + name + "\"\nversion = \"" + version + "\"\ndescription = \"<b>not bold</b>\"\n"
+	tw.WriteHeader(&tar.Header{Name: name + "-" + version + "/Cargo.toml", Mode: 0o644, Size: int64(len(m)), Typeflag: tar.TypeReg})
+	tw.Write([]byte(m))
+	tw.Close()
+	zw.Close()
+	return buf.Bytes()
+}
+
+func get(t *testing.T, srv *httptest.Server, path string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(srv.URL + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func TestDashboardPages(t *testing.T) {
+	ctx := context.Background()
+	n, err := node.Open(ctx, node.Config{DataDir: t.TempDir(), Announce: io.Discard, Name: "dash"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	rel, _, err := n.Submit(ctx, "test", crateBytes("dashcrate", "1.2.3"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A report from another key, trusted by configuration.
+	tester, _ := registry.GenerateKey(nil)
+	rep := &registry.ReportBody{
+		Release: rel.ID.Bytes(), Outcome: registry.OutcomeTestPass, Wasm: registry.WasmCompatible, GCReady: true, Dual: true,
+		Score: 88, Gate: registry.GateCurated, Started: 1, Finished: 2, Message: "all good",
+		Targets: []registry.TargetReport{{Target: "wasm32-wasip1", Outcome: registry.OutcomeTestPass, Build: "ok", Runner: "wazero",
+			Tests: &registry.TestCounts{Passed: 3}}},
+		GCChecks: []registry.GCCheck{{Name: "no-shared-memory", Pass: true, Reason: "memory is not shared"}},
+	}
+	rec, err := registry.Sign(tester, registry.KindReport, rel.Subject, rep, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.Ingest(ctx, [][]byte{rec.Bytes()}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.UpdateSettings(ctx, "test", []byte(`{"trust":{"keys":["`+tester.Public().PeerID()+`"]}}`)); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(New(n, nil))
+	defer srv.Close()
+
+	code, body := get(t, srv, "/ui/")
+	if code != 200 || !strings.Contains(body, "dashcrate") || !strings.Contains(body, ">compatible<") || !strings.Contains(body, "&lt;b&gt;not bold&lt;/b&gt;") {
+		t.Fatalf("index: %d\n%s", code, body)
+	}
+	code, body = get(t, srv, "/ui/?wasm=incompatible")
+	if code != 200 || strings.Contains(body, "/ui/crates/dashcrate") {
+		t.Fatalf("filtered index lists an excluded crate: %d", code)
+	}
+	code, body = get(t, srv, "/ui/crates/dashcrate@1.2.3")
+	for _, want := range []string{"wasm32-wasip1", "all good", "no-shared-memory", "memory is not shared", rel.ID.String(), "trusted"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("crate page lacks %q", want)
+		}
+	}
+	if code != 200 {
+		t.Fatalf("crate page: %d", code)
+	}
+	if code, body = get(t, srv, "/ui/crates/nope@1.0.0"); code != 404 || !strings.Contains(body, "not found") {
+		t.Fatalf("missing crate: %d %s", code, body)
+	}
+	if code, _ = get(t, srv, "/ui/?limit=abc"); code != 400 {
+		t.Fatalf("bad filter: %d", code)
+	}
+	if code, body = get(t, srv, "/ui/peers"); code != 200 || !strings.Contains(body, n.PeerID()) {
+		t.Fatalf("peers page: %d", code)
+	}
+}
