@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/fxamacker/cbor/v2"
 
 	registry "github.com/wasmrust/wasm-crates-registry"
 )
@@ -152,9 +153,13 @@ func (db *DB) writeViews(txn *badger.Txn, name string, recs []*registry.Record) 
 	return nil
 }
 
+// viewDec decodes views, which this store wrote itself: no canonical-form
+// check is needed, unlike for signed data.
+var viewDec, _ = cbor.DecOptions{}.DecMode()
+
 func decodeView(b []byte) (*ReleaseView, error) {
 	v := new(ReleaseView)
-	if err := registry.Unmarshal(b, v); err != nil {
+	if err := viewDec.Unmarshal(b, v); err != nil {
 		return nil, registry.E("store.decodeView", registry.EINTERNAL, "stored release view is corrupt", err)
 	}
 	return v, nil
