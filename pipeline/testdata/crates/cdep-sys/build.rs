@@ -1,0 +1,3 @@
+fn main() {
+    cc::Build::new().file("src/add.c").compile("wcrfxadd");
+}
