@@ -3,6 +3,7 @@ package registry
 import (
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // ErrorKind classifies an error so that every layer can react to it without
@@ -87,21 +88,30 @@ func KindOf(err error) ErrorKind {
 	return EINTERNAL
 }
 
-// MessageOf returns the user-facing message of err: the first non-empty Msg in
-// its chain of *Error values, or err.Error() when there is none.
+// MessageOf returns the user-facing message of err: the messages of its
+// chain of *Error values joined by ": ", followed by the text of a cause
+// that is not an *Error. An error with no message at all gives err.Error().
 func MessageOf(err error) string {
 	if err == nil {
 		return ""
 	}
-	for cur := err; cur != nil; {
+	var parts []string
+	cur := err
+	for cur != nil {
 		var e *Error
 		if !errors.As(cur, &e) {
 			break
 		}
 		if e.Msg != "" {
-			return e.Msg
+			parts = append(parts, e.Msg)
 		}
 		cur = e.Err
 	}
-	return err.Error()
+	if cur != nil && len(parts) > 0 {
+		parts = append(parts, cur.Error())
+	}
+	if len(parts) == 0 {
+		return err.Error()
+	}
+	return strings.Join(parts, ": ")
 }

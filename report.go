@@ -116,13 +116,21 @@ type TestComparison struct {
 	Note     string `cbor:"7,keyasint,omitempty" json:"note,omitempty"`
 }
 
-// TimingSummary compares the tests that passed on both sides.
+// TimingSummary compares the tests that passed on both sides. Times and
+// the ratio cover only the timed tests: those whose net time on both sides
+// reached MinTimedUS, since shorter ones are below the noise of starting a
+// test process or instance.
 type TimingSummary struct {
 	Compared uint64 `cbor:"1,keyasint" json:"compared"` // tests that passed natively and under wazero
 	NativeUS uint64 `cbor:"2,keyasint" json:"native_us"`
 	WasmUS   uint64 `cbor:"3,keyasint" json:"wasm_us"`
 	Ratio    uint64 `cbor:"4,keyasint,omitempty" json:"ratio_milli,omitempty"` // WasmUS×1000/NativeUS
+	Timed    uint64 `cbor:"5,keyasint,omitempty" json:"timed,omitempty"`       // compared tests long enough to time
 }
+
+// MinTimedUS is the shortest net test time, on both sides, that enters the
+// native/wasm speed comparison.
+const MinTimedUS = 2000
 
 // Artifact is one file a build produced.
 type Artifact struct {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	registry "github.com/wasmrust/wasm-crates-registry"
+	"github.com/wasmrust/wasm-crates-registry/pipeline"
 	"github.com/wasmrust/wasm-crates-registry/store"
 )
 
@@ -174,6 +175,11 @@ func (jr *jobRunner) run(job *store.Job) {
 			fail(store.JobCanceled, "canceled")
 			return
 		}
+		if registry.KindOf(err) == registry.EUNAVAILABLE {
+			log.Info("no report possible on this node", "reason", registry.MessageOf(err))
+			fail(store.JobFailed, "no report: "+registry.MessageOf(err))
+			return
+		}
 		log.Error("test run failed", "err", err)
 		fail(store.JobFailed, "the registry could not run the pipeline: "+registry.MessageOf(err))
 		return
@@ -198,11 +204,15 @@ func (jr *jobRunner) run(job *store.Job) {
 	log.Info("test run finished", "outcome", report.Outcome, "wasm", report.Wasm, "score", report.Score)
 }
 
-// localCrates serves the node's own crates to the pipeline.
+// localCrates serves the node's own crates to the pipeline: every release
+// that Cargo would pick (authorized, not yanked) and what this node's
+// trusted reports say of each.
 type localCrates struct{ n *Node }
 
+var _ pipeline.LocalRegistry = localCrates{}
+
 func (l localCrates) Releases(ctx context.Context) ([]*registry.ReleaseBody, error) {
-	views, _, err := l.n.db.ListViews(store.ListQuery{Match: func(v *store.ReleaseView) bool { return !v.Unauthorized }})
+	views, _, err := l.n.db.ListViews(store.ListQuery{Match: func(v *store.ReleaseView) bool { return !v.Unauthorized && !v.Yanked }})
 	if err != nil {
 		return nil, err
 	}
@@ -216,6 +226,18 @@ func (l localCrates) Releases(ctx context.Context) ([]*registry.ReleaseBody, err
 
 func (l localCrates) Blob(ctx context.Context, id registry.ID) ([]byte, error) {
 	return l.n.blob(ctx, id)
+}
+
+func (l localCrates) Known(ctx context.Context, name, version string) pipeline.DepKnowledge {
+	v, err := l.n.db.GetView(name, version)
+	if err != nil {
+		return pipeline.DepKnowledge{Wasm: registry.WasmUntested}
+	}
+	k := pipeline.DepKnowledge{Held: true, Wasm: registry.WasmUntested}
+	if r := v.TrustedReport(l.n.Trust().Trusts); r != nil {
+		k.Wasm = r.Wasm
+	}
+	return k
 }
 
 func (n *Node) pipelineOff(op string) error {

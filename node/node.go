@@ -149,6 +149,11 @@ func (n *Node) Close() error {
 		if n.jobs != nil {
 			n.jobs.stop()
 		}
+		if n.tester != nil {
+			if err := n.tester.Close(); err != nil {
+				n.log.Warn("closing the pipeline", "err", err)
+			}
+		}
 		n.closeNet()
 		err = n.db.Close()
 	})

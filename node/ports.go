@@ -6,6 +6,7 @@ import (
 	"time"
 
 	registry "github.com/wasmrust/wasm-crates-registry"
+	"github.com/wasmrust/wasm-crates-registry/pipeline"
 	"github.com/wasmrust/wasm-crates-registry/store"
 )
 
@@ -59,10 +60,13 @@ type SyncReport struct {
 // Tester runs the testing pipeline on one release.
 type Tester interface {
 	// Test returns the report body for a crate outcome (failures of the
-	// crate are reports); an error means the registry itself failed.
+	// crate are reports). An error of kind EUNAVAILABLE means no report
+	// can be made on this node (no wasm toolchain or dependency source can
+	// take the crate); any other error means the registry itself failed.
 	Test(ctx context.Context, job TestJob, progress func(store.JobEvent)) (*registry.ReportBody, error)
 	// Toolchains describes the installed toolchains for health and docs.
 	Toolchains() any
+	Close() error
 }
 
 // TesterFactory builds the pipeline.
@@ -73,12 +77,5 @@ type TestJob struct {
 	Release *registry.Record
 	Body    *registry.ReleaseBody
 	Crate   []byte
-	Local   LocalCrates
-}
-
-// LocalCrates gives the pipeline the node's own crates, to be materialised
-// as a Cargo local registry.
-type LocalCrates interface {
-	Releases(ctx context.Context) ([]*registry.ReleaseBody, error)
-	Blob(ctx context.Context, id registry.ID) ([]byte, error)
+	Local   pipeline.LocalRegistry
 }

@@ -235,11 +235,16 @@ func compareTests(native, wasi *targetState) ([]registry.TestComparison, *regist
 		c := &out[i]
 		if c.Native == registry.TestPassed && c.Wasm == registry.TestPassed {
 			sum.Compared++
+			if c.NativeUS < registry.MinTimedUS || c.WasmUS < registry.MinTimedUS {
+				if c.Note == "" {
+					c.Note = "too short to time: below the start-up noise of a test run"
+				}
+				continue
+			}
+			sum.Timed++
 			sum.NativeUS += c.NativeUS
 			sum.WasmUS += c.WasmUS
-			if c.NativeUS > 0 {
-				c.Ratio = c.WasmUS * 1000 / c.NativeUS
-			}
+			c.Ratio = c.WasmUS * 1000 / c.NativeUS
 		}
 	}
 	if sum.NativeUS > 0 {

@@ -43,8 +43,11 @@ func TestFixturePureCompute(t *testing.T) {
 	if b.Timing == nil || b.Timing.Compared != 5 {
 		t.Fatalf("timing %+v; want 5 tests compared", b.Timing)
 	}
-	if b.Timing.NativeUS == 0 || b.Timing.WasmUS == 0 || b.Timing.Ratio == 0 {
+	if b.Timing.Timed == 0 || b.Timing.NativeUS == 0 || b.Timing.WasmUS == 0 || b.Timing.Ratio == 0 {
 		t.Errorf("timing %+v: the sort test takes measurable time on both sides", b.Timing)
+	}
+	if sm := testOf(t, b, "lib::tests::sort_many"); sm.Ratio == 0 {
+		t.Errorf("sort_many is timed on both sides but has no ratio: %+v", sm)
 	}
 	uu := targetOf(t, b, TargetWasmUnknown)
 	if uu.Outcome != registry.OutcomeTestSkipped || uu.Build != buildOK {

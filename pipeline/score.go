@@ -242,8 +242,10 @@ func computeScore(in scoreInput) (uint64, []registry.ScorePart) {
 	{
 		p := registry.ScorePart{Name: "wasm-speed", Max: wSpeed}
 		switch {
-		case in.timing == nil || in.timing.Compared == 0 || in.timing.Ratio == 0:
+		case in.timing == nil || in.timing.Compared == 0:
 			p.Max, p.Reason = 0, "not assessed: no test passed both natively and under wazero"
+		case in.timing.Timed == 0 || in.timing.Ratio == 0:
+			p.Max, p.Reason = 0, "not assessed: every test that passed on both sides is too short to time"
 		default:
 			r := in.timing.Ratio
 			switch {
@@ -254,7 +256,7 @@ func computeScore(in scoreInput) (uint64, []registry.ScorePart) {
 			case r <= 20000:
 				p.Points = 1
 			}
-			p.Reason = fmt.Sprintf("wasm took %s× the native time over %d tests", milli(r), in.timing.Compared)
+			p.Reason = fmt.Sprintf("wasm took %s× the native time over %d tests", milli(r), in.timing.Timed)
 		}
 		parts = append(parts, p)
 	}

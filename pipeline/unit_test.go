@@ -254,7 +254,7 @@ func TestComputeScore(t *testing.T) {
 	native := &registry.TargetReport{Build: buildOK, Outcome: registry.OutcomeTestPass}
 	allGC := gcChecks(gcInput{hasModule: true, modules: []*wasmStat{{Imports: map[string][]string{}}}, testsRan: 1, peak: 65536})
 	score, parts := computeScore(scoreInput{wasmTargets: []*registry.TargetReport{uu, pass}, wasip1: pass, native: native, gc: allGC,
-		timing: &registry.TimingSummary{Compared: 10, Ratio: 1500}})
+		timing: &registry.TimingSummary{Compared: 10, Timed: 10, Ratio: 1500}})
 	if score != 100 || len(parts) != 6 {
 		t.Errorf("score %d parts %+v, want 100", score, parts)
 	}
@@ -267,6 +267,15 @@ func TestComputeScore(t *testing.T) {
 	}
 	if sum != 100 {
 		t.Errorf("weights add up to %d", sum)
+	}
+	// Tests that passed on both sides but are all too short to time leave
+	// speed unassessed rather than scored on noise.
+	_, parts = computeScore(scoreInput{wasmTargets: []*registry.TargetReport{uu, pass}, wasip1: pass, native: native, gc: allGC,
+		timing: &registry.TimingSummary{Compared: 10}})
+	for _, p := range parts {
+		if p.Name == "wasm-speed" && (p.Max != 0 || !strings.Contains(p.Reason, "too short")) {
+			t.Errorf("untimed speed part: %+v", p)
+		}
 	}
 	// Half the wasm tests fail, no timing: 30 + 15 + 10 + 15 + 10 out of 95.
 	half := &registry.TargetReport{Target: TargetWasip1, Build: buildOK, Outcome: registry.OutcomeTestFail, Tests: &registry.TestCounts{Passed: 5, Failed: 5}}

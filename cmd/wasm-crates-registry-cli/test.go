@@ -102,7 +102,7 @@ func followJob(e *env, j job, maxWait time.Duration) (job, error) {
 			if e.json {
 				continue
 			}
-			line := fmt.Sprintf("  %-8s %-26s %-8s %s", ev.Stage, ev.Target, ev.State, ev.Message)
+			line := fmt.Sprintf("  %-10s %-24s %-7s %s", ev.Stage, ev.Target, ev.State, ev.Message)
 			if live {
 				fmt.Fprintf(os.Stderr, "\r\033[K%s\n", strings.TrimRight(line, " "))
 			} else {

@@ -170,7 +170,7 @@ type releaseJSON struct {
 }
 
 func TestEndToEndWithRealBinaries(t *testing.T) {
-	d := startDaemon(t, filepath.Join(t.TempDir(), "data"), "--registry-name", "e2e-registry")
+	d := startDaemon(t, filepath.Join(t.TempDir(), "data"), "--registry-name", "e2e-registry", "--pipeline=false")
 
 	var h struct {
 		Name    string `json:"name"`
@@ -307,7 +307,7 @@ func TestEndToEndWithRealBinaries(t *testing.T) {
 	}
 	d.cliJSON(t, &before, "state")
 	d.stop()
-	d2 := startDaemon(t, d.dataDir)
+	d2 := startDaemon(t, d.dataDir, "--pipeline=false")
 	var after struct {
 		Digest  string `json:"digest"`
 		Records int    `json:"records"`
@@ -350,7 +350,7 @@ func TestBadDatabaseURLsAreExplained(t *testing.T) {
 // and verifiable.
 func TestKillDashNineLosesNothingAcknowledged(t *testing.T) {
 	dataDir := filepath.Join(t.TempDir(), "data")
-	d := startDaemon(t, dataDir)
+	d := startDaemon(t, dataDir, "--pipeline=false")
 	tok, err := os.ReadFile(filepath.Join(dataDir, "admin-token"))
 	if err != nil {
 		t.Fatal(err)
@@ -420,7 +420,7 @@ func TestKillDashNineLosesNothingAcknowledged(t *testing.T) {
 		t.Fatalf("only %d submissions acknowledged before the kill", len(acked))
 	}
 
-	d2 := startDaemon(t, dataDir)
+	d2 := startDaemon(t, dataDir, "--pipeline=false")
 	for _, a := range acked {
 		resp, err := http.Get(d2.url + "/crates/" + a.subject)
 		if err != nil {
@@ -524,4 +524,16 @@ func copyDir(t *testing.T, from, to string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+func getJSON(url string, v any) error {
+	resp, err := http.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		return fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return json.NewDecoder(resp.Body).Decode(v)
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/wasmrust/wasm-crates-registry/node"
 	"github.com/wasmrust/wasm-crates-registry/node/api"
 	"github.com/wasmrust/wasm-crates-registry/node/web"
+	"github.com/wasmrust/wasm-crates-registry/pipeline"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -62,6 +63,17 @@ func flags() []cli.Flag {
 		&cli.StringFlag{Name: "log-level", EnvVars: []string{"LOG_LEVEL"}, Value: "info", Usage: "debug, info, warn or error"},
 		&cli.StringFlag{Name: "log-format", EnvVars: []string{"LOG_FORMAT"}, Value: "text", Usage: "text or json"},
 		&cli.BoolFlag{Name: "reindex", Usage: "rebuild every index and view from the records at start"},
+
+		&cli.BoolFlag{Name: "pipeline", EnvVars: []string{"PIPELINE"}, Value: true, Category: "Testing pipeline",
+			Usage: "build and test crates natively and for wasm (needs bubblewrap and a Rust toolchain; --pipeline=false to run without)"},
+		&cli.IntFlag{Name: "pipeline-workers", EnvVars: []string{"PIPELINE_WORKERS"}, Value: 1, Category: "Testing pipeline",
+			Usage: "test runs at a time"},
+		&cli.StringSliceFlag{Name: "cargo-source", EnvVars: []string{"CARGO_SOURCES"}, Category: "Testing pipeline",
+			Usage: "directory source of crates for dependencies, repeatable (default: /usr/share/cargo/registry when present)"},
+		&cli.StringFlag{Name: "pipeline-dir", EnvVars: []string{"PIPELINE_DIR"}, Category: "Testing pipeline",
+			Usage: "where builds run and the wazero cache lives; the sandbox user must be able to reach it (default: a folder in the system temp directory)"},
+		&cli.BoolFlag{Name: "allow-network", EnvVars: []string{"PIPELINE_ALLOW_NETWORK"}, Category: "Testing pipeline",
+			Usage: "let cargo fetch missing dependencies from crates.io (builds and tests still run offline)"},
 	}
 }
 
@@ -88,7 +100,7 @@ func run(c *cli.Context) error {
 	}
 	defer ln.Close()
 
-	n, err := node.Open(ctx, node.Config{
+	cfg := node.Config{
 		DataDir:      dir,
 		Name:         c.String("registry-name"),
 		MaxCrateSize: maxSize,
@@ -96,7 +108,19 @@ func run(c *cli.Context) error {
 		Version:      version,
 		Logger:       log,
 		Announce:     os.Stdout,
-	})
+		Workers:      c.Int("pipeline-workers"),
+	}
+	if c.Bool("pipeline") {
+		pc := pipeline.Config{AllowNetwork: c.Bool("allow-network"), MaxCrateSize: maxSize}
+		if d := c.String("pipeline-dir"); d != "" {
+			pc.WorkDir, pc.CacheDir = filepath.Join(d, "work"), filepath.Join(d, "cache")
+		}
+		if c.IsSet("cargo-source") {
+			pc.DirectorySources = append([]string{}, c.StringSlice("cargo-source")...)
+		}
+		cfg.Tester = node.PipelineTester(dir, pc)
+	}
+	n, err := node.Open(ctx, cfg)
 	if err != nil {
 		return err
 	}
