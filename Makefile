@@ -12,8 +12,9 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
 # The wasm-capable Rust toolchain, the sandbox, and real crates the tests run the pipeline on.
-APT_RUNTIME := rustc cargo libstd-rust-dev-wasm32 lld wasi-libc bubblewrap
-APT_TEST    := $(APT_RUNTIME) librust-itoa-dev librust-memchr-dev librust-ryu-dev librust-semver-dev
+APT_RUNTIME := rustc cargo libstd-rust-dev-wasm32 lld wasi-libc bubblewrap util-linux
+APT_TEST    := $(APT_RUNTIME) librust-itoa-dev librust-memchr-dev librust-ryu-dev librust-semver-dev \
+               librust-serde-dev librust-cc-dev librust-getrandom-dev
 
 GO_PACKAGES := ./...
 RACE_PACKAGES := ./store/... ./node/... ./federation/...
