@@ -3,58 +3,43 @@ package node
 import (
 	"context"
 	"log/slog"
-	"time"
 
 	registry "github.com/wasmrust/wasm-crates-registry"
+	"github.com/wasmrust/wasm-crates-registry/federation"
 	"github.com/wasmrust/wasm-crates-registry/pipeline"
 	"github.com/wasmrust/wasm-crates-registry/store"
 )
 
-// Network is what the node needs from the federation layer.
+// Network is what the node needs from the federation layer; a
+// *federation.Node is one.
 type Network interface {
-	// Publish gossips a record this node has just stored.
+	// Publish indexes and gossips a record this node has just stored.
 	Publish(ctx context.Context, rec *registry.Record) error
 	// FetchBlob gets a blob from peers, verified against its multihash.
 	FetchBlob(ctx context.Context, id registry.ID) ([]byte, error)
-	AddPeer(ctx context.Context, multiaddr string) (PeerInfo, error)
+	AddPeer(ctx context.Context, multiaddr string) (federation.PeerInfo, error)
 	RemovePeer(ctx context.Context, peer string) error
-	Peers() []PeerInfo
-	// Sync reconciles with one peer (a multiaddr or peer ID) or, for "",
-	// with every connected peer.
-	Sync(ctx context.Context, peer string) (SyncReport, error)
+	Peers() []federation.PeerInfo
+	// Sync reconciles with the peer at a full multiaddr or, for "", with
+	// every connected peer.
+	Sync(ctx context.Context, multiaddr string) (federation.SyncReport, error)
 	// Addrs are the node's full listen multiaddrs (…/p2p/<peer ID>).
 	Addrs() []string
 	Close() error
 }
 
+var _ Network = (*federation.Node)(nil)
+
 // NetworkFactory starts the federation for a node. st is the node's storage
 // as the network sees it.
-type NetworkFactory func(ctx context.Context, key registry.PrivateKey, st NetStore) (Network, error)
+type NetworkFactory func(ctx context.Context, key registry.PrivateKey, st federation.Store) (Network, error)
 
-// PeerInfo describes a known peer.
-type PeerInfo struct {
-	ID              string    `json:"id"`
-	Addrs           []string  `json:"addrs"`
-	Connected       bool      `json:"connected"`
-	Remembered      bool      `json:"remembered"`
-	LastSync        time.Time `json:"last_sync,omitzero"`
-	LastError       string    `json:"last_error,omitempty"`
-	RecordsSent     int64     `json:"records_sent"`
-	RecordsReceived int64     `json:"records_received"`
-}
-
-// SyncReport says what a reconciliation moved.
-type SyncReport struct {
-	Peers           []string      `json:"peers"`
-	RecordsSent     int64         `json:"records_sent"`
-	RecordsReceived int64         `json:"records_received"`
-	BlobsSent       int64         `json:"blobs_sent"`
-	BlobsReceived   int64         `json:"blobs_received"`
-	BytesSent       int64         `json:"bytes_sent"`
-	BytesReceived   int64         `json:"bytes_received"`
-	RoundTrips      int           `json:"round_trips"`
-	Duration        time.Duration `json:"duration_ns"`
-	Errors          []string      `json:"errors,omitempty"`
+// Federation starts a federation.Node with cfg (its Key is the node's).
+func Federation(cfg federation.Config) NetworkFactory {
+	return func(ctx context.Context, key registry.PrivateKey, st federation.Store) (Network, error) {
+		cfg.Key = key
+		return federation.New(ctx, cfg, st)
+	}
 }
 
 // Tester runs the testing pipeline on one release.

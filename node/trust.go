@@ -32,7 +32,7 @@ func (n *Node) Trust() *TrustSet {
 	}
 	if n.net != nil {
 		for _, p := range n.net.Peers() {
-			if p.Remembered {
+			if p.Saved {
 				if k, err := registry.ParsePeerID(p.ID); err == nil {
 					t.keys[string(k)] = true
 				}

@@ -31,21 +31,28 @@ func (n *Node) sign(kind registry.Kind, subject string, body any) (*registry.Rec
 	return registry.Sign(n.key, kind, subject, body, now)
 }
 
-// store writes records made by this node and gossips them.
+// storeAndPublish writes records made by this node and gossips them.
 func (n *Node) storeAndPublish(ctx context.Context, recs ...*registry.Record) error {
 	added, err := n.db.PutRecords(recs)
 	if err != nil {
 		return err
 	}
-	if n.net != nil {
-		for _, r := range added {
-			if err := n.net.Publish(ctx, r); err != nil {
-				// The record is stored; reconciliation will carry it.
-				n.log.Warn("gossip publish failed", "record", r.ID(), "err", err)
-			}
+	n.publish(ctx, added)
+	return nil
+}
+
+// publish hands records just stored to the federation, which indexes them
+// for reconciliation and gossips them. A failed publish loses nothing: the
+// record is stored and reconciliation carries it.
+func (n *Node) publish(ctx context.Context, recs []*registry.Record) {
+	if n.net == nil {
+		return
+	}
+	for _, r := range recs {
+		if err := n.net.Publish(ctx, r); err != nil {
+			n.log.Warn("gossip publish failed", "record", r.ID(), "err", err)
 		}
 	}
-	return nil
 }
 
 func (n *Node) audit(e store.AuditEntry) {
@@ -259,5 +266,10 @@ func (n *Node) Ingest(ctx context.Context, raw [][]byte) ([]*registry.Record, er
 			return nil, registry.Errorf("node.Ingest", registry.EINVALID, "record %s is dated %s, more than %s ahead of this node's clock", r.ID(), r.When(), n.cfg.MaxSkew)
 		}
 	}
-	return n.db.PutRecords(recs)
+	added, err := n.db.PutRecords(recs)
+	if err != nil {
+		return nil, err
+	}
+	n.publish(ctx, added)
+	return added, nil
 }

@@ -608,7 +608,7 @@ func syncCmd() *cli.Command {
 	return &cli.Command{
 		Name:  "sync",
 		Usage: "reconcile with peers now and report what moved",
-		Flags: []cli.Flag{&cli.StringFlag{Name: "peer", Usage: "one peer (multiaddr or peer ID); default every connected peer"}},
+		Flags: []cli.Flag{&cli.StringFlag{Name: "peer", Usage: "one peer, by its full multiaddr (…/p2p/12D3Koo…); default every connected peer"}},
 		Action: action(func(e *env) error {
 			if !e.json {
 				fmt.Fprintln(os.Stderr, "reconciling…")
@@ -618,22 +618,20 @@ func syncCmd() *cli.Command {
 				return err
 			}
 			t := newTable()
-			t.kv("peers", strings.Join(r.Peers, ", "))
-			t.kv("records", fmt.Sprintf("%d received, %d sent", r.RecordsReceived, r.RecordsSent))
-			t.kv("blobs", fmt.Sprintf("%d received, %d sent", r.BlobsReceived, r.BlobsSent))
-			t.kv("bytes", fmt.Sprintf("%d received, %d sent", r.BytesReceived, r.BytesSent))
-			t.kv("round trips", strconv.Itoa(r.RoundTrips))
-			t.kv("duration", time.Duration(r.DurationNS).Round(time.Millisecond).String())
-			for _, er := range r.Errors {
-				t.kv("error", er)
+			t.row("PEER", "RECORDS IN", "RECORDS OUT", "BLOBS IN", "BLOBS OUT", "BYTES IN", "BYTES OUT", "ROUND TRIPS", "TIME", "ERROR")
+			row := func(name string, s syncStats, ns int64, errText string) {
+				t.row(name, strconv.FormatInt(s.RecordsIn, 10), strconv.FormatInt(s.RecordsOut, 10),
+					strconv.FormatInt(s.BlobsIn, 10), strconv.FormatInt(s.BlobsOut, 10),
+					strconv.FormatInt(s.BytesIn, 10), strconv.FormatInt(s.BytesOut, 10),
+					strconv.Itoa(s.RoundTrips), time.Duration(ns).Round(time.Millisecond).String(), errText)
 			}
-			if err := t.flush(); err != nil {
-				return err
+			for _, p := range r.Peers {
+				row(p.Peer, p.syncStats, p.DurationNS, p.Error)
 			}
-			if len(r.Errors) > 0 && len(r.Peers) == len(r.Errors) {
-				return fmt.Errorf("no peer could be reconciled")
+			if len(r.Peers) != 1 {
+				row("total", r.syncStats, r.DurationNS, "")
 			}
-			return nil
+			return t.flush()
 		}),
 	}
 }
@@ -654,7 +652,7 @@ func peersCmd() *cli.Command {
 				return nil
 			}
 			t := newTable()
-			t.row("PEER", "CONNECTED", "LAST SYNC", "RECORDS IN", "RECORDS OUT", "ADDRESS")
+			t.row("PEER", "CONNECTED", "LAST SYNC", "RECORDS IN", "RECORDS OUT", "SCORE", "ADDRESS")
 			for _, p := range res.Peers {
 				last := "never"
 				if !p.LastSync.IsZero() {
@@ -664,7 +662,10 @@ func peersCmd() *cli.Command {
 				if len(p.Addrs) > 0 {
 					addr = p.Addrs[0]
 				}
-				t.row(p.ID, yesNo(p.Connected), last, strconv.FormatInt(p.RecordsReceived, 10), strconv.FormatInt(p.RecordsSent, 10), addr)
+				if p.LastError != "" {
+					last += " (" + clip(p.LastError, 40) + ")"
+				}
+				t.row(p.ID, yesNo(p.Connected), last, strconv.FormatInt(p.RecordsIn, 10), strconv.FormatInt(p.RecordsOut, 10), fmt.Sprintf("%.1f", p.Score), addr)
 			}
 			return t.flush()
 		}),

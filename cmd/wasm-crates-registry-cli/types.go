@@ -114,24 +114,34 @@ type job struct {
 }
 
 type peerInfo struct {
-	ID              string    `json:"id"`
-	Addrs           []string  `json:"addrs"`
-	Connected       bool      `json:"connected"`
-	LastSync        time.Time `json:"last_sync"`
-	LastError       string    `json:"last_error"`
-	RecordsSent     int64     `json:"records_sent"`
-	RecordsReceived int64     `json:"records_received"`
+	ID         string    `json:"id"`
+	Addrs      []string  `json:"addrs"`
+	Connected  bool      `json:"connected"`
+	Saved      bool      `json:"saved"`
+	LastSync   time.Time `json:"last_sync"`
+	LastError  string    `json:"last_error"`
+	RecordsIn  int64     `json:"records_in"`
+	RecordsOut int64     `json:"records_out"`
+	Score      float64   `json:"score"`
+}
+
+type syncStats struct {
+	RecordsIn  int64 `json:"records_in"`
+	RecordsOut int64 `json:"records_out"`
+	BlobsIn    int64 `json:"blobs_in"`
+	BlobsOut   int64 `json:"blobs_out"`
+	BytesIn    int64 `json:"bytes_in"`
+	BytesOut   int64 `json:"bytes_out"`
+	RoundTrips int   `json:"round_trips"`
 }
 
 type syncReport struct {
-	Peers           []string `json:"peers"`
-	RecordsSent     int64    `json:"records_sent"`
-	RecordsReceived int64    `json:"records_received"`
-	BlobsSent       int64    `json:"blobs_sent"`
-	BlobsReceived   int64    `json:"blobs_received"`
-	BytesSent       int64    `json:"bytes_sent"`
-	BytesReceived   int64    `json:"bytes_received"`
-	RoundTrips      int      `json:"round_trips"`
-	DurationNS      int64    `json:"duration_ns"`
-	Errors          []string `json:"errors"`
+	syncStats
+	DurationNS int64 `json:"duration_ns"`
+	Peers      []struct {
+		Peer string `json:"peer"`
+		syncStats
+		DurationNS int64  `json:"duration_ns"`
+		Error      string `json:"error"`
+	} `json:"peers"`
 }

@@ -62,7 +62,7 @@ var apiLine = regexp.MustCompile(`REST API\s+(http://\S+)`)
 // waits until it prints its API address.
 func startDaemon(t *testing.T, dataDir string, args ...string) *daemon {
 	t.Helper()
-	args = append([]string{"--database-url", dataDir, "--port", "0", "--log-level", "warn"}, args...)
+	args = append([]string{"--database-url", dataDir, "--port", "0", "--log-level", "warn", "--p2p-listen", "/ip4/127.0.0.1/tcp/0"}, args...)
 	cmd := exec.Command(filepath.Join(binDir, "wasm-crates-registry"), args...)
 	cmd.Env = append(os.Environ(), "HOST=127.0.0.1")
 	stdout, err := cmd.StdoutPipe()

@@ -23,6 +23,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	registry "github.com/wasmrust/wasm-crates-registry"
+	"github.com/wasmrust/wasm-crates-registry/federation"
 	"github.com/wasmrust/wasm-crates-registry/node"
 	"github.com/wasmrust/wasm-crates-registry/node/api"
 	"github.com/wasmrust/wasm-crates-registry/node/web"
@@ -63,6 +64,18 @@ func flags() []cli.Flag {
 		&cli.StringFlag{Name: "log-level", EnvVars: []string{"LOG_LEVEL"}, Value: "info", Usage: "debug, info, warn or error"},
 		&cli.StringFlag{Name: "log-format", EnvVars: []string{"LOG_FORMAT"}, Value: "text", Usage: "text or json"},
 		&cli.BoolFlag{Name: "reindex", Usage: "rebuild every index and view from the records at start"},
+
+		&cli.BoolFlag{Name: "p2p", EnvVars: []string{"P2P"}, Value: true, Category: "Federation",
+			Usage: "be a libp2p peer: gossip records and reconcile with peers (--p2p=false for a standalone node)"},
+		&cli.StringSliceFlag{Name: "p2p-listen", EnvVars: []string{"P2P_LISTEN"}, Category: "Federation",
+			Value: cli.NewStringSlice(federation.DefaultListen...),
+			Usage: "libp2p listen multiaddrs, repeatable or comma-separated"},
+		&cli.StringSliceFlag{Name: "peer", EnvVars: []string{"PEERS"}, Category: "Federation",
+			Usage: "full multiaddr of a node to join (/ip4/…/tcp/…/p2p/12D3Koo…), repeatable; remembered across restarts"},
+		&cli.StringFlag{Name: "network", EnvVars: []string{"NETWORK"}, Value: federation.DefaultNetwork, Category: "Federation",
+			Usage: "gossip network name: nodes on different networks never exchange records"},
+		&cli.DurationFlag{Name: "sync-interval", EnvVars: []string{"SYNC_INTERVAL"}, Value: time.Minute, Category: "Federation",
+			Usage: "how often to reconcile with every connected peer (0 or less: only on connect and on demand)"},
 
 		&cli.BoolFlag{Name: "pipeline", EnvVars: []string{"PIPELINE"}, Value: true, Category: "Testing pipeline",
 			Usage: "build and test crates natively and for wasm (needs bubblewrap and a Rust toolchain; --pipeline=false to run without)"},
@@ -110,6 +123,20 @@ func run(c *cli.Context) error {
 		Announce:     os.Stdout,
 		Workers:      c.Int("pipeline-workers"),
 	}
+	if c.Bool("p2p") {
+		interval := c.Duration("sync-interval")
+		if interval <= 0 {
+			interval = -1
+		}
+		cfg.Network = node.Federation(federation.Config{
+			Listen:       c.StringSlice("p2p-listen"),
+			Network:      c.String("network"),
+			Bootstrap:    c.StringSlice("peer"),
+			MaxSkew:      c.Duration("max-skew"),
+			SyncInterval: interval,
+			Logger:       log.With("component", "p2p"),
+		})
+	}
 	if c.Bool("pipeline") {
 		pc := pipeline.Config{AllowNetwork: c.Bool("allow-network"), MaxCrateSize: maxSize}
 		if d := c.String("pipeline-dir"); d != "" {
@@ -141,6 +168,9 @@ func run(c *cli.Context) error {
 	go func() { errc <- hs.Serve(ln) }()
 	absDir, _ := filepath.Abs(dir)
 	fmt.Printf("wasm-crates-registry %s: node %s\n  REST API  http://%s\n  dashboard http://%s/ui/\n  data      %s\n", version, n.PeerID(), ln.Addr(), ln.Addr(), absDir)
+	for _, a := range n.Health(ctx).Addrs {
+		fmt.Printf("  p2p       %s\n", a)
+	}
 	log.Info("node started", "api", ln.Addr().String(), "data", absDir, "peer", n.PeerID())
 
 	select {

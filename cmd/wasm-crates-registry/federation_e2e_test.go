@@ -1,0 +1,113 @@
+package main
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+type healthJSON struct {
+	PeerID  string   `json:"peer_id"`
+	Addrs   []string `json:"addrs"`
+	Records int      `json:"records"`
+	Blobs   int      `json:"blobs"`
+	Digest  string   `json:"digest"`
+}
+
+// eventually polls cond every 50 ms until it holds or the deadline passes.
+func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("after %s: %s", within, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestTwoDaemonsFederate joins two real daemons with --peer, publishes on
+// one, reads on the other, yanks from the second once it is an owner, and
+// checks the sync report and the digests.
+func TestTwoDaemonsFederate(t *testing.T) {
+	a := startDaemon(t, filepath.Join(t.TempDir(), "a"), "--pipeline=false")
+	var ha healthJSON
+	a.cliJSON(t, &ha, "health")
+	if len(ha.Addrs) == 0 || !strings.HasSuffix(ha.Addrs[0], "/p2p/"+ha.PeerID) {
+		t.Fatalf("health shows no full multiaddr: %+v", ha)
+	}
+	b := startDaemon(t, filepath.Join(t.TempDir(), "b"), "--pipeline=false", "--peer", ha.Addrs[0])
+	var hb healthJSON
+	b.cliJSON(t, &hb, "health")
+
+	fixture := filepath.Join(repoRoot(t), "testdata", "crates", "wcr-fixture-add", "Cargo.toml")
+	a.mustCLI(t, "submit", "--manifest", fixture)
+
+	// The release reaches B by gossip (or the reconciliation on connect).
+	eventually(t, 20*time.Second, "the release did not reach node B", func() bool {
+		_, _, code := b.cli(t, "show", "wcr-fixture-add@0.1.0")
+		return code == 0
+	})
+	show := b.mustCLI(t, "show", "wcr-fixture-add@0.1.0")
+	if !strings.Contains(show, ha.PeerID) {
+		t.Fatalf("B's show does not name A as the author:\n%s", show)
+	}
+	// B serves the archive (fetched from A when B lacks it) and it verifies.
+	out := b.mustCLI(t, "download", "-o", filepath.Join(t.TempDir(), "x.crate"), "wcr-fixture-add@0.1.0")
+	if !strings.Contains(out, "cksum verified") {
+		t.Fatalf("download on B: %s", out)
+	}
+	var peers struct {
+		Peers []struct {
+			ID        string `json:"id"`
+			Connected bool   `json:"connected"`
+			Saved     bool   `json:"saved"`
+		} `json:"peers"`
+	}
+	b.cliJSON(t, &peers, "peers")
+	if len(peers.Peers) != 1 || peers.Peers[0].ID != ha.PeerID || !peers.Peers[0].Connected || !peers.Peers[0].Saved {
+		t.Fatalf("B's peers: %+v", peers)
+	}
+
+	// B may not yank A's crate until A makes it an owner.
+	if _, errOut, code := b.cli(t, "yank", "wcr-fixture-add@0.1.0"); code == 0 || !strings.Contains(errOut, "owner") {
+		t.Fatalf("yank by a non-owner: exit %d %q", code, errOut)
+	}
+	a.mustCLI(t, "owners", "add", "wcr-fixture-add", hb.PeerID)
+	eventually(t, 20*time.Second, "the owners change did not reach B", func() bool {
+		out, _, _ := b.cli(t, "owners", "wcr-fixture-add")
+		return strings.Contains(out, hb.PeerID)
+	})
+	b.mustCLI(t, "yank", "--reason", "federated", "wcr-fixture-add@0.1.0")
+	eventually(t, 20*time.Second, "B's yank did not reach A", func() bool {
+		var r releaseJSON
+		a.cliJSON(t, &r, "show", "wcr-fixture-add@0.1.0")
+		return r.Yanked
+	})
+
+	// A forced sync reports what moved, and the digests agree.
+	rep := b.mustCLI(t, "sync", "--peer", ha.Addrs[0])
+	if !strings.Contains(rep, ha.PeerID) || !strings.Contains(rep, "ROUND TRIPS") {
+		t.Fatalf("sync report:\n%s", rep)
+	}
+	var sa, sb healthJSON
+	eventually(t, 20*time.Second, "digests differ", func() bool {
+		a.cliJSON(t, &sa, "state")
+		b.cliJSON(t, &sb, "state")
+		return sa.Digest == sb.Digest && sa.Records == sb.Records
+	})
+	if sa.Records != 3 {
+		t.Fatalf("records = %d, want 3 (release, owners, yank)", sa.Records)
+	}
+
+	// B remembers A across a restart and catches up on what it missed.
+	b.stop()
+	a.mustCLI(t, "unyank", "wcr-fixture-add@0.1.0")
+	b2 := startDaemon(t, b.dataDir, "--pipeline=false")
+	eventually(t, 30*time.Second, "the restarted node did not catch up", func() bool {
+		var r releaseJSON
+		b2.cliJSON(t, &r, "show", "wcr-fixture-add@0.1.0")
+		return !r.Yanked
+	})
+}

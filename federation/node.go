@@ -1,0 +1,379 @@
+package federation
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/libp2p/go-libp2p"
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/event"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
+	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
+	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
+	ma "github.com/multiformats/go-multiaddr"
+
+	registry "github.com/wasmrust/wasm-crates-registry"
+)
+
+// Node is a registry node's libp2p peer: it gossips records, reconciles
+// record sets with its peers, serves and fetches blobs, and keeps its peer
+// book. It is safe for concurrent use.
+type Node struct {
+	cfg   Config
+	st    Store
+	log   *slog.Logger
+	host  host.Host
+	cm    *connmgr.BasicConnMgr
+	gater *gater
+	ps    *pubsub.PubSub
+	topic *pubsub.Topic
+	sub   *pubsub.Subscription
+	idx   *index
+	rec   reconParams
+
+	ctx       context.Context
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+	closeErr  error
+
+	ingestMu sync.Mutex
+	ingestCh chan gossiped
+	blobQ    chan blobJob
+	kick     chan struct{}
+	inbound  chan struct{} // semaphore of inbound sessions
+	blobSem  chan struct{} // semaphore of served blob streams
+
+	mu       sync.Mutex
+	book     map[peer.ID]*bookEntry
+	peers    map[peer.ID]*peerState
+	inflight map[registry.ID]struct{}
+	scores   map[peer.ID]float64
+
+	stats counters
+}
+
+// gossiped is a record accepted by the gossip validator.
+type gossiped struct {
+	rec  *registry.Record
+	from peer.ID
+}
+
+type counters struct {
+	gossipAccepted, gossipRejected, gossipHeld, gossipFuture atomic.Uint64
+	ingested                                                 atomic.Uint64
+	sessionsIn, sessionsOut, sessionErrors                   atomic.Uint64
+	violations                                               atomic.Uint64
+	blobsFetched, blobsServed                                atomic.Uint64
+}
+
+// Stats are the node's federation counters since it started.
+type Stats struct {
+	GossipAccepted      uint64 `json:"gossip_accepted"`
+	GossipRejected      uint64 `json:"gossip_rejected"`       // forged, malformed or oversized
+	GossipIgnoredHeld   uint64 `json:"gossip_ignored_held"`   // already held (replays included)
+	GossipIgnoredFuture uint64 `json:"gossip_ignored_future"` // too far ahead of this node's clock
+	RecordsIngested     uint64 `json:"records_ingested"`      // new records stored from peers
+	SessionsIn          uint64 `json:"sessions_in"`
+	SessionsOut         uint64 `json:"sessions_out"`
+	SessionErrors       uint64 `json:"session_errors"`
+	Violations          uint64 `json:"violations"` // protocol violations by peers
+	BlobsFetched        uint64 `json:"blobs_fetched"`
+	BlobsServed         uint64 `json:"blobs_served"`
+	IndexRecords        int    `json:"index_records"`
+}
+
+// New starts a node: a libp2p host with cfg.Key as its identity listening on
+// cfg.Listen, the gossip topic of cfg.Network, the reconciliation and blob
+// protocols, and reconnection to remembered and bootstrap peers. It reads the
+// (time, ID) index of st into memory. Close stops it.
+func New(ctx context.Context, cfg Config, st Store) (*Node, error) {
+	const op = "federation.New"
+	if len(cfg.Key) != 64 {
+		return nil, registry.Errorf(op, registry.EINVALID, "the node key must be an ed25519 private key")
+	}
+	if cfg.Network == "" {
+		cfg.Network = DefaultNetwork
+	}
+	if err := validNetwork(cfg.Network); err != nil {
+		return nil, err
+	}
+	if len(cfg.Listen) == 0 {
+		cfg.Listen = DefaultListen
+	}
+	if cfg.MaxSkew <= 0 {
+		cfg.MaxSkew = registry.DefaultMaxSkew
+	}
+	if cfg.SyncInterval == 0 {
+		cfg.SyncInterval = time.Minute
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	cfg.Limits.fill()
+	var listen []ma.Multiaddr
+	for _, s := range cfg.Listen {
+		a, err := ma.NewMultiaddr(s)
+		if err != nil {
+			return nil, registry.E(op, registry.EINVALID, "listen address "+quote(s)+" is not a multiaddr (for example /ip4/0.0.0.0/tcp/4001 or /ip4/0.0.0.0/udp/4001/quic-v1)", err)
+		}
+		listen = append(listen, a)
+	}
+	var bootstrap []*peer.AddrInfo
+	for _, s := range cfg.Bootstrap {
+		ai, err := ParsePeerAddr(s)
+		if err != nil {
+			return nil, err
+		}
+		bootstrap = append(bootstrap, ai)
+	}
+
+	n := &Node{
+		cfg:      cfg,
+		st:       st,
+		log:      cfg.Logger,
+		idx:      newIndex(),
+		ingestCh: make(chan gossiped, 16384),
+		blobQ:    make(chan blobJob, 4096),
+		kick:     make(chan struct{}, 1),
+		inbound:  make(chan struct{}, cfg.Limits.MaxInboundSessions),
+		blobSem:  make(chan struct{}, cfg.Limits.MaxBlobStreams),
+		book:     map[peer.ID]*bookEntry{},
+		peers:    map[peer.ID]*peerState{},
+		inflight: map[registry.ID]struct{}{},
+		scores:   map[peer.ID]float64{},
+		gater:    newGater(),
+	}
+	n.rec = defaultReconParams
+	n.rec.idle = cfg.Limits.StreamIdle
+	n.rec.session = cfg.Limits.SessionTimeout
+	n.rec.blobPhase = cfg.Limits.BlobTimeout
+
+	if err := st.ScanTimeIndex(func(t int64, id registry.ID) error {
+		n.idx.add(key{t: t, id: id})
+		return nil
+	}); err != nil {
+		return nil, registry.E(op, registry.KindOf(err), "reading the record index", err)
+	}
+	if err := n.loadBook(); err != nil {
+		return nil, err
+	}
+
+	priv, err := crypto.UnmarshalEd25519PrivateKey(cfg.Key)
+	if err != nil {
+		return nil, registry.E(op, registry.EINVALID, "the node key is not a usable ed25519 key", err)
+	}
+	n.cm, err = connmgr.NewConnManager(64, 256, connmgr.WithGracePeriod(time.Minute))
+	if err != nil {
+		return nil, registry.E(op, registry.EINTERNAL, "connection manager", err)
+	}
+	n.host, err = libp2p.New(
+		libp2p.Identity(priv),
+		libp2p.ListenAddrs(listen...),
+		libp2p.Transport(tcp.NewTCPTransport),
+		libp2p.Transport(quic.NewTransport),
+		libp2p.ConnectionManager(n.cm),
+		libp2p.ConnectionGater(n.gater),
+		libp2p.DisableMetrics(),
+		libp2p.DisableRelay(),
+		libp2p.UserAgent("wasm-crates-registry"),
+	)
+	if err != nil {
+		return nil, registry.E(op, registry.EUNAVAILABLE, "cannot start the libp2p host on "+strings.Join(cfg.Listen, ", ")+" (is the port in use?)", err)
+	}
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+	if err := n.startGossip(); err != nil {
+		n.cancel()
+		n.host.Close()
+		return nil, err
+	}
+	n.host.SetStreamHandler(ReconcileProtocol, n.handleReconcile)
+	n.host.SetStreamHandler(BlobProtocol, n.handleBlob)
+
+	sub, err := n.host.EventBus().Subscribe([]any{new(event.EvtPeerIdentificationCompleted), new(event.EvtPeerConnectednessChanged)})
+	if err != nil {
+		n.Close()
+		return nil, registry.E(op, registry.EINTERNAL, "subscribing to host events", err)
+	}
+	n.wg.Add(1)
+	go n.eventLoop(sub)
+
+	for _, ai := range bootstrap {
+		if ai.ID == n.host.ID() {
+			continue
+		}
+		n.remember(ai)
+	}
+	if len(bootstrap) > 0 {
+		n.saveBook()
+	}
+	n.mu.Lock()
+	for pid, e := range n.book {
+		n.cm.Protect(pid, protectTag)
+		n.host.Peerstore().AddAddrs(pid, e.multiaddrs(), peerstorePermanent)
+	}
+	n.mu.Unlock()
+
+	n.wg.Add(3)
+	go n.ingestLoop()
+	go n.blobLoop()
+	go n.scheduleLoop()
+	n.log.Info("federation started", "peer_id", n.host.ID().String(), "network", cfg.Network, "addrs", n.Addrs(), "records", n.idx.count())
+	return n, nil
+}
+
+func validNetwork(s string) error {
+	if s == "" || len(s) > maxNetworkName {
+		return registry.Errorf("federation.New", registry.EINVALID, "network name must be 1 to %d characters", maxNetworkName)
+	}
+	for _, c := range []byte(s) {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return registry.Errorf("federation.New", registry.EINVALID, "network name %q may contain only a-z, 0-9, '-', '_' and '.'", s)
+		}
+	}
+	return nil
+}
+
+// Close stops the node, saves the peer book and closes the host. It does
+// not close the store. Calling it again does nothing.
+func (n *Node) Close() error {
+	n.closeOnce.Do(func() {
+		n.cancel()
+		if n.sub != nil {
+			n.sub.Cancel()
+		}
+		err := n.host.Close()
+		n.wg.Wait()
+		n.saveBook()
+		if err != nil {
+			n.closeErr = registry.E("federation.Close", registry.EINTERNAL, "closing the libp2p host", err)
+		}
+	})
+	return n.closeErr
+}
+
+// PeerID returns the node's libp2p peer ID ("12D3Koo…").
+func (n *Node) PeerID() string { return n.host.ID().String() }
+
+// Addrs returns the node's full multiaddrs (…/p2p/<peer ID>), the form
+// other nodes join with.
+func (n *Node) Addrs() []string {
+	p2p, _ := ma.NewComponent("p2p", n.host.ID().String())
+	var out []string
+	for _, a := range n.host.Addrs() {
+		out = append(out, a.Encapsulate(p2p).String())
+	}
+	return out
+}
+
+// Digest returns the state digest of the records this node holds
+// (registry.Fingerprint.Digest): equal on two nodes exactly when they hold
+// the same set.
+func (n *Node) Digest() string { return n.idx.fingerprint().Digest() }
+
+// Fingerprint returns the fingerprint of the records this node holds.
+func (n *Node) Fingerprint() registry.Fingerprint { return n.idx.fingerprint() }
+
+// Stats returns the node's counters.
+func (n *Node) Stats() Stats {
+	return Stats{
+		GossipAccepted:      n.stats.gossipAccepted.Load(),
+		GossipRejected:      n.stats.gossipRejected.Load(),
+		GossipIgnoredHeld:   n.stats.gossipHeld.Load(),
+		GossipIgnoredFuture: n.stats.gossipFuture.Load(),
+		RecordsIngested:     n.stats.ingested.Load(),
+		SessionsIn:          n.stats.sessionsIn.Load(),
+		SessionsOut:         n.stats.sessionsOut.Load(),
+		SessionErrors:       n.stats.sessionErrors.Load(),
+		Violations:          n.stats.violations.Load(),
+		BlobsFetched:        n.stats.blobsFetched.Load(),
+		BlobsServed:         n.stats.blobsServed.Load(),
+		IndexRecords:        n.idx.count(),
+	}
+}
+
+// Publish announces a record this node has just stored itself (from its
+// API or pipeline): it enters the reconciliation index and is gossiped. A
+// record too far in the future is indexed but not gossiped. The node must
+// call Publish for every record it stores other than through OnIngest, or
+// its digest will not describe its store.
+func (n *Node) Publish(ctx context.Context, rec *registry.Record) error {
+	const op = "federation.Publish"
+	if rec == nil || rec.ID().IsZero() || len(rec.Bytes()) == 0 {
+		return registry.Errorf(op, registry.EINTERNAL, "record was not built by registry.Sign or registry.DecodeRecord")
+	}
+	n.idx.add(keyOf(rec))
+	if !registry.Applicable(rec, n.cfg.Now(), n.cfg.MaxSkew) {
+		return nil
+	}
+	if err := n.topic.Publish(ctx, rec.Bytes(), pubsub.WithValidatorData(rec)); err != nil {
+		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+			return registry.E(op, registry.ECANCELED, "publishing was cancelled", err)
+		}
+		return registry.E(op, registry.EUNAVAILABLE, "cannot gossip the record (it is stored and will reach peers by reconciliation)", err)
+	}
+	return nil
+}
+
+// ingest stores verified records from peers, indexes the new ones and
+// reports them. from attributes each record to the peer it came from.
+// Records from gossip (inSession false) are counted per peer and their
+// missing blobs queued here; a reconciliation does both itself.
+func (n *Node) ingest(recs []*registry.Record, from []peer.ID, inSession bool) ([]*registry.Record, error) {
+	if len(recs) == 0 {
+		return nil, nil
+	}
+	n.ingestMu.Lock()
+	defer n.ingestMu.Unlock()
+	added, err := n.st.PutRecords(recs)
+	if err != nil {
+		return nil, err
+	}
+	if len(added) == 0 {
+		return nil, nil
+	}
+	for _, r := range added {
+		n.idx.add(keyOf(r))
+	}
+	n.stats.ingested.Add(uint64(len(added)))
+	if !inSession {
+		source := make(map[registry.ID]peer.ID, len(added))
+		for i, r := range recs {
+			if i < len(from) {
+				source[r.ID()] = from[i]
+			}
+		}
+		n.mu.Lock()
+		for _, r := range added {
+			if pid, ok := source[r.ID()]; ok {
+				n.state(pid).recordsIn++
+			}
+		}
+		n.mu.Unlock()
+		for _, r := range releases(added) {
+			n.queueBlob(r, source[r.ID()])
+		}
+	}
+	if n.cfg.OnIngest != nil {
+		n.cfg.OnIngest(added)
+	}
+	return added, nil
+}
+
+func quote(s string) string {
+	if len(s) > 120 {
+		s = s[:117] + "..."
+	}
+	return `"` + s + `"`
+}
