@@ -13,7 +13,7 @@ import (
 	registry "github.com/wasmrust/wasm-crates-registry"
 )
 
-// Gossip score thresholds (docs/FEDERATION.md §3). A peer below
+// Gossip score thresholds (docs/FEDERATION.md §3.2). A peer below
 // graylistThreshold is ignored by gossipsub and banned by this node.
 const (
 	gossipThreshold   = -100
@@ -137,7 +137,7 @@ func (n *Node) watchTopic(h *pubsub.TopicEventHandler) {
 	}
 }
 
-// validate is the gossip validator (docs/FEDERATION.md §3): Reject for
+// validate is the gossip validator (docs/FEDERATION.md §3.1): Reject for
 // oversized, malformed or forged records (gossipsub penalises the sender),
 // Ignore for records already held or too far in the future, Accept
 // otherwise. Nothing is relayed unless accepted.

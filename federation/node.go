@@ -94,7 +94,8 @@ type Stats struct {
 // New starts a node: a libp2p host with cfg.Key as its identity listening on
 // cfg.Listen, the gossip topic of cfg.Network, the reconciliation and blob
 // protocols, and reconnection to remembered and bootstrap peers. It reads the
-// (time, ID) index of st into memory. Close stops it.
+// (time, ID) index of st into memory; ctx bounds that start-up only. Close
+// stops the node.
 func New(ctx context.Context, cfg Config, st Store) (*Node, error) {
 	const op = "federation.New"
 	if len(cfg.Key) != 64 {
@@ -132,7 +133,7 @@ func New(ctx context.Context, cfg Config, st Store) (*Node, error) {
 	}
 	var bootstrap []*peer.AddrInfo
 	for _, s := range cfg.Bootstrap {
-		ai, err := ParsePeerAddr(s)
+		ai, err := parsePeerAddr(s)
 		if err != nil {
 			return nil, err
 		}
@@ -162,7 +163,7 @@ func New(ctx context.Context, cfg Config, st Store) (*Node, error) {
 
 	if err := st.ScanTimeIndex(func(t int64, id registry.ID) error {
 		n.idx.add(key{t: t, id: id})
-		return nil
+		return ctx.Err()
 	}); err != nil {
 		return nil, registry.E(op, registry.KindOf(err), "reading the record index", err)
 	}

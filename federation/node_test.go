@@ -4,12 +4,15 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
 
 	registry "github.com/wasmrust/wasm-crates-registry"
 	"github.com/wasmrust/wasm-crates-registry/store"
@@ -443,7 +446,7 @@ func contains(s, sub string) bool { return strings.Contains(s, sub) }
 
 // TestSyncMovesBlobs: a forced reconciliation moves releases both ways and
 // the blobs of those releases with them, and reports each (docs/FEDERATION.md
-// §5, the blob policy).
+// §5.1).
 func TestSyncMovesBlobs(t *testing.T) {
 	a, b := startNode(t, "", nil, nil), startNode(t, "", nil, nil)
 	dev, _ := registry.GenerateKey(nil)
@@ -478,5 +481,43 @@ func TestSyncMovesBlobs(t *testing.T) {
 	rep, err = b.Sync(context.Background(), a.PeerID())
 	if err != nil || len(rep.Peers) != 1 || rep.Peers[0].Peer != a.PeerID() || rep.RecordsIn+rep.RecordsOut != 0 {
 		t.Fatalf("sync by peer ID: %+v, %v", rep, err)
+	}
+}
+
+func TestCheckPeerAddr(t *testing.T) {
+	a := startNode(t, "", nil, nil)
+	if id, err := CheckPeerAddr(a.addr()); err != nil || id != a.PeerID() {
+		t.Fatalf("CheckPeerAddr(%s) = %q, %v", a.addr(), id, err)
+	}
+	if _, err := CheckPeerAddr("/dns4/example.org/tcp/4001"); registry.KindOf(err) != registry.EINVALID {
+		t.Fatalf("CheckPeerAddr without a peer = %v, want invalid", err)
+	}
+}
+
+// TestPeriodicSync: a record that reached one node without being gossiped
+// reaches its peers at the next periodic reconciliation.
+func TestPeriodicSync(t *testing.T) {
+	fast := func(c *Config) { c.SyncInterval = 300 * time.Millisecond }
+	a, b := startNode(t, "", nil, fast), startNode(t, "", nil, fast)
+	b.join(a)
+	r := review(t, a.key, "quiet@1.0.0", "never gossiped", time.Now())
+	if _, err := a.ingest([]*registry.Record{r}, nil, true); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "the periodic reconciliation carries the record", func() bool { return b.holds(r.ID()) })
+}
+
+// TestSyncCancel: cancelling a sync stops it at once, even while the peer
+// says nothing.
+func TestSyncCancel(t *testing.T) {
+	a := startNode(t, "", nil, nil)
+	x := newHostile(t)
+	x.h.SetStreamHandler(ReconcileProtocol, func(s network.Stream) { io.Copy(io.Discard, s) })
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	rep, err := a.Sync(ctx, x.h.Addrs()[0].String()+"/p2p/"+x.h.ID().String())
+	if err == nil || time.Since(start) > 5*time.Second {
+		t.Fatalf("sync with a silent peer: %+v, %v after %s", rep, err, time.Since(start))
 	}
 }

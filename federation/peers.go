@@ -30,10 +30,20 @@ const (
 
 const fullAddrHelp = "a full multiaddr names the transport and the peer, like /ip4/192.0.2.10/tcp/4001/p2p/12D3KooW… or /ip4/192.0.2.10/udp/4001/quic-v1/p2p/12D3KooW… (a running node prints its own in health)"
 
-// ParsePeerAddr parses a full multiaddr (…/p2p/<peer ID>); an error of kind
-// registry.EINVALID says what a full multiaddr looks like.
-func ParsePeerAddr(s string) (*peer.AddrInfo, error) {
-	const op = "federation.ParsePeerAddr"
+// CheckPeerAddr checks that s is a full multiaddr (…/p2p/<peer ID>) and
+// returns the peer ID it names; an error of kind registry.EINVALID says
+// what a full multiaddr looks like. Configuration code uses it to reject a
+// bad --peer before the node starts.
+func CheckPeerAddr(s string) (peerID string, err error) {
+	ai, err := parsePeerAddr(s)
+	if err != nil {
+		return "", err
+	}
+	return ai.ID.String(), nil
+}
+
+func parsePeerAddr(s string) (*peer.AddrInfo, error) {
+	const op = "federation.CheckPeerAddr"
 	s = strings.TrimSpace(s)
 	a, err := ma.NewMultiaddr(s)
 	if err != nil {
@@ -188,7 +198,7 @@ func (n *Node) remember(ai *peer.AddrInfo) {
 // error (registry.EUNAVAILABLE) says so.
 func (n *Node) AddPeer(ctx context.Context, addr string) (PeerInfo, error) {
 	const op = "federation.AddPeer"
-	ai, err := ParsePeerAddr(addr)
+	ai, err := parsePeerAddr(addr)
 	if err != nil {
 		return PeerInfo{}, err
 	}

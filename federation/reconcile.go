@@ -102,7 +102,7 @@ type session struct {
 
 	pending      [][]byte // received record bytes awaiting verification
 	pendingBytes int
-	storing      chan error // the batch being verified and stored, if any
+	storing      chan error         // the batch being verified and stored, if any
 	added        []*registry.Record // new records stored during the session
 	heldBack     int                // far-future records not stored
 

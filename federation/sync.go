@@ -41,7 +41,7 @@ func (n *Node) Sync(ctx context.Context, target string) (SyncReport, error) {
 	var dial *peer.AddrInfo
 	switch {
 	case strings.HasPrefix(strings.TrimSpace(target), "/"):
-		ai, err := ParsePeerAddr(target)
+		ai, err := parsePeerAddr(target)
 		if err != nil {
 			return SyncReport{}, err
 		}
@@ -159,9 +159,14 @@ func (n *Node) syncLocked(ctx context.Context, pid peer.ID, st *peerState) (Peer
 	n.mu.Lock()
 	served, servedBytes := st.blobsOut, st.bytesOut
 	n.mu.Unlock()
+	stop := context.AfterFunc(ctx, func() { _ = s.Reset() })
 	sess := newSession(n.replicaFor(pid), s, true)
 	res, err := sess.initiate(ctx)
+	stop()
 	if err != nil {
+		if ctx.Err() != nil {
+			err = registry.E(op, registry.ECANCELED, "reconciliation with "+pid.String()+" was cancelled", ctx.Err())
+		}
 		_ = s.Reset()
 	} else {
 		_ = s.Close()
@@ -269,6 +274,8 @@ func (n *Node) handleReconcile(s network.Stream) {
 		st.inbound = false
 		n.mu.Unlock()
 	}()
+	stop := context.AfterFunc(n.ctx, func() { _ = s.Reset() })
+	defer stop()
 	sess := newSession(n.replicaFor(pid), s, false)
 	res, err := sess.respond(n.ctx)
 	if err != nil {

@@ -40,7 +40,7 @@ const (
 	codeInternal  byte = 5 // the sender failed
 )
 
-// Wire limits that both sides enforce (docs/FEDERATION.md §6).
+// Wire limits that both sides enforce (docs/FEDERATION.md §4.1, §4.7).
 const (
 	protocolVersion = 1
 	// MaxRangesFrame bounds the payload of a RANGES frame and of a WANT frame.

@@ -14,7 +14,7 @@ import (
 
 var update = flag.Bool("update", false, "rewrite golden files in testdata/")
 
-// goldenRanges is the RANGES frame of docs/FEDERATION.md §4.5: a Skip up to
+// goldenRanges is the RANGES frame of docs/FEDERATION.md §4.8: a Skip up to
 // a bound with a 3-byte ID prefix, an ID list of one ID, then a fingerprint
 // up to infinity.
 func goldenRanges() []wireRange {
