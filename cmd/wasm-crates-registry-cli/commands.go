@@ -608,7 +608,7 @@ func syncCmd() *cli.Command {
 	return &cli.Command{
 		Name:  "sync",
 		Usage: "reconcile with peers now and report what moved",
-		Flags: []cli.Flag{&cli.StringFlag{Name: "peer", Usage: "one peer, by its full multiaddr (…/p2p/12D3Koo…); default every connected peer"}},
+		Flags: []cli.Flag{&cli.StringFlag{Name: "peer", Usage: "one peer, by full multiaddr (…/p2p/12D3Koo…) or peer ID; default every connected peer"}},
 		Action: action(func(e *env) error {
 			if !e.json {
 				fmt.Fprintln(os.Stderr, "reconciling…")
