@@ -372,3 +372,9 @@ func (n *Node) TestsFor(ctx context.Context, id string) (*Tests, error) {
 	}
 	return out, nil
 }
+
+// AutoTests reports whether this node runs the testing pipeline and queues
+// it for every release it accepts.
+func (n *Node) AutoTests() bool {
+	return n.tester != nil && n.Settings().AutoTest
+}

@@ -1,6 +1,10 @@
 package node
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"slices"
+
 	registry "github.com/wasmrust/wasm-crates-registry"
 )
 
@@ -61,4 +65,25 @@ func (n *Node) Trust() *TrustSet {
 		}
 	}
 	return t
+}
+
+// Key returns a digest of the set of trusted keys: two trust sets have the
+// same Key exactly when they trust the same authors.
+func (t *TrustSet) Key() string {
+	if t.all {
+		return "all"
+	}
+	keys := make([]string, 0, len(t.keys))
+	for k, ok := range t.keys {
+		if ok {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	h := sha256.New()
+	for _, k := range keys {
+		h.Write([]byte{byte(len(k))})
+		h.Write([]byte(k))
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }

@@ -65,6 +65,19 @@ func (n *Node) audit(e store.AuditEntry) {
 // Re-submitting the same bytes returns the existing release with created
 // false; different bytes for an existing name@version are ECONFLICT.
 func (n *Node) Submit(ctx context.Context, actor string, crate []byte) (*Release, bool, error) {
+	return n.SubmitWith(ctx, actor, crate, nil)
+}
+
+// SubmitWith is Submit with a hook for the Cargo publish endpoint: adjust is
+// called with the release body parsed from the archive, before the body is
+// checked against the store or anything is written. It may refuse the upload
+// (its error is returned unchanged) or set the fields that the archive alone
+// cannot decide: today, each dependency's Registry, which Cargo's publish
+// metadata states in the index's terms ("" = this registry). It must not
+// change the name, version, checksum, blob or size; a hook that does gets an
+// EINTERNAL error and nothing is stored. With a nil hook, SubmitWith is
+// Submit.
+func (n *Node) SubmitWith(ctx context.Context, actor string, crate []byte, adjust func(*registry.ReleaseBody) error) (*Release, bool, error) {
 	const op = "node.Submit"
 	if int64(len(crate)) > n.cfg.MaxCrateSize {
 		return nil, false, registry.Errorf(op, registry.ETOOLARGE, "the .crate archive is %d bytes; this registry accepts at most %d", len(crate), n.cfg.MaxCrateSize)
@@ -72,6 +85,16 @@ func (n *Node) Submit(ctx context.Context, actor string, crate []byte) (*Release
 	body, err := registry.ParseCrate(crate, n.cfg.MaxCrateSize)
 	if err != nil {
 		return nil, false, err
+	}
+	if adjust != nil {
+		before := *body
+		if err := adjust(body); err != nil {
+			return nil, false, err
+		}
+		if body.Name != before.Name || body.Version != before.Version || body.Cksum != before.Cksum ||
+			body.Size != before.Size || string(body.Blob) != string(before.Blob) {
+			return nil, false, registry.Errorf(op, registry.EINTERNAL, "a submit hook changed the identity of %s@%s", before.Name, before.Version)
+		}
 	}
 	n.submitMu.Lock()
 	defer n.submitMu.Unlock()
@@ -90,7 +113,6 @@ func (n *Node) Submit(ctx context.Context, actor string, crate []byte) (*Release
 				"%s already exists as release %s with a different archive (cksum %s); published versions never change: bump the version",
 				subject, v.Release, v.Body.Cksum)
 		}
-		// The same bytes again: make sure the blob is here and answer as before.
 		if _, err := n.db.PutBlob(crate); err != nil {
 			return nil, false, err
 		}
@@ -120,7 +142,7 @@ func (n *Node) Submit(ctx context.Context, actor string, crate []byte) (*Release
 	if err != nil {
 		return nil, false, err
 	}
-	if n.Settings().AutoTest && n.tester != nil {
+	if n.AutoTests() {
 		if _, err := n.QueueTest(ctx, actor, subject); err != nil {
 			n.log.Warn("queueing the pipeline for a new release", "release", subject, "err", err)
 		}

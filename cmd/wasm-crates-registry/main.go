@@ -26,6 +26,7 @@ import (
 	"github.com/wasmrust/wasm-crates-registry/federation"
 	"github.com/wasmrust/wasm-crates-registry/node"
 	"github.com/wasmrust/wasm-crates-registry/node/api"
+	"github.com/wasmrust/wasm-crates-registry/node/cargo"
 	"github.com/wasmrust/wasm-crates-registry/node/web"
 	"github.com/wasmrust/wasm-crates-registry/pipeline"
 )
@@ -64,6 +65,13 @@ func flags() []cli.Flag {
 		&cli.StringFlag{Name: "log-level", EnvVars: []string{"LOG_LEVEL"}, Value: "info", Usage: "debug, info, warn or error"},
 		&cli.StringFlag{Name: "log-format", EnvVars: []string{"LOG_FORMAT"}, Value: "text", Usage: "text or json"},
 		&cli.BoolFlag{Name: "reindex", Usage: "rebuild every index and view from the records at start"},
+
+		&cli.StringFlag{Name: "wasm-index-gates", EnvVars: []string{"WASM_INDEX_GATES"}, Value: "curated", Category: "Cargo registry",
+			Usage: "quality gates a release must have passed to appear in the wasm-only index /wasm/index/ (comma-separated: curated, needs-review)"},
+		&cli.StringFlag{Name: "wasm-index-verdicts", EnvVars: []string{"WASM_INDEX_VERDICTS"}, Value: "compatible,partial", Category: "Cargo registry",
+			Usage: "wasm verdicts a release may have to appear in the wasm-only index (comma-separated: compatible, partial)"},
+		&cli.StringSliceFlag{Name: "same-registry", EnvVars: []string{"SAME_REGISTRY"}, Category: "Cargo registry",
+			Usage: "other index URLs that mean this registry (e.g. other nodes of the federation); dependencies on them are served as local"},
 
 		&cli.BoolFlag{Name: "p2p", EnvVars: []string{"P2P"}, Value: true, Category: "Federation",
 			Usage: "be a libp2p peer: gossip records and reconcile with peers (--p2p=false for a standalone node)"},
@@ -161,6 +169,15 @@ func run(c *cli.Context) error {
 	}
 
 	srv := api.New(n, log)
+	policy, err := cargo.ParseWasmPolicy(c.String("wasm-index-gates"), c.String("wasm-index-verdicts"))
+	if err != nil {
+		return err
+	}
+	ch, err := cargo.New(n, cargo.Config{PublicURL: c.String("public-url"), SameRegistry: c.StringSlice("same-registry"), Wasm: policy, Logger: log})
+	if err != nil {
+		return err
+	}
+	ch.Mount(srv.Mount)
 	srv.Mount("/ui/", web.New(n, log))
 	srv.Mount("GET /{$}", http.RedirectHandler("/ui/", http.StatusFound))
 	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}

@@ -1,0 +1,232 @@
+// Package cargo serves a node as a registry that cargo itself uses: the
+// sparse index (RFC 2789) of every release, a second sparse index holding
+// only the releases that passed the registry's wasm gates, the crate
+// downloads, and Cargo's registry web API (publish, yank, unyank, owners,
+// search). docs/CARGO.md is the user's guide; the Cargo book's "Registry
+// Index" and "Web API" chapters are the specification it follows.
+//
+// URL layout, relative to the node's public URL:
+//
+//	/index/config.json                        index configuration (dl, api)
+//	/index/{1,2}/NAME, /index/3/C/NAME,
+//	/index/AB/CD/NAME                         index files, lowercase paths
+//	/wasm/index/...                           the same for the wasm-only view
+//	/api/v1/crates/new                        PUT: publish
+//	/api/v1/crates/NAME/VERSION/yank          DELETE: yank
+//	/api/v1/crates/NAME/VERSION/unyank        PUT: unyank
+//	/api/v1/crates/NAME/VERSION/download      GET: the verified .crate
+//	/api/v1/crates/NAME/owners                GET, PUT, DELETE: owners
+//	/api/v1/crates?q=&per_page=               GET: search
+//	/wasm/api/v1/...                          the web API as seen from the wasm view
+//
+// Reads are open; publish, yank, unyank and owner changes need one of the
+// node's tokens in the Authorization header, as Cargo sends it.
+package cargo
+
+import (
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+
+	registry "github.com/wasmrust/wasm-crates-registry"
+	"github.com/wasmrust/wasm-crates-registry/node"
+	"github.com/wasmrust/wasm-crates-registry/node/api"
+)
+
+// Patterns are the net/http ServeMux patterns under which the handler must
+// be mounted; it serves nothing else.
+var Patterns = []string{"/index/", "/wasm/index/", "/api/v1/", "/wasm/api/v1/"}
+
+// Config configures the Cargo protocols of a node.
+type Config struct {
+	// PublicURL is the base URL clients reach the node at, such as
+	// "https://registry.example.org" (a trailing slash is ignored). The
+	// index's config.json names the download and API endpoints under it.
+	// When empty, each config.json is built from the request's Host, as
+	// http://HOST (https://HOST on a TLS connection).
+	PublicURL string
+	// SameRegistry lists other index URLs that mean this registry (for
+	// example another node of the same federation, or an old host name). A
+	// dependency whose registry is one of them, or one of this node's own
+	// index URLs, is written to the index without a "registry" field, so
+	// Cargo resolves it from whichever index it is reading.
+	SameRegistry []string
+	// Wasm is the policy of the wasm-only view (default DefaultWasmPolicy).
+	Wasm WasmPolicy
+	// MaxCachedFiles bounds the rendered index files kept in memory
+	// (default 50,000; both views count).
+	MaxCachedFiles int
+	// Logger receives errors that are the node's fault (default: discard).
+	Logger *slog.Logger
+}
+
+// Handler serves the Cargo protocols of one node. It is safe for concurrent
+// use.
+type Handler struct {
+	n     *node.Node
+	cfg   Config
+	log   *slog.Logger
+	same  map[string]bool
+	index *index
+}
+
+var _ http.Handler = (*Handler)(nil)
+
+// New returns the Cargo protocols of n. Mount the handler at every pattern
+// in Patterns.
+func New(n *node.Node, cfg Config) (*Handler, error) {
+	const op = "cargo.New"
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	cfg.PublicURL = strings.TrimRight(strings.TrimSpace(cfg.PublicURL), "/")
+	if cfg.PublicURL != "" && !strings.HasPrefix(cfg.PublicURL, "http://") && !strings.HasPrefix(cfg.PublicURL, "https://") {
+		return nil, registry.Errorf(op, registry.EINVALID, "public URL %q must start with http:// or https://", cfg.PublicURL)
+	}
+	if cfg.MaxCachedFiles <= 0 {
+		cfg.MaxCachedFiles = 50_000
+	}
+	if cfg.Wasm.Gates == nil && cfg.Wasm.Verdicts == nil {
+		cfg.Wasm = DefaultWasmPolicy()
+	}
+	if err := cfg.Wasm.Validate(); err != nil {
+		return nil, err
+	}
+	h := &Handler{n: n, cfg: cfg, log: cfg.Logger, same: map[string]bool{}}
+	if cfg.PublicURL != "" {
+		for _, p := range []string{"/index/", "/wasm/index/"} {
+			h.same[normalizeIndexURL(cfg.PublicURL+p)] = true
+		}
+	}
+	for _, u := range cfg.SameRegistry {
+		h.same[normalizeIndexURL(u)] = true
+	}
+	h.index = newIndex(h)
+	return h, nil
+}
+
+// Mount mounts h at every pattern in Patterns with mount, for example
+// (*api.Server).Mount.
+func (h *Handler) Mount(mount func(pattern string, h http.Handler)) {
+	for _, p := range Patterns {
+		mount(p, h)
+	}
+}
+
+// normalizeIndexURL reduces an index URL to a comparable form: without the
+// "sparse+" or "registry+" prefix, the trailing slash and case differences
+// in the scheme and host.
+func normalizeIndexURL(u string) string {
+	u = strings.TrimSpace(u)
+	for _, p := range []string{"sparse+", "registry+"} {
+		u = strings.TrimPrefix(u, p)
+	}
+	u = strings.TrimRight(u, "/")
+	if i := strings.Index(u, "://"); i >= 0 {
+		rest := u[i+3:]
+		host, path, _ := strings.Cut(rest, "/")
+		u = strings.ToLower(u[:i+3]+host) + "/" + path
+		u = strings.TrimRight(u, "/")
+	}
+	return u
+}
+
+// isSameRegistry reports whether an index URL names this registry.
+func (h *Handler) isSameRegistry(u string) bool {
+	return u == "" || h.same[normalizeIndexURL(u)]
+}
+
+// ServeHTTP dispatches by path.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	p := r.URL.Path
+	wasm := false
+	if rest, ok := strings.CutPrefix(p, "/wasm/"); ok {
+		wasm, p = true, "/"+rest
+	}
+	switch {
+	case strings.HasPrefix(p, "/index/"):
+		v := viewFull
+		if wasm {
+			v = viewWasm
+		}
+		h.serveIndex(w, r, v, p[len("/index/"):])
+	case strings.HasPrefix(p, "/api/v1/"):
+		h.serveAPI(w, r, wasm, p[len("/api/v1/"):])
+	default:
+		h.writeError(w, r, registry.Errorf("cargo", registry.ENOTFOUND, "no such Cargo endpoint: %s", r.URL.Path))
+	}
+}
+
+// publicURL is the base URL for config.json.
+func (h *Handler) publicURL(r *http.Request) string {
+	if h.cfg.PublicURL != "" {
+		return h.cfg.PublicURL
+	}
+	return requestURL(r)
+}
+
+// requestURL is the base URL a request reached this node at.
+func requestURL(r *http.Request) string {
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host
+}
+
+// ErrorBody is the JSON of every error response, as Cargo shows it: each
+// detail is printed to the user.
+type ErrorBody struct {
+	Errors []ErrorDetail `json:"errors"`
+}
+
+// ErrorDetail is one error message.
+type ErrorDetail struct {
+	Detail string `json:"detail"`
+}
+
+// writeError answers with Cargo's error JSON and the status that node/api
+// gives the error's kind.
+func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	kind := registry.KindOf(err)
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		kind = registry.ETOOLARGE
+		err = registry.Errorf("cargo", kind, "the request body is larger than %d bytes, the most this registry accepts", mbe.Limit)
+	}
+	msg := registry.MessageOf(err)
+	if kind == registry.EINTERNAL {
+		h.log.Error("cargo request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		msg = "internal error on this registry node; its log has the details"
+	}
+	if kind == registry.EUNAUTHORIZED {
+		w.Header().Set("WWW-Authenticate", "Cargo")
+	}
+	writeJSON(w, api.StatusOf(kind), ErrorBody{Errors: []ErrorDetail{{Detail: msg}}})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status = http.StatusInternalServerError
+		b = []byte(`{"errors":[{"detail":"internal error on this registry node"}]}`)
+	}
+	b = append(b, '\n')
+	hdr := w.Header()
+	hdr.Set("Content-Type", "application/json")
+	hdr.Set("Content-Length", strconv.Itoa(len(b)))
+	hdr.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	w.Write(b)
+}
+
+// methodNotAllowed answers a request whose path exists with another method.
+func (h *Handler) methodNotAllowed(w http.ResponseWriter, r *http.Request, allow ...string) {
+	w.Header().Set("Allow", strings.Join(allow, ", "))
+	writeJSON(w, http.StatusMethodNotAllowed, ErrorBody{Errors: []ErrorDetail{{
+		Detail: r.Method + " is not allowed on " + r.URL.Path + "; use " + strings.Join(allow, " or "),
+	}}})
+}

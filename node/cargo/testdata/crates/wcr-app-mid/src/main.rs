@@ -1,0 +1,3 @@
+fn main() {
+    println!("double(21) = {} with wcr-leaf {}", wcr_mid::double(21), wcr_mid::leaf_version());
+}

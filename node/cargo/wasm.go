@@ -1,0 +1,120 @@
+package cargo
+
+import (
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	registry "github.com/wasmrust/wasm-crates-registry"
+	"github.com/wasmrust/wasm-crates-registry/node"
+	"github.com/wasmrust/wasm-crates-registry/store"
+)
+
+// WasmPolicy decides which releases the wasm-only view serves. A release
+// passes when this node's trusted report about it (the newest live report,
+// by an author the node trusts, about the winning release record) has one of
+// Gates as its quality gate and one of Verdicts as its wasm verdict. A
+// release with no trusted report never passes.
+type WasmPolicy struct {
+	// Gates are the accepted quality gates: "curated", "needs-review".
+	Gates []string
+	// Verdicts are the accepted wasm verdicts: "compatible", "partial".
+	Verdicts []string
+}
+
+// DefaultWasmPolicy accepts curated releases that are compatible or partial.
+func DefaultWasmPolicy() WasmPolicy {
+	return WasmPolicy{
+		Gates:    []string{registry.GateCurated},
+		Verdicts: []string{registry.WasmCompatible, registry.WasmPartial},
+	}
+}
+
+// ParseWasmPolicy reads a policy from two comma-separated lists, as a flag
+// would give them: gates ("curated" or "curated,needs-review") and verdicts
+// ("compatible,partial"). Empty lists take the defaults.
+func ParseWasmPolicy(gates, verdicts string) (WasmPolicy, error) {
+	p := DefaultWasmPolicy()
+	if s := splitList(gates); s != nil {
+		p.Gates = s
+	}
+	if s := splitList(verdicts); s != nil {
+		p.Verdicts = s
+	}
+	return p, p.Validate()
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// Validate checks that the policy names only gates and verdicts a report
+// can carry and accepts something.
+func (p WasmPolicy) Validate() error {
+	const op = "cargo.WasmPolicy"
+	if len(p.Gates) == 0 || len(p.Verdicts) == 0 {
+		return registry.Errorf(op, registry.EINVALID, "the wasm view needs at least one accepted gate (curated, needs-review) and one accepted wasm verdict (compatible, partial)")
+	}
+	for _, g := range p.Gates {
+		if g != registry.GateCurated && g != registry.GateNeedsReview {
+			return registry.Errorf(op, registry.EINVALID, "wasm view gate %q: use curated or needs-review", g)
+		}
+	}
+	for _, v := range p.Verdicts {
+		if v != registry.WasmCompatible && v != registry.WasmPartial {
+			return registry.Errorf(op, registry.EINVALID, "wasm view verdict %q: use compatible or partial", v)
+		}
+	}
+	return nil
+}
+
+// Passes reports whether the policy lets the release of v into the wasm
+// view under the trust decision trusts.
+func (p WasmPolicy) Passes(v *store.ReleaseView, trusts func(registry.PublicKey) bool) bool {
+	tr := v.TrustedReport(trusts)
+	return tr != nil && slices.Contains(p.Gates, tr.Gate) && slices.Contains(p.Verdicts, tr.Wasm)
+}
+
+// trustTTL is how long a trust snapshot serves while the record set does not
+// change: changes of trust settings and of remembered peers reach the wasm
+// view within this time.
+const trustTTL = time.Second
+
+// trustSnap is the node's trust set as of a record set.
+type trustSnap struct {
+	fp  registry.Fingerprint
+	at  time.Time
+	set *node.TrustSet
+	key string
+}
+
+// trustCache recomputes the node's trust set at most once per trustTTL, and
+// at once when the record set changes (key records decide trust too).
+type trustCache struct {
+	n    *node.Node
+	mu   sync.Mutex
+	snap atomic.Pointer[trustSnap]
+}
+
+func (c *trustCache) get(fp registry.Fingerprint) *trustSnap {
+	if s := c.snap.Load(); s != nil && s.fp == fp && time.Since(s.at) < trustTTL {
+		return s
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s := c.snap.Load(); s != nil && s.fp == fp && time.Since(s.at) < trustTTL {
+		return s
+	}
+	set := c.n.Trust()
+	s := &trustSnap{fp: fp, at: time.Now(), set: set, key: set.Key()}
+	c.snap.Store(s)
+	return s
+}
