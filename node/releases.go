@@ -216,8 +216,9 @@ func (n *Node) Release(ctx context.Context, id string) (*Release, error) {
 	return releaseFromView(v, n.Trust()), nil
 }
 
-// Versions returns every version of a crate, oldest first by SemVer.
-func (n *Node) Versions(ctx context.Context, name string) ([]*Release, error) {
+// crateViews returns the views of every version of a crate; ENOTFOUND when
+// there is none.
+func (n *Node) crateViews(op, name string) ([]*store.ReleaseView, error) {
 	if err := registry.ValidateCrateName(name); err != nil {
 		return nil, err
 	}
@@ -226,7 +227,16 @@ func (n *Node) Versions(ctx context.Context, name string) ([]*Release, error) {
 		return nil, err
 	}
 	if len(views) == 0 {
-		return nil, registry.Errorf("node.Versions", registry.ENOTFOUND, "no crate named %s", name)
+		return nil, registry.Errorf(op, registry.ENOTFOUND, "no crate named %s", name)
+	}
+	return views, nil
+}
+
+// Versions returns every version of a crate, oldest first by SemVer.
+func (n *Node) Versions(ctx context.Context, name string) ([]*Release, error) {
+	views, err := n.crateViews("node.Versions", name)
+	if err != nil {
+		return nil, err
 	}
 	trust := n.Trust()
 	out := make([]*Release, 0, len(views))
@@ -333,7 +343,7 @@ func (n *Node) List(ctx context.Context, p ListParams) (*Page, error) {
 			if p.Yanked != nil && v.Yanked != *p.Yanked {
 				return false
 			}
-			if needle != "" && !matchesQuery(v, needle) {
+			if needle != "" && !MatchesQuery(v, needle) {
 				return false
 			}
 			if p.Wasm == "" && p.GCReady == nil && p.Dual == nil {
@@ -372,7 +382,9 @@ func (n *Node) List(ctx context.Context, p ListParams) (*Page, error) {
 	return page, nil
 }
 
-func matchesQuery(v *store.ReleaseView, needle string) bool {
+// MatchesQuery reports whether a release's name, description or a keyword
+// contains needle, which must be lower case.
+func MatchesQuery(v *store.ReleaseView, needle string) bool {
 	if strings.Contains(strings.ToLower(v.Name), needle) || strings.Contains(strings.ToLower(v.Body.Description), needle) {
 		return true
 	}

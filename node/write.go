@@ -219,15 +219,9 @@ func (n *Node) Review(ctx context.Context, actor, id, verdict, comment string) (
 // be an owner.
 func (n *Node) SetOwners(ctx context.Context, actor, name string, owners []string) ([]string, error) {
 	const op = "node.SetOwners"
-	if err := registry.ValidateCrateName(name); err != nil {
-		return nil, err
-	}
-	views, err := n.db.ViewsByName(name)
+	views, err := n.crateViews(op, name)
 	if err != nil {
 		return nil, err
-	}
-	if len(views) == 0 {
-		return nil, registry.Errorf(op, registry.ENOTFOUND, "no crate named %s", name)
 	}
 	if !slices.ContainsFunc(views[0].Owners, n.key.Public().Equal) {
 		return nil, registry.Errorf(op, registry.EFORBIDDEN, "this node (%s) is not an owner of %s", n.PeerID(), name)
@@ -256,15 +250,9 @@ func (n *Node) SetOwners(ctx context.Context, actor, name string, owners []strin
 
 // Owners returns the current owners of a crate as peer IDs.
 func (n *Node) Owners(ctx context.Context, name string) ([]string, error) {
-	if err := registry.ValidateCrateName(name); err != nil {
-		return nil, err
-	}
-	views, err := n.db.ViewsByName(name)
+	views, err := n.crateViews("node.Owners", name)
 	if err != nil {
 		return nil, err
-	}
-	if len(views) == 0 {
-		return nil, registry.Errorf("node.Owners", registry.ENOTFOUND, "no crate named %s", name)
 	}
 	out := []string{}
 	for _, k := range views[0].Owners {

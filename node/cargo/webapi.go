@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	registry "github.com/wasmrust/wasm-crates-registry"
+	"github.com/wasmrust/wasm-crates-registry/node"
 	"github.com/wasmrust/wasm-crates-registry/store"
 )
 
@@ -400,7 +401,7 @@ func (h *Handler) search(w http.ResponseWriter, r *http.Request, wasm bool) erro
 		if v.Unauthorized || (wasm && !h.cfg.Wasm.Passes(v, trusts)) {
 			return false
 		}
-		return needle == "" || matches(v, needle)
+		return needle == "" || node.MatchesQuery(v, needle)
 	}
 	after := ""
 	for {
@@ -450,18 +451,6 @@ func (h *Handler) search(w http.ResponseWriter, r *http.Request, wasm bool) erro
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"crates": out, "meta": map[string]int{"total": len(names)}})
 	return nil
-}
-
-func matches(v *store.ReleaseView, needle string) bool {
-	if strings.Contains(strings.ToLower(v.Name), needle) || strings.Contains(strings.ToLower(v.Body.Description), needle) {
-		return true
-	}
-	for _, k := range v.Body.Keywords {
-		if strings.Contains(strings.ToLower(k), needle) {
-			return true
-		}
-	}
-	return false
 }
 
 // download serves the verified .crate of a release the index lists,
