@@ -88,6 +88,9 @@ func TestGoldenVectors(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		if !bytes.Equal(sb, signingBytesOf(r.Bytes())) {
+			t.Fatalf("%s: signing bytes derived from the envelope differ from the encoded fields", name)
+		}
 		got = append(got, goldenVector{
 			Name: name, Seed: hex.EncodeToString(bytes.Repeat([]byte{1}, 32)), Author: r.Author.Hex(), PeerID: r.Author.PeerID(),
 			Kind: string(r.Kind), Subject: r.Subject, Time: r.Time, Body: hex.EncodeToString(r.Body),

@@ -192,6 +192,23 @@ func signingBytes(w *wireRecord) ([]byte, error) {
 	return append(out, b...), nil
 }
 
+// sigFieldLen is the encoded length of the envelope's last entry: key 6
+// (0x06) and a 64-byte byte string (0x58 0x40 ‖ sig).
+const sigFieldLen = 1 + 2 + 64
+
+// signingBytesOf derives the signed bytes from a canonical envelope with
+// its six entries: in core deterministic order the signature (key 6) is the
+// last entry, so canonical(keys 1–5) is the envelope with header 0xa5
+// instead of 0xa6 and without its last sigFieldLen bytes. The caller must
+// have checked that b is canonical and that Sig is 64 bytes.
+func signingBytesOf(b []byte) []byte {
+	body := b[1 : len(b)-sigFieldLen]
+	out := make([]byte, 0, len(SignDomain)+1+len(body))
+	out = append(out, SignDomain...)
+	out = append(out, 0xa5)
+	return append(out, body...)
+}
+
 // Sign builds and signs a record. body is encoded canonically; t is
 // truncated to milliseconds.
 func Sign(key PrivateKey, kind Kind, subject string, body any, t time.Time) (*Record, error) {
@@ -253,11 +270,10 @@ func DecodeRecord(b []byte) (*Record, error) {
 	if err := r.checkFields(); err != nil {
 		return nil, E(op, EINVALID, "", err)
 	}
-	msg, err := signingBytes(&w)
-	if err != nil {
-		return nil, err
+	if b[0] != 0xa6 {
+		return nil, Errorf(op, EINVALID, "a record is a map of exactly six entries")
 	}
-	if !r.Author.Verify(msg, r.Sig) {
+	if !r.Author.Verify(signingBytesOf(b), r.Sig) {
 		return nil, Errorf(op, EINVALID, "bad signature on %s record for %q", r.Kind, r.Subject)
 	}
 	if r.Kind.Known() {

@@ -137,7 +137,7 @@ func (db *DB) putBatch(recs []*registry.Record) ([]*registry.Record, error) {
 	rtxn := db.bdb.NewTransaction(false)
 	defer rtxn.Discard()
 	for name, batch := range names {
-		held, err := recordsByPrefix(rtxn, sepPrefix(pName, name))
+		held, err := db.readIndexed(rtxn, sepPrefix(pName, name))
 		if err != nil {
 			return nil, err
 		}
@@ -153,6 +153,9 @@ func (db *DB) putBatch(recs []*registry.Record) ([]*registry.Record, error) {
 		db.fp.Add(r.ID())
 	}
 	db.mu.Unlock()
+	for _, r := range added {
+		db.recs.Add(r.ID(), r)
+	}
 	return added, nil
 }
 
@@ -259,15 +262,15 @@ func (db *DB) recordsByPrefix(prefix []byte) ([]*registry.Record, error) {
 	var out []*registry.Record
 	err := db.bdb.View(func(txn *badger.Txn) error {
 		var err error
-		out, err = recordsByPrefix(txn, prefix)
+		out, err = db.readIndexed(txn, prefix)
 		return err
 	})
 	return out, err
 }
 
-// recordsByPrefix reads the records named by an index whose keys end in a
-// record ID.
-func recordsByPrefix(txn *badger.Txn, prefix []byte) ([]*registry.Record, error) {
+// readIndexed reads the records named by an index whose keys end in a
+// record ID, from the cache of decoded records where it can.
+func (db *DB) readIndexed(txn *badger.Txn, prefix []byte) ([]*registry.Record, error) {
 	o := badger.DefaultIteratorOptions
 	o.PrefetchValues = false
 	o.Prefix = prefix
@@ -285,10 +288,15 @@ func recordsByPrefix(txn *badger.Txn, prefix []byte) ([]*registry.Record, error)
 	}
 	out := make([]*registry.Record, 0, len(ids))
 	for _, id := range ids {
+		if r, ok := db.recs.Get(id); ok {
+			out = append(out, r)
+			continue
+		}
 		r, err := getRecord(txn, id)
 		if err != nil {
 			return nil, err
 		}
+		db.recs.Add(id, r)
 		out = append(out, r)
 	}
 	return out, nil

@@ -54,7 +54,7 @@ func (db *DB) Reindex() (int, error) {
 	}
 	for name := range names {
 		err := db.bdb.Update(func(txn *badger.Txn) error {
-			recs, err := recordsByPrefix(txn, sepPrefix(pName, name))
+			recs, err := db.readIndexed(txn, sepPrefix(pName, name))
 			if err != nil {
 				return err
 			}

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	lru "github.com/hashicorp/golang-lru/v2"
 
 	registry "github.com/wasmrust/wasm-crates-registry"
 )
@@ -38,6 +39,9 @@ const (
 	pMeta     = 'M' // M key → value (schema version, sequences)
 	schemaVer = "1"
 )
+
+// recordCacheSize bounds the decoded-record cache (about 1 KiB each).
+const recordCacheSize = 32 << 10
 
 // Options configure Open.
 type Options struct {
@@ -65,6 +69,11 @@ type DB struct {
 	mu    sync.RWMutex // guards the fields below
 	fp    registry.Fingerprint
 	blobs int64
+
+	// recs caches decoded records by ID. Records never change, so an entry
+	// is never stale; it saves the read and decode when a crate's views are
+	// derived again for each new record about it.
+	recs *lru.Cache[registry.ID, *registry.Record]
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -97,7 +106,12 @@ func Open(dir string, opts Options) (*DB, error) {
 	if err != nil {
 		return nil, registry.E(op, registry.EINTERNAL, fmt.Sprintf("cannot open the Badger database in %s (is another node using it?)", dir), err)
 	}
-	db := &DB{bdb: bdb, opts: opts, log: opts.Logger, done: make(chan struct{})}
+	recs, err := lru.New[registry.ID, *registry.Record](recordCacheSize)
+	if err != nil {
+		bdb.Close()
+		return nil, registry.E(op, registry.EINTERNAL, "record cache", err)
+	}
+	db := &DB{bdb: bdb, opts: opts, log: opts.Logger, done: make(chan struct{}), recs: recs}
 	if err := db.checkSchema(); err != nil {
 		bdb.Close()
 		return nil, err
