@@ -127,16 +127,9 @@ func (p *Pipeline) wasmTests(ctx context.Context, bin testBinary, scratch string
 	}
 	defer mod.Close(context.WithoutCancel(ctx))
 
-	type result struct {
-		out    string
-		ok     bool
-		timed  bool
-		wall   time.Duration
-		memory uint64
-	}
 	seq := 0
-	runOne := func(timeout time.Duration, args ...string) (result, error) {
-		var r result
+	runOne := func(timeout time.Duration, args ...string) (oneRun, error) {
+		var r oneRun
 		seq++
 		dir := filepath.Join(scratch, "wasi", strings.NewReplacer("/", "_", ":", "_").Replace(bin.Label)+"-"+strconv.Itoa(seq))
 		if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -166,7 +159,7 @@ func (p *Pipeline) wasmTests(ctx context.Context, bin testBinary, scratch string
 		_, err = inst.ExportedFunction("_start").Call(tctx)
 		r.wall = time.Since(start)
 		_ = inst.Close(context.WithoutCancel(ctx))
-		r.memory = mem.Peak()
+		r.peak = mem.Peak()
 		r.out = out.String()
 		var exit *sys.ExitError
 		switch {
@@ -187,78 +180,19 @@ func (p *Pipeline) wasmTests(ctx context.Context, bin testBinary, scratch string
 		return r, nil
 	}
 
-	listTimeout := p.cfg.Limits.TestTime
-	all, err := runOne(listTimeout, "--list")
-	if err != nil {
-		return nil, err
-	}
-	if !all.ok {
-		br.ListError = "the test binary cannot list its tests under wazero: " + tail(all.out, 600)
-		return br, nil
-	}
-	ign, err := runOne(listTimeout, "--list", "--ignored")
-	if err != nil {
-		return nil, err
-	}
-	tests := mergeLists(parseTestList(all.out), parseTestList(ign.out))
-	if len(tests) == 0 {
-		return br, nil
-	}
-	base := time.Duration(1<<63 - 1)
-	for range 2 {
-		r, err := runOne(listTimeout, "--exact", noSuchTest)
-		if err != nil {
-			return nil, err
+	return br, p.runEach(br, " under wazero", runOne, budget, func(r oneRun) (string, bool) {
+		state, shouldPanic := singleTestState(r.out, r.ok)
+		if state == registry.TestFailed && r.peak >= uint64(pages)*65536 {
+			state = registry.TestOOM
 		}
-		base = min(base, r.wall)
-	}
-	br.BaselineUS = uint64(base.Microseconds())
-	p.log.Debug("wasm test binary", "binary", bin.Label, "compile", time.Duration(br.CompileUS)*time.Microsecond, "baseline", base, "tests", len(tests))
-	for _, t := range tests {
-		tr := testRun{Name: bin.Label + "::" + t.Name}
-		if t.Ignored {
-			tr.State = registry.TestIgnored
-			br.Tests = append(br.Tests, tr)
-			continue
-		}
-		if ok, why := budget.take(); !ok {
-			tr.State, tr.Output = registry.TestNotRun, why
-			br.Tests = append(br.Tests, tr)
-			continue
-		}
-		r, err := runOne(p.cfg.Limits.TestTime, "--exact", t.Name, "--nocapture", "--test-threads", "1")
-		if err != nil {
-			return nil, err
-		}
-		tr.US = netMicros(r.wall, base)
-		tr.Peak = r.memory
-		switch {
-		case r.timed:
-			tr.State = registry.TestTimeout
-		default:
-			tr.State, tr.ShouldPanic = singleTestState(r.out, r.ok)
-		}
-		if tr.State == registry.TestFailed && r.memory >= uint64(pages)*65536 {
-			tr.State = registry.TestOOM
-		}
-		if tr.State != registry.TestPassed && tr.State != registry.TestIgnored {
-			tr.Output = r.out
-		}
-		br.Tests = append(br.Tests, tr)
-	}
-	return br, nil
+		return state, shouldPanic
+	})
 }
 
 // nativeTests runs every test of a native test binary, each in its own
 // sandboxed process with the test limits.
 func (p *Pipeline) nativeTests(ctx context.Context, bin testBinary, ce *cargoEnv, budget *testBudget) (*binaryRun, error) {
 	br := &binaryRun{Label: bin.Label}
-	type result struct {
-		out  string
-		ok   bool
-		run  runResult
-		wall time.Duration
-	}
 	lim := p.cfg.Limits
 	// As cargo does, let test binaries find the toolchain's shared
 	// libraries (proc-macro crates' tests link std dynamically) and the
@@ -273,8 +207,8 @@ func (p *Pipeline) nativeTests(ctx context.Context, bin testBinary, ce *cargoEnv
 		"PATH=/usr/bin:/bin", "HOME=/tmp", "TMPDIR=/tmp", "RUST_BACKTRACE=0", "LANG=C.UTF-8",
 		"CARGO_MANIFEST_DIR=" + ce.pkg, "CARGO=" + ce.tc.Cargo, "LD_LIBRARY_PATH=" + libPath,
 	}
-	runOne := func(timeout time.Duration, args ...string) (result, error) {
-		var r result
+	runOne := func(timeout time.Duration, args ...string) (oneRun, error) {
+		var r oneRun
 		out := &limitedBuffer{limit: 16 << 10}
 		run, err := p.sb.run(ctx, runSpec{
 			Args: append([]string{bin.Path}, args...), Env: env, Dir: ce.pkg,
@@ -285,36 +219,60 @@ func (p *Pipeline) nativeTests(ctx context.Context, bin testBinary, ce *cargoEnv
 		if err != nil {
 			return r, err
 		}
-		r.run, r.out, r.ok, r.wall = run, out.String(), run.ok(), run.Wall
+		r.out, r.ok, r.timed, r.wall, r.peak = out.String(), run.ok(), run.TimedOut, run.Wall, run.MaxRSS
 		return r, nil
 	}
-	all, err := runOne(lim.TestTime, "--list")
+	return br, p.runEach(br, "", runOne, budget, func(r oneRun) (string, bool) {
+		state, _ := singleTestState(r.out, r.ok)
+		return state, false
+	})
+}
+
+// oneRun is how one invocation of a test binary ended, natively or under
+// wazero.
+type oneRun struct {
+	out   string
+	ok    bool
+	timed bool
+	wall  time.Duration
+	peak  uint64 // wasm: peak linear memory; native: peak RSS
+}
+
+// runEach lists a test binary's tests with run, measures the binary's
+// baseline (a run whose filter matches no test, best of two), then runs
+// every test that is not #[ignore]d alone and classifies it. where names
+// the runner in a listing failure (" under wazero").
+func (p *Pipeline) runEach(br *binaryRun, where string, run func(time.Duration, ...string) (oneRun, error),
+	budget *testBudget, classify func(oneRun) (state string, shouldPanic bool)) error {
+	timeout := p.cfg.Limits.TestTime
+	all, err := run(timeout, "--list")
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if !all.ok {
-		br.ListError = "the test binary cannot list its tests: " + tail(all.out, 600)
-		return br, nil
+		br.ListError = "the test binary cannot list its tests" + where + ": " + tail(all.out, 600)
+		return nil
 	}
-	ign, err := runOne(lim.TestTime, "--list", "--ignored")
+	ign, err := run(timeout, "--list", "--ignored")
 	if err != nil {
-		return nil, err
+		return err
 	}
 	tests := mergeLists(parseTestList(all.out), parseTestList(ign.out))
 	if len(tests) == 0 {
-		return br, nil
+		return nil
 	}
 	base := time.Duration(1<<63 - 1)
 	for range 2 {
-		r, err := runOne(lim.TestTime, "--exact", noSuchTest)
+		r, err := run(timeout, "--exact", noSuchTest)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		base = min(base, r.wall)
 	}
 	br.BaselineUS = uint64(base.Microseconds())
+	p.log.Debug("test binary", "binary", br.Label, "runner", strings.TrimSpace(where), "compile", time.Duration(br.CompileUS)*time.Microsecond, "baseline", base, "tests", len(tests))
 	for _, t := range tests {
-		tr := testRun{Name: bin.Label + "::" + t.Name}
+		tr := testRun{Name: br.Label + "::" + t.Name}
 		if t.Ignored {
 			tr.State = registry.TestIgnored
 			br.Tests = append(br.Tests, tr)
@@ -325,24 +283,23 @@ func (p *Pipeline) nativeTests(ctx context.Context, bin testBinary, ce *cargoEnv
 			br.Tests = append(br.Tests, tr)
 			continue
 		}
-		r, err := runOne(lim.TestTime, "--exact", t.Name, "--nocapture", "--test-threads=1")
+		r, err := run(timeout, "--exact", t.Name, "--nocapture", "--test-threads=1")
 		if err != nil {
-			return nil, err
+			return err
 		}
 		tr.US = netMicros(r.wall, base)
-		tr.Peak = r.run.MaxRSS
-		switch {
-		case r.run.TimedOut:
+		tr.Peak = r.peak
+		if r.timed {
 			tr.State = registry.TestTimeout
-		default:
-			tr.State, _ = singleTestState(r.out, r.ok)
+		} else {
+			tr.State, tr.ShouldPanic = classify(r)
 		}
 		if tr.State != registry.TestPassed && tr.State != registry.TestIgnored {
 			tr.Output = r.out
 		}
 		br.Tests = append(br.Tests, tr)
 	}
-	return br, nil
+	return nil
 }
 
 func netMicros(wall, base time.Duration) uint64 {
