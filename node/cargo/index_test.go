@@ -220,7 +220,9 @@ func TestIndexSkipsUnauthorizedReleases(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec, err := registry.Sign(intruder, registry.KindRelease, "owned@2.0.0", body, time.Now())
+	// A second after the owner's: at the same millisecond the smaller ID
+	// would make the intruder the founder (DESIGN.md §2 first-release rule).
+	rec, err := registry.Sign(intruder, registry.KindRelease, "owned@2.0.0", body, time.Now().Add(time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
