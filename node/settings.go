@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 
@@ -62,7 +63,7 @@ func (n *Node) UpdateSettings(ctx context.Context, actor string, patch []byte) (
 }
 
 func decodeStrictJSON(b []byte, v any) error {
-	dec := json.NewDecoder(bytesReader(b))
+	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return err

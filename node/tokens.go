@@ -1,7 +1,6 @@
 package node
 
 import (
-	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -96,5 +95,3 @@ func (n *Node) Authenticate(header string) (string, error) {
 	}
 	return "", registry.Errorf(op, registry.EUNAUTHORIZED, "the token is not valid on this node")
 }
-
-func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }

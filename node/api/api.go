@@ -17,6 +17,7 @@ import (
 
 	registry "github.com/wasmrust/wasm-crates-registry"
 	"github.com/wasmrust/wasm-crates-registry/node"
+	"github.com/wasmrust/wasm-crates-registry/store"
 )
 
 // Server is the REST API of one node.
@@ -429,7 +430,7 @@ func (s *Server) getJob(w http.ResponseWriter, r *http.Request) (int, any, error
 	events, _ := strconv.Atoi(q.Get("events"))
 	ctx, cancel := context.WithTimeout(r.Context(), wait)
 	defer cancel()
-	j, err := s.n.WaitJob(ctx, r.PathValue("id"), events, storeState(q.Get("state")))
+	j, err := s.n.WaitJob(ctx, r.PathValue("id"), events, store.JobState(q.Get("state")))
 	return 200, j, err
 }
 
