@@ -446,5 +446,8 @@ func (s *Server) audit(w http.ResponseWriter, r *http.Request) (int, any, error)
 		limit = 100
 	}
 	e, err := s.n.Store().AuditLog(before, limit)
+	if e == nil {
+		e = []store.AuditEntry{}
+	}
 	return 200, map[string]any{"entries": e}, err
 }
