@@ -33,17 +33,6 @@ func CompareFirst(a, b *Record) int {
 	return a.id.Compare(b.id)
 }
 
-// Newest returns the greatest record by CompareNewest, or nil.
-func Newest(recs []*Record) *Record {
-	var best *Record
-	for _, r := range recs {
-		if best == nil || CompareNewest(r, best) > 0 {
-			best = r
-		}
-	}
-	return best
-}
-
 // OwnerStep is one change of a crate's owners: from Time on, Owners may
 // publish and yank. Record is nil for the founding step.
 type OwnerStep struct {

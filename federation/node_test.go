@@ -484,13 +484,15 @@ func TestSyncMovesBlobs(t *testing.T) {
 	}
 }
 
-func TestCheckPeerAddr(t *testing.T) {
+func TestParsePeerAddr(t *testing.T) {
 	a := startNode(t, "", nil, nil)
-	if id, err := CheckPeerAddr(a.addr()); err != nil || id != a.PeerID() {
-		t.Fatalf("CheckPeerAddr(%s) = %q, %v", a.addr(), id, err)
+	if ai, err := parsePeerAddr(a.addr()); err != nil || ai.ID.String() != a.PeerID() {
+		t.Fatalf("parsePeerAddr(%s) = %v, %v", a.addr(), ai, err)
 	}
-	if _, err := CheckPeerAddr("/dns4/example.org/tcp/4001"); registry.KindOf(err) != registry.EINVALID {
-		t.Fatalf("CheckPeerAddr without a peer = %v, want invalid", err)
+	for _, bad := range []string{"/dns4/example.org/tcp/4001", "not a multiaddr", "/p2p/" + a.PeerID()} {
+		if _, err := parsePeerAddr(bad); registry.KindOf(err) != registry.EINVALID {
+			t.Errorf("parsePeerAddr(%q) = %v, want invalid", bad, err)
+		}
 	}
 }
 

@@ -30,20 +30,10 @@ const (
 
 const fullAddrHelp = "a full multiaddr names the transport and the peer, like /ip4/192.0.2.10/tcp/4001/p2p/12D3KooW… or /ip4/192.0.2.10/udp/4001/quic-v1/p2p/12D3KooW… (a running node prints its own in health)"
 
-// CheckPeerAddr checks that s is a full multiaddr (…/p2p/<peer ID>) and
-// returns the peer ID it names; an error of kind registry.EINVALID says
-// what a full multiaddr looks like. Configuration code uses it to reject a
-// bad --peer before the node starts.
-func CheckPeerAddr(s string) (peerID string, err error) {
-	ai, err := parsePeerAddr(s)
-	if err != nil {
-		return "", err
-	}
-	return ai.ID.String(), nil
-}
-
+// parsePeerAddr reads a full multiaddr (…/p2p/<peer ID>); an error of kind
+// registry.EINVALID says what a full multiaddr looks like.
 func parsePeerAddr(s string) (*peer.AddrInfo, error) {
-	const op = "federation.CheckPeerAddr"
+	const op = "federation.parsePeerAddr"
 	s = strings.TrimSpace(s)
 	a, err := ma.NewMultiaddr(s)
 	if err != nil {

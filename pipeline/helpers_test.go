@@ -5,8 +5,6 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"io/fs"
 	"log/slog"
@@ -365,11 +363,6 @@ func wantCounts(t *testing.T, tr *registry.TargetReport, passed, failed, ignored
 		t.Errorf("%s: counts passed=%d failed=%d ignored=%d timeout=%d oom=%d; want %d %d %d %d %d",
 			tr.Target, c.Passed, c.Failed, c.Ignored, c.Timeout, c.OOM, passed, failed, ignored, timeout, oom)
 	}
-}
-
-func sha256Hex(b []byte) string {
-	s := sha256.Sum256(b)
-	return hex.EncodeToString(s[:])
 }
 
 func init() {
