@@ -164,7 +164,8 @@ func (jr *jobRunner) run(job *store.Job) {
 			log.Warn("recording progress", "err", err)
 		}
 	}
-	report, err := n.tester.Test(ctx, TestJob{Release: rec, Body: body, Crate: crate, Local: localCrates{n}}, progress)
+	local := localCrates{n: n, trust: n.Trust()}
+	report, err := n.tester.Test(ctx, TestJob{Release: rec, Body: body, Crate: crate, Local: local}, progress)
 	if err != nil {
 		if jr.ctx.Err() != nil {
 			// The node is stopping: leave the job running so that it is
@@ -184,7 +185,6 @@ func (jr *jobRunner) run(job *store.Job) {
 		fail(store.JobFailed, "the registry could not run the pipeline: "+registry.MessageOf(err))
 		return
 	}
-	report.Release = rec.ID().Bytes()
 	rr, err := n.sign(registry.KindReport, rec.Subject, report)
 	if err != nil {
 		fail(store.JobFailed, "the report could not be signed: "+registry.MessageOf(err))
@@ -205,9 +205,13 @@ func (jr *jobRunner) run(job *store.Job) {
 }
 
 // localCrates serves the node's own crates to the pipeline: every release
-// that Cargo would pick (authorized, not yanked) and what this node's
-// trusted reports say of each.
-type localCrates struct{ n *Node }
+// that Cargo would pick (authorized, not yanked) and what the reports of
+// the authors in trust say of each. One is made per job, with the trust
+// set of that moment.
+type localCrates struct {
+	n     *Node
+	trust *TrustSet
+}
 
 var _ pipeline.LocalRegistry = localCrates{}
 
@@ -234,7 +238,7 @@ func (l localCrates) Known(ctx context.Context, name, version string) pipeline.D
 		return pipeline.DepKnowledge{Wasm: registry.WasmUntested}
 	}
 	k := pipeline.DepKnowledge{Held: true, Wasm: registry.WasmUntested}
-	if r := v.TrustedReport(l.n.Trust().Trusts); r != nil {
+	if r := v.TrustedReport(l.trust.Trusts); r != nil {
 		k.Wasm = r.Wasm
 	}
 	return k
