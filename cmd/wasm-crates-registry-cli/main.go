@@ -57,7 +57,7 @@ func usagef(format string, a ...any) error { return usageError{fmt.Sprintf(forma
 
 func oneLine(s string) string {
 	s = strings.TrimSpace(s)
-	if i := strings.IndexByte(s, '\n'); i >= 0 && !strings.Contains(s, "cargo package failed") {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
 		s = s[:i]
 	}
 	return s

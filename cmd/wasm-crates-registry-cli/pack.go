@@ -150,7 +150,7 @@ func cargoPackage(manifestPath string) ([]byte, error) {
 	cmd := exec.Command(cargo, "package", "--no-verify", "--allow-dirty", "--manifest-path", manifestPath, "--target-dir", tmp)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return nil, fmt.Errorf("cargo package failed (without network, crates with dependencies need --use-cargo=false):\n%s", strings.TrimSpace(string(out)))
+		return nil, fmt.Errorf("cargo package failed: %s (without network, crates with dependencies package with the built-in packager: drop --use-cargo)", cargoError(string(out)))
 	}
 	matches, _ := filepath.Glob(filepath.Join(tmp, "package", "*.crate"))
 	if len(matches) != 1 {
@@ -213,4 +213,24 @@ func matchAny(gs []glob, rel string) bool {
 		}
 	}
 	return false
+}
+
+// cargoError returns cargo's error from its output in one line: the
+// "error: …" line and the first line of its cause ("Caused by:"), or the
+// last non-empty line when there is no error line.
+func cargoError(out string) string {
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	for i, l := range lines {
+		msg, ok := strings.CutPrefix(strings.TrimSpace(l), "error: ")
+		if !ok {
+			continue
+		}
+		for j := i + 1; j+1 < len(lines); j++ {
+			if strings.TrimSpace(lines[j]) == "Caused by:" {
+				return msg + ": " + strings.TrimSpace(lines[j+1])
+			}
+		}
+		return msg
+	}
+	return strings.TrimSpace(lines[len(lines)-1])
 }

@@ -6,8 +6,10 @@ import (
 	"compress/gzip"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	registry "github.com/wasmrust/wasm-crates-registry"
@@ -123,5 +125,25 @@ func TestCLIUsageErrorsExitTwo(t *testing.T) {
 	}
 	if code := runApp([]string{"wcr", "--api", "http://127.0.0.1:1", "--timeout", "2s", "health"}); code != exitFailure {
 		t.Errorf("unreachable node: exit %d, want %d", code, exitFailure)
+	}
+}
+
+// A failing `cargo package` is reported in one line, with cargo's error.
+func TestCargoPackageFailureIsOneLine(t *testing.T) {
+	if _, err := exec.LookPath("cargo"); err != nil {
+		t.Skip("SKIPPING: no cargo on PATH")
+	}
+	dir := writeTree(t, map[string]string{
+		"Cargo.toml": "[package]\nname = \"p\"\nversion = \"0.1.0\"\n[dependencies]\nnot-a-packaged-crate-anywhere = \"1\"\n",
+		"src/lib.rs": "",
+	})
+	t.Setenv("CARGO_NET_OFFLINE", "true")
+	t.Setenv("CARGO_HOME", t.TempDir())
+	_, err := cargoPackage(filepath.Join(dir, "Cargo.toml"))
+	if err == nil {
+		t.Fatal("cargo package of a crate with an unresolvable dependency succeeded")
+	}
+	if msg := err.Error(); strings.Contains(msg, "\n") || !strings.HasPrefix(msg, "cargo package failed: ") || !strings.Contains(msg, "not-a-packaged-crate-anywhere") {
+		t.Fatalf("error %q is not one line with cargo's reason", msg)
 	}
 }
