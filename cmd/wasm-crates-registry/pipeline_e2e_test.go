@@ -69,7 +69,6 @@ func TestPipelineEndToEnd(t *testing.T) {
 			State string `json:"state"`
 		} `json:"jobs"`
 	}
-	d.cliJSON(t, &tests, "test", "--no-wait", "wcr-fixture-add@0.1.0")
 	var h struct {
 		PeerID string `json:"peer_id"`
 	}

@@ -81,7 +81,7 @@ func TestDashboardPages(t *testing.T) {
 		t.Fatalf("filtered index lists an excluded crate: %d", code)
 	}
 	code, body = get(t, srv, "/ui/crates/dashcrate@1.2.3")
-	for _, want := range []string{"wasm32-wasip1", "all good", "no-shared-memory", "memory is not shared", rel.ID.String(), "trusted"} {
+	for _, want := range []string{"wasm32-wasip1", "all good", "no-shared-memory", "memory is not shared", rel.ID.String(), `<span class="badge ok">trusted</span>`} {
 		if !strings.Contains(body, want) {
 			t.Errorf("crate page lacks %q", want)
 		}
