@@ -75,7 +75,7 @@ func TestTrustFollowsSettingsAndKeyRecords(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := n.Ingest(ctx, [][]byte{rep.Bytes()}); err != nil {
+	if _, err := n.Ingest(ctx, "test", [][]byte{rep.Bytes()}); err != nil {
 		t.Fatal(err)
 	}
 	wasm := func() string {
@@ -133,13 +133,13 @@ func TestIngestRefusesFutureAndForgedRecords(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := n.Ingest(ctx, [][]byte{future.Bytes()}); registry.KindOf(err) != registry.EINVALID {
+	if _, err := n.Ingest(ctx, "test", [][]byte{future.Bytes()}); registry.KindOf(err) != registry.EINVALID {
 		t.Fatalf("future record: %v", err)
 	}
 	now, _ := registry.Sign(k, registry.KindRelease, "far@1.0.0", body, time.Now())
 	forged := bytes.Clone(now.Bytes())
 	forged[len(forged)-1] ^= 1
-	if _, err := n.Ingest(ctx, [][]byte{now.Bytes(), forged}); registry.KindOf(err) != registry.EINVALID {
+	if _, err := n.Ingest(ctx, "test", [][]byte{now.Bytes(), forged}); registry.KindOf(err) != registry.EINVALID {
 		t.Fatalf("forged record in a batch: %v", err)
 	}
 	if st := n.State(); st.Records != 0 {

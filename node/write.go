@@ -261,11 +261,12 @@ func (n *Node) Owners(ctx context.Context, name string) ([]string, error) {
 	return out, nil
 }
 
-// Ingest stores records that arrived from outside this node's own actions
-// (peers, imports) after verifying them on all CPUs; it returns the ones
-// that were new. One bad record refuses the whole batch, and nothing is
-// stored.
-func (n *Node) Ingest(ctx context.Context, raw [][]byte) ([]*registry.Record, error) {
+// Ingest stores records signed elsewhere and imported through the API,
+// after verifying them on all CPUs, and gossips the new ones; it returns
+// them. One bad record refuses the whole batch, and nothing is stored.
+// (Records from peers arrive through the federation, which verifies them
+// itself.)
+func (n *Node) Ingest(ctx context.Context, actor string, raw [][]byte) ([]*registry.Record, error) {
 	recs, errs := registry.DecodeRecords(raw)
 	now := n.cfg.Now()
 	for i, err := range errs {
@@ -281,5 +282,8 @@ func (n *Node) Ingest(ctx context.Context, raw [][]byte) ([]*registry.Record, er
 		return nil, err
 	}
 	n.publish(ctx, added)
+	for _, r := range added {
+		n.audit(store.AuditEntry{Action: "import", Actor: actor, Subject: r.Subject, Record: r.ID().String(), Detail: string(r.Kind) + " by " + r.Author.PeerID()})
+	}
 	return added, nil
 }

@@ -127,6 +127,7 @@ func (s *Server) routes() {
 	s.route("/crates/{id}/download", methods{"GET": s.download})
 	s.route("/crates/{id}/versions", methods{"GET": s.versions})
 	s.route("/crates/{id}/owners", methods{"GET": s.getOwners, "PUT": s.auth(s.putOwners)})
+	s.route("/records", methods{"POST": s.auth(s.postRecord)})
 	s.route("/records/{id}", methods{"GET": s.getRecord})
 	s.route("/registry", methods{"GET": s.getRegistry, "PUT": s.auth(s.putRegistry)})
 	s.route("/registry/state", methods{"GET": s.state})
@@ -345,6 +346,32 @@ func (s *Server) getRecord(w http.ResponseWriter, r *http.Request) (int, any, er
 		w.Write(b)
 	}
 	return 0, nil, nil
+}
+
+// RecordResult is the answer to POST /records.
+type RecordResult struct {
+	ID    registry.ID `json:"id"`
+	Added bool        `json:"added"` // false when the node held it already
+}
+
+// postRecord imports one record signed elsewhere (a report from an
+// external tester, a record copied by an auditor): it is verified like a
+// record from a peer, stored and gossiped.
+func (s *Server) postRecord(w http.ResponseWriter, r *http.Request) (int, any, error) {
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, registry.MaxRecordSize))
+	if err != nil {
+		return 0, nil, err
+	}
+	added, err := s.n.Ingest(r.Context(), actor(r), [][]byte{b})
+	if err != nil {
+		return 0, nil, err
+	}
+	id := registry.Sum(b)
+	if len(added) == 0 {
+		return http.StatusOK, RecordResult{ID: id}, nil
+	}
+	w.Header().Set("Location", "/records/"+id.String())
+	return http.StatusCreated, RecordResult{ID: id, Added: true}, nil
 }
 
 func wantsJSON(r *http.Request) bool {

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	registry "github.com/wasmrust/wasm-crates-registry"
 	"github.com/wasmrust/wasm-crates-registry/node"
@@ -323,5 +324,56 @@ func TestPipelineAndSyncSayNotAvailable(t *testing.T) {
 		if r.status != http.StatusNotImplemented || r.errCode(t) != "not_available" {
 			t.Errorf("%s %s: %d %s", c.method, c.path, r.status, r.body)
 		}
+	}
+}
+
+// TestImportRecords: POST /records takes a record signed elsewhere (here a
+// report from an external tester), verifies it like a peer's, stores it
+// once, and refuses forged, truncated and future records.
+func TestImportRecords(t *testing.T) {
+	f := newFixture(t)
+	r := f.do("POST", "/crates", crate(t, "imported", "1.0.0", ""), true)
+	var sub SubmitResult
+	r.json(t, &sub)
+	tester, _ := registry.GenerateKey(nil)
+	rep, err := registry.Sign(tester, registry.KindReport, "imported@1.0.0", &registry.ReportBody{
+		Release: sub.Release.ID.Bytes(), Outcome: registry.OutcomeTestPass, Wasm: registry.WasmCompatible, Score: 70, Gate: registry.GateNeedsReview,
+	}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := f.do("POST", "/records", rep.Bytes(), false); r.status != 401 {
+		t.Fatalf("import without a token: %d", r.status)
+	}
+	r = f.do("POST", "/records", rep.Bytes(), true)
+	var res RecordResult
+	r.json(t, &res)
+	if r.status != 201 || !res.Added || res.ID != rep.ID() {
+		t.Fatalf("import: %d %s", r.status, r.body)
+	}
+	r = f.do("POST", "/records", rep.Bytes(), true)
+	r.json(t, &res)
+	if r.status != 200 || res.Added {
+		t.Fatalf("second import: %d %s", r.status, r.body)
+	}
+	var rel node.Release
+	f.do("GET", "/crates/imported@1.0.0", nil, false).json(t, &rel)
+	if len(rel.Reports) != 1 || rel.Reports[0].Author != tester.Public().PeerID() || rel.Reports[0].Trusted || rel.Wasm != registry.WasmUntested {
+		t.Fatalf("imported report: %+v, wasm %s (an unknown tester is listed, not trusted)", rel.Reports, rel.Wasm)
+	}
+	before := f.n.State()
+	forged := bytes.Clone(rep.Bytes())
+	forged[len(forged)-1] ^= 1
+	future, _ := registry.Sign(tester, registry.KindReview, "imported@1.0.0", &registry.ReviewBody{Verdict: "flag"}, time.Now().Add(time.Hour))
+	for name, b := range map[string][]byte{"forged": forged, "truncated": rep.Bytes()[:40], "future": future.Bytes(), "empty": nil} {
+		if r := f.do("POST", "/records", b, true); r.status != 400 || r.errCode(t) != "invalid" {
+			t.Errorf("%s record: %d %s", name, r.status, r.body)
+		}
+	}
+	if r := f.do("POST", "/records", bytes.Repeat([]byte{0xa6}, registry.MaxRecordSize+10), true); r.status != 413 {
+		t.Errorf("oversized record: %d", r.status)
+	}
+	if after := f.n.State(); after != before {
+		t.Fatalf("refused imports changed the store: %+v → %+v", before, after)
 	}
 }

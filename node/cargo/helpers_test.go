@@ -426,7 +426,7 @@ func syncRecords(t testing.TB, a, b *testNode) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.n.Ingest(context.Background(), raw); err != nil {
+	if _, err := b.n.Ingest(context.Background(), "test", raw); err != nil {
 		t.Fatal(err)
 	}
 	for _, id := range blobs {

@@ -63,7 +63,7 @@ func TestDashboardPages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := n.Ingest(ctx, [][]byte{rec.Bytes()}); err != nil {
+	if _, err := n.Ingest(ctx, "test", [][]byte{rec.Bytes()}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := n.UpdateSettings(ctx, "test", []byte(`{"trust":{"keys":["`+tester.Public().PeerID()+`"]}}`)); err != nil {
