@@ -53,6 +53,7 @@ func (n *Node) AddPeer(ctx context.Context, actor, addr string) (federation.Peer
 		return federation.PeerInfo{}, n.netOff("node.AddPeer")
 	}
 	p, err := n.net.AddPeer(ctx, addr)
+	n.trustChanged()
 	if err == nil {
 		n.audit(store.AuditEntry{Action: "peer-add", Actor: actor, Subject: p.ID, Detail: addr})
 	}
@@ -65,6 +66,7 @@ func (n *Node) RemovePeer(ctx context.Context, actor, peer string) error {
 		return n.netOff("node.RemovePeer")
 	}
 	err := n.net.RemovePeer(ctx, peer)
+	n.trustChanged()
 	if err == nil {
 		n.audit(store.AuditEntry{Action: "peer-remove", Actor: actor, Subject: peer})
 	}

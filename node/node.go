@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	registry "github.com/wasmrust/wasm-crates-registry"
@@ -65,6 +66,9 @@ type Node struct {
 
 	settingsMu sync.RWMutex
 	settings   registry.Settings
+
+	trust    atomic.Pointer[trustSnap] // see Trust
+	trustGen atomic.Uint64             // bumped when settings or peers change
 
 	jobs *jobRunner
 

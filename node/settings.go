@@ -56,6 +56,7 @@ func (n *Node) UpdateSettings(ctx context.Context, actor string, patch []byte) (
 		return n.settings, err
 	}
 	n.settings = next
+	n.trustChanged()
 	if err := n.db.Audit(store.AuditEntry{Action: "settings", Actor: actor, Detail: string(patch)}); err != nil {
 		n.log.Warn("audit log", "err", err)
 	}

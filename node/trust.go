@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"slices"
+	"time"
 
 	registry "github.com/wasmrust/wasm-crates-registry"
 )
@@ -12,9 +13,11 @@ import (
 // verdicts (DESIGN.md §2): its own key, the peers it was told to join, the
 // keys in its settings, and keys that its own key registered with the admin
 // or tester role; or everyone, with trust.all.
+// A TrustSet never changes once made.
 type TrustSet struct {
 	all  bool
 	keys map[string]bool
+	key  string // digest of the set, see Key
 }
 
 // Trusts reports whether k counts.
@@ -22,8 +25,43 @@ func (t *TrustSet) Trusts(k registry.PublicKey) bool {
 	return t.all || t.keys[string(k)]
 }
 
-// Trust computes the node's current trust set.
+// trustTTL bounds how long a trust snapshot serves while nothing this node
+// tracks changes (the record set, the settings, the peers joined through
+// it), in case the federation remembers or forgets a peer by itself.
+const trustTTL = time.Second
+
+// trustSnap is the trust set as of a record set and a settings/peers
+// generation.
+type trustSnap struct {
+	fp  registry.Fingerprint
+	gen uint64
+	at  time.Time
+	set *TrustSet
+}
+
+// Trust returns the node's current trust set. It is computed again only
+// when the record set (key records decide trust), the settings or the
+// peers changed, or after trustTTL, so callers may ask on every request.
 func (n *Node) Trust() *TrustSet {
+	fp, gen := n.db.Fingerprint(), n.trustGen.Load()
+	if s := n.trust.Load(); s != nil && s.fp == fp && s.gen == gen && time.Since(s.at) < trustTTL {
+		return s.set
+	}
+	set := n.computeTrust()
+	n.trust.Store(&trustSnap{fp: fp, gen: gen, at: time.Now(), set: set})
+	return set
+}
+
+// trustChanged makes the next Trust call compute the set again.
+func (n *Node) trustChanged() { n.trustGen.Add(1) }
+
+func (n *Node) computeTrust() *TrustSet {
+	t := n.trustedKeys()
+	t.digest()
+	return t
+}
+
+func (n *Node) trustedKeys() *TrustSet {
 	s := n.Settings()
 	t := &TrustSet{all: s.Trust.All, keys: map[string]bool{string(n.key.Public()): true}}
 	if t.all {
@@ -51,7 +89,7 @@ func (n *Node) Trust() *TrustSet {
 	ks := registry.ResolveKeys(recs, n.cfg.Now(), n.cfg.MaxSkew)
 	for _, live := range ks {
 		for _, r := range live {
-			if !t.keys[string(r.Author)] || !r.Author.Equal(n.key.Public()) {
+			if !r.Author.Equal(n.key.Public()) {
 				continue
 			}
 			b, err := r.DecodeBody()
@@ -67,17 +105,18 @@ func (n *Node) Trust() *TrustSet {
 	return t
 }
 
-// Key returns a digest of the set of trusted keys: two trust sets have the
-// same Key exactly when they trust the same authors.
-func (t *TrustSet) Key() string {
+// Key returns a digest of the set: two trust sets have the same Key
+// exactly when they trust the same authors.
+func (t *TrustSet) Key() string { return t.key }
+
+func (t *TrustSet) digest() {
 	if t.all {
-		return "all"
+		t.key = "all"
+		return
 	}
 	keys := make([]string, 0, len(t.keys))
-	for k, ok := range t.keys {
-		if ok {
-			keys = append(keys, k)
-		}
+	for k := range t.keys {
+		keys = append(keys, k)
 	}
 	slices.Sort(keys)
 	h := sha256.New()
@@ -85,5 +124,5 @@ func (t *TrustSet) Key() string {
 		h.Write([]byte{byte(len(k))})
 		h.Write([]byte(k))
 	}
-	return hex.EncodeToString(h.Sum(nil))
+	t.key = hex.EncodeToString(h.Sum(nil))
 }

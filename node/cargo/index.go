@@ -12,6 +12,7 @@ import (
 	"sync"
 
 	registry "github.com/wasmrust/wasm-crates-registry"
+	"github.com/wasmrust/wasm-crates-registry/node"
 	"github.com/wasmrust/wasm-crates-registry/store"
 )
 
@@ -185,24 +186,22 @@ type fileKey struct {
 // and its ETag (a digest of the content) changes whenever the content does.
 type index struct {
 	h     *Handler
-	trust trustCache
-
 	mu    sync.RWMutex
 	files map[fileKey]*indexFile
 }
 
 func newIndex(h *Handler) *index {
-	return &index{h: h, trust: trustCache{n: h.n}, files: map[fileKey]*indexFile{}}
+	return &index{h: h, files: map[fileKey]*indexFile{}}
 }
 
 // file returns the current file of a crate in a view.
 func (x *index) file(v view, name string) (*indexFile, error) {
 	fp := x.h.n.Store().Fingerprint() // read before the views: they are never older than fp
-	var snap *trustSnap
+	var trust *node.TrustSet
 	var trustKey string
 	if v == viewWasm {
-		snap = x.trust.get(fp)
-		trustKey = snap.key
+		trust = x.h.n.Trust()
+		trustKey = trust.Key()
 	}
 	k := fileKey{v, name}
 	x.mu.RLock()
@@ -218,7 +217,7 @@ func (x *index) file(v view, name string) (*indexFile, error) {
 	f = &indexFile{fp: fp, trust: trustKey}
 	var buf bytes.Buffer
 	for _, rv := range views {
-		if rv.Unauthorized || (v == viewWasm && !x.h.cfg.Wasm.Passes(rv, snap.set.Trusts)) {
+		if rv.Unauthorized || (v == viewWasm && !x.h.cfg.Wasm.Passes(rv, trust.Trusts)) {
 			continue
 		}
 		if err := appendLine(&buf, NewIndexLine(&rv.Body, rv.Yanked, x.h.isSameRegistry)); err != nil {

@@ -3,12 +3,8 @@ package cargo
 import (
 	"slices"
 	"strings"
-	"sync"
-	"sync/atomic"
-	"time"
 
 	registry "github.com/wasmrust/wasm-crates-registry"
-	"github.com/wasmrust/wasm-crates-registry/node"
 	"github.com/wasmrust/wasm-crates-registry/store"
 )
 
@@ -81,40 +77,4 @@ func (p WasmPolicy) Validate() error {
 func (p WasmPolicy) Passes(v *store.ReleaseView, trusts func(registry.PublicKey) bool) bool {
 	tr := v.TrustedReport(trusts)
 	return tr != nil && slices.Contains(p.Gates, tr.Gate) && slices.Contains(p.Verdicts, tr.Wasm)
-}
-
-// trustTTL is how long a trust snapshot serves while the record set does not
-// change: changes of trust settings and of remembered peers reach the wasm
-// view within this time.
-const trustTTL = time.Second
-
-// trustSnap is the node's trust set as of a record set.
-type trustSnap struct {
-	fp  registry.Fingerprint
-	at  time.Time
-	set *node.TrustSet
-	key string
-}
-
-// trustCache recomputes the node's trust set at most once per trustTTL, and
-// at once when the record set changes (key records decide trust too).
-type trustCache struct {
-	n    *node.Node
-	mu   sync.Mutex
-	snap atomic.Pointer[trustSnap]
-}
-
-func (c *trustCache) get(fp registry.Fingerprint) *trustSnap {
-	if s := c.snap.Load(); s != nil && s.fp == fp && time.Since(s.at) < trustTTL {
-		return s
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if s := c.snap.Load(); s != nil && s.fp == fp && time.Since(s.at) < trustTTL {
-		return s
-	}
-	set := c.n.Trust()
-	s := &trustSnap{fp: fp, at: time.Now(), set: set, key: set.Key()}
-	c.snap.Store(s)
-	return s
 }

@@ -390,7 +390,7 @@ func (h *Handler) search(w http.ResponseWriter, r *http.Request, wasm bool) erro
 	}
 	var trusts func(registry.PublicKey) bool
 	if wasm {
-		trusts = h.index.trust.get(h.n.Store().Fingerprint()).set.Trusts
+		trusts = h.n.Trust().Trusts
 	}
 	type agg struct {
 		best   *store.ReleaseView
