@@ -168,12 +168,18 @@ func wrapTxn(op string, err error) error {
 
 // GetRecord returns a stored record; ENOTFOUND when it is not held.
 func (db *DB) GetRecord(id registry.ID) (*registry.Record, error) {
+	if r, ok := db.recs.Get(id); ok {
+		return r, nil
+	}
 	var r *registry.Record
 	err := db.bdb.View(func(txn *badger.Txn) error {
 		var err error
 		r, err = getRecord(txn, id)
 		return err
 	})
+	if err == nil {
+		db.recs.Add(id, r)
+	}
 	return r, err
 }
 
