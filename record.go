@@ -257,16 +257,7 @@ func DecodeRecord(b []byte) (*Record, error) {
 	if err := Unmarshal(b, &w); err != nil {
 		return nil, E(op, EINVALID, "malformed record", err)
 	}
-	r := &Record{
-		Kind:    Kind(w.Kind),
-		Subject: w.Subject,
-		Body:    []byte(w.Body),
-		Author:  PublicKey(w.Author),
-		Time:    w.Time,
-		Sig:     w.Sig,
-		raw:     append([]byte(nil), b...),
-		id:      Sum(b),
-	}
+	r := w.record(append([]byte(nil), b...))
 	if err := r.checkFields(); err != nil {
 		return nil, E(op, EINVALID, "", err)
 	}
@@ -361,6 +352,12 @@ func DecodeStored(b []byte) (*Record, error) {
 	if err := decMode.Unmarshal(b, &w); err != nil {
 		return nil, E(op, EINTERNAL, "stored record is corrupt", err)
 	}
+	return w.record(b), nil
+}
+
+// record makes the Record whose canonical bytes are raw (which the Record
+// keeps) from its decoded envelope.
+func (w *wireRecord) record(raw []byte) *Record {
 	return &Record{
 		Kind:    Kind(w.Kind),
 		Subject: w.Subject,
@@ -368,9 +365,9 @@ func DecodeStored(b []byte) (*Record, error) {
 		Author:  PublicKey(w.Author),
 		Time:    w.Time,
 		Sig:     w.Sig,
-		raw:     b,
-		id:      Sum(b),
-	}, nil
+		raw:     raw,
+		id:      Sum(raw),
+	}
 }
 
 // DecodeRecords decodes and verifies many records on all CPUs. It returns
