@@ -228,6 +228,7 @@ func testPipeline(t testing.TB) *Pipeline {
 }
 
 func TestMain(m *testing.M) {
+	MaybeRunHelper()
 	code := m.Run()
 	if sharedP != nil {
 		_ = sharedP.Close()

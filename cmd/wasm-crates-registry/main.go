@@ -35,6 +35,7 @@ import (
 var version = "dev"
 
 func main() {
+	pipeline.MaybeRunHelper()
 	app := &cli.App{
 		Name:    "wasm-crates-registry",
 		Usage:   "run a federated registry node for WebAssembly-compatible Rust crates",
