@@ -120,6 +120,10 @@ type Config struct {
 	MaxCrateSize int64
 	// KeepWork leaves each run's work directory in place, for debugging.
 	KeepWork bool
+	// HelperExe is the executable the pipeline's sandboxed helpers run
+	// from (default: this process's own executable, whose main must call
+	// MaybeRunHelper first).
+	HelperExe string
 }
 
 // Pipeline tests releases: it builds them with cargo for the host and the
@@ -208,7 +212,12 @@ func New(cfg Config) (*Pipeline, error) {
 			ro = append(ro, d)
 		}
 	}
-	if p.sb, err = newSandbox(ctx, cfg.Bwrap, ro, p.log); err != nil {
+	if cfg.HelperExe == "" {
+		if cfg.HelperExe, err = os.Executable(); err != nil {
+			return nil, registry.E(op, registry.EINTERNAL, "cannot find this program's executable for the sandbox's helpers", err)
+		}
+	}
+	if p.sb, err = newSandbox(ctx, cfg.Bwrap, cfg.HelperExe, ro, p.log); err != nil {
 		return nil, err
 	}
 	cacheDir := filepath.Join(cfg.CacheDir, "wazero")

@@ -34,8 +34,14 @@ type sandbox struct {
 	prlimit string
 	setpriv string // empty when not running as root
 	ro      []string
+	exe     string // the pipeline's own executable, bound at helperPath (empty: none)
 	log     *slog.Logger
 }
+
+// helperPath is where the sandbox sees the pipeline's own executable, the
+// program its helpers (MaybeRunHelper) run from.
+const helperPath = "/run/wcr/helper"
+
 
 // runSpec is one sandboxed command. Paths are the same inside and outside.
 type runSpec struct {
@@ -75,7 +81,7 @@ func (r runResult) ok() bool { return r.Exit == 0 && !r.TimedOut && !r.DiskExcee
 
 // newSandbox finds bubblewrap and its helpers and checks that a command can
 // run inside.
-func newSandbox(ctx context.Context, bwrap string, ro []string, log *slog.Logger) (*sandbox, error) {
+func newSandbox(ctx context.Context, bwrap, exe string, ro []string, log *slog.Logger) (*sandbox, error) {
 	const op = "pipeline.sandbox"
 	if bwrap == "" {
 		bwrap = "/usr/bin/bwrap"
@@ -85,7 +91,7 @@ func newSandbox(ctx context.Context, bwrap string, ro []string, log *slog.Logger
 	} else {
 		return nil, registry.E(op, registry.EUNAVAILABLE, "bubblewrap is not installed; untrusted code cannot run without it (apt-get install bubblewrap)", err)
 	}
-	sb := &sandbox{bwrap: bwrap, log: log}
+	sb := &sandbox{bwrap: bwrap, exe: exe, log: log}
 	var err error
 	if sb.prlimit, err = exec.LookPath("prlimit"); err != nil {
 		return nil, registry.E(op, registry.EUNAVAILABLE, "prlimit (util-linux) is not installed", err)
@@ -175,6 +181,9 @@ func (sb *sandbox) args(spec runSpec) []string {
 	a = append(a, "--perms", "0755", "--dir", "/etc")
 	for _, e := range etc {
 		a = append(a, "--ro-bind-try", e, e)
+	}
+	if sb.exe != "" {
+		a = append(a, "--perms", "0755", "--dir", "/run", "--perms", "0755", "--dir", "/run/wcr", "--ro-bind", sb.exe, helperPath)
 	}
 	a = append(a, "--dev", "/dev", "--proc", "/proc", "--perms", "1777", "--tmpfs", "/tmp", "--perms", "1777", "--tmpfs", "/var/tmp")
 	// bubblewrap creates missing parents of a bind's destination as 0700
