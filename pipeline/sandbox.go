@@ -42,7 +42,6 @@ type sandbox struct {
 // program its helpers (MaybeRunHelper) run from.
 const helperPath = "/run/wcr/helper"
 
-
 // runSpec is one sandboxed command. Paths are the same inside and outside.
 type runSpec struct {
 	Args    []string
