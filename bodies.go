@@ -121,10 +121,17 @@ func NewOwnersBody(keys []PublicKey) *OwnersBody {
 
 // Roles a key record may grant.
 const (
-	RoleAdmin     = "admin"     // may sign key records; trusted for verdicts
-	RolePublisher = "publisher" // a developer who publishes through nodes
+	RoleAdmin     = "admin"     // may sign key records (delegate trust); witnesses time with its checkpoints
+	RolePublisher = "publisher" // may found crates, publish, yank and change owners of crates it owns
+	RoleReviewer  = "reviewer"  // its reviews count
 	RoleTester    = "tester"    // its reports count towards verdicts
 )
+
+// Roles lists every role, in the order they are documented.
+var Roles = []string{RoleAdmin, RolePublisher, RoleReviewer, RoleTester}
+
+// maxScopes bounds the crate-name patterns of one key record.
+const maxScopes = 64
 
 // KeyBody is the body of a key record (subject: the key's peer ID). It
 // registers a developer's or node's key with a display name and roles.
@@ -133,6 +140,10 @@ type KeyBody struct {
 	Name    string   `cbor:"2,keyasint" json:"name"`
 	Roles   []string `cbor:"3,keyasint,omitempty" json:"roles,omitempty"`
 	Revoked bool     `cbor:"4,keyasint,omitempty" json:"revoked,omitempty"`
+	// Scopes, when present, limit the crate-related roles (publisher,
+	// reviewer, tester) to crate names matching one of these patterns: a
+	// name, or a prefix followed by "*". Admin is never scoped.
+	Scopes []string `cbor:"5,keyasint,omitempty" json:"scopes,omitempty"`
 }
 
 // DecodeBody decodes the body of a known kind into its Go type (*ReleaseBody,
@@ -256,13 +267,65 @@ func (b *KeyBody) validate(subject string) error {
 		return Errorf(op, EINVALID, "a key needs a display name of 1 to 128 bytes")
 	}
 	for _, role := range b.Roles {
-		switch role {
-		case RoleAdmin, RolePublisher, RoleTester:
-		default:
-			return Errorf(op, EINVALID, "unknown role %q; roles are admin, publisher, tester", role)
+		if !slices.Contains(Roles, role) {
+			return Errorf(op, EINVALID, "unknown role %q; roles are %s", role, strings.Join(Roles, ", "))
+		}
+	}
+	if len(b.Scopes) > maxScopes {
+		return Errorf(op, EINVALID, "a key record has at most %d scopes", maxScopes)
+	}
+	for _, sc := range b.Scopes {
+		if err := validScope(sc); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// validScope checks a crate-name pattern: a crate name, or a prefix of one
+// followed by "*" ("*" alone matches every crate).
+func validScope(sc string) error {
+	name := strings.TrimSuffix(sc, "*")
+	if name == "" && sc == "*" {
+		return nil
+	}
+	if err := ValidateCrateName(name); err != nil && !(strings.HasSuffix(sc, "*") && validNamePrefix(name)) {
+		return Errorf("registry.KeyBody", EINVALID, "scope %q is neither a crate name nor a name prefix followed by *", sc)
+	}
+	return nil
+}
+
+func validNamePrefix(p string) bool {
+	if p == "" || len(p) > 64 {
+		return false
+	}
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// Covers reports whether the key body's scopes allow crate (no scopes:
+// every crate). Names compare case-insensitively, as Cargo's index does.
+func (b *KeyBody) Covers(crate string) bool {
+	if len(b.Scopes) == 0 {
+		return true
+	}
+	c := strings.ToLower(crate)
+	for _, sc := range b.Scopes {
+		sc = strings.ToLower(sc)
+		if p, ok := strings.CutSuffix(sc, "*"); ok {
+			if strings.HasPrefix(c, p) {
+				return true
+			}
+		} else if c == sc {
+			return true
+		}
+	}
+	return false
 }
 
 // HasRole reports whether the key body grants role and is not revoked.

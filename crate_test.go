@@ -270,7 +270,7 @@ func TestSettingsValidation(t *testing.T) {
 		{Name: "", Gates: DefaultGates()},
 		{Name: "x", Gates: Gates{CuratedMinScore: 101}},
 		{Name: "x", Gates: Gates{CuratedMinScore: 50, RejectBelowScore: 60}},
-		{Name: "x", Gates: DefaultGates(), Trust: Trust{Keys: []string{"nope"}}},
+		{Name: "x", Gates: DefaultGates(), Trust: TrustPolicy{Keys: []string{"nope"}}},
 	}
 	for i, b := range bad {
 		if KindOf(b.Validate()) != EINVALID {

@@ -8,12 +8,15 @@ import (
 )
 
 // This file holds the conflict rules of DESIGN.md §2 as pure functions. The
-// visible state is a function of the set of records alone (and of "now", for
-// records too far in the future), so two nodes holding the same set show the
-// same state whatever order the records arrived in.
+// visible state is a function of the set of records and of the node's
+// authority (its trust roots, and through them the key and checkpoint
+// records it holds) — and of "now", for records too far in the future — so
+// two nodes holding the same set under the same trust roots show the same
+// state whatever order the records arrived in.
 
-// CompareNewest orders records by (time, author, ID), the order in which the
-// greatest is the live record of a mutable kind.
+// CompareNewest orders records by (claimed time, author, ID), the order in
+// which the greatest is the live record of a mutable kind among the
+// authorized ones.
 func CompareNewest(a, b *Record) int {
 	if c := cmp.Compare(a.Time, b.Time); c != 0 {
 		return c
@@ -24,19 +27,60 @@ func CompareNewest(a, b *Record) int {
 	return a.id.Compare(b.id)
 }
 
-// CompareFirst orders records by (time, ID), the order in which the least
-// release for a name@version wins.
-func CompareFirst(a, b *Record) int {
+// Witnessed gives the witnessed time of a record (DESIGN.md §2): the time of
+// the earliest checkpoint by a witness of the node's Authority whose log
+// includes it. ok is false while no such checkpoint does (the record is
+// pending).
+type Witnessed func(id ID) (t int64, ok bool)
+
+// NoWitness is the Witnessed of a node that holds no checkpoints: every
+// record is pending.
+func NoWitness(ID) (int64, bool) { return 0, false }
+
+// Order is where a record stands when the conflict rules ask who was first:
+// witnessed records before pending ones, then by witnessed time (for
+// pending records: their claimed time), then by ID. A pending record can
+// therefore never displace a witnessed one.
+type Order struct {
+	Pending bool
+	Time    int64
+	ID      ID
+}
+
+// Compare orders a before b (negative), after (positive) or equal.
+func (a Order) Compare(b Order) int {
+	if a.Pending != b.Pending {
+		if a.Pending {
+			return 1
+		}
+		return -1
+	}
 	if c := cmp.Compare(a.Time, b.Time); c != 0 {
 		return c
 	}
-	return a.id.Compare(b.id)
+	return a.ID.Compare(b.ID)
 }
 
-// OwnerStep is one change of a crate's owners: from Time on, Owners may
-// publish and yank. Record is nil for the founding step.
+// OrderOf returns r's Order under witness.
+func OrderOf(r *Record, witness Witnessed) Order {
+	if t, ok := witness(r.id); ok {
+		return Order{Time: t, ID: r.id}
+	}
+	return Order{Pending: true, Time: r.Time, ID: r.id}
+}
+
+// Backdated reports whether r claims a time more than maxSkew before its
+// witnessed time.
+func Backdated(r *Record, witness Witnessed, maxSkew time.Duration) bool {
+	t, ok := witness(r.id)
+	return ok && r.Time < t-maxSkew.Milliseconds()
+}
+
+// OwnerStep is one change of a crate's owners: from At on, Owners may
+// publish and yank. Record is the founding release for the first step and
+// the owners record for the others.
 type OwnerStep struct {
-	Time   int64
+	At     Order
 	Owners []PublicKey
 	Record *Record
 }
@@ -44,39 +88,11 @@ type OwnerStep struct {
 // OwnerTimeline is the history of a crate's owners, oldest first.
 type OwnerTimeline []OwnerStep
 
-// BuildOwnerTimeline folds a crate's owners records in (time, author, ID)
-// order, starting from the founder (the author of the crate's first release
-// by (time, ID)) at the founding time. An owners record takes effect only if
-// its author is an owner at its time; otherwise it is kept but not applied.
-// It returns the timeline and the owners records that were not applied.
-func BuildOwnerTimeline(founder *Record, owners []*Record) (OwnerTimeline, []*Record) {
-	sorted := slices.Clone(owners)
-	slices.SortFunc(sorted, CompareNewest)
-	if founder == nil {
-		return nil, sorted
-	}
-	tl := OwnerTimeline{{Time: founder.Time, Owners: []PublicKey{founder.Author}}}
-	var rejected []*Record
-	for _, o := range sorted {
-		if !tl.Allows(o.Author, o.Time) {
-			rejected = append(rejected, o)
-			continue
-		}
-		body, err := o.DecodeBody()
-		if err != nil {
-			rejected = append(rejected, o)
-			continue
-		}
-		tl = append(tl, OwnerStep{Time: o.Time, Owners: body.(*OwnersBody).Keys(), Record: o})
-	}
-	return tl, rejected
-}
-
-// At returns the owners in effect at time t (nil before the founding).
-func (tl OwnerTimeline) At(t int64) []PublicKey {
+// At returns the owners in effect at o (nil before the founding).
+func (tl OwnerTimeline) At(o Order) []PublicKey {
 	var cur []PublicKey
 	for _, s := range tl {
-		if s.Time > t {
+		if s.At.Compare(o) > 0 {
 			break
 		}
 		cur = s.Owners
@@ -84,9 +100,9 @@ func (tl OwnerTimeline) At(t int64) []PublicKey {
 	return cur
 }
 
-// Allows reports whether key is an owner at time t.
-func (tl OwnerTimeline) Allows(key PublicKey, t int64) bool {
-	return slices.ContainsFunc(tl.At(t), key.Equal)
+// Allows reports whether key is an owner at o.
+func (tl OwnerTimeline) Allows(key PublicKey, o Order) bool {
+	return slices.ContainsFunc(tl.At(o), key.Equal)
 }
 
 // Current returns the owners in effect now.
@@ -97,81 +113,143 @@ func (tl OwnerTimeline) Current() []PublicKey {
 	return tl[len(tl)-1].Owners
 }
 
+// Claim is a release of a name@version that does not win: a later
+// release, a backdated one, or one by an author without authority. It is
+// kept as evidence and never wins later.
+type Claim struct {
+	Record     *Record
+	Order      Order
+	Authorized bool // its author could publish it (an authorized owner at its order)
+	Backdated  bool // it claims a time more than MaxSkew before its witnessed time
+}
+
 // ReleaseState is the resolved state of one name@version.
 type ReleaseState struct {
 	Subject string
-	// Release is the winning release: the first authorized one by (time, ID),
-	// or, when none is authorized, the first of all (then Unauthorized is set).
+	// Release is the winning release: the first (by Order) whose author
+	// was an owner with the publisher role at its Order; when there is no
+	// such release, the first of all, with Unauthorized set: an untrusted
+	// claim that is shown but never indexed or served.
 	Release      *Record
 	Body         *ReleaseBody
+	Order        Order
 	Unauthorized bool
+	Backdated    bool
 	// Conflicts are the other releases for the same name@version, first
-	// first. They are evidence and never win later.
-	Conflicts []*Record
+	// first.
+	Conflicts []Claim
 	// Yank is the live authorized yank record, nil when never yanked.
 	Yank   *Record
 	Yanked bool
-	// Reports and Reviews hold the live record per author, newest first.
+	// Reports and Reviews hold the live record per author, newest first,
+	// whoever the author is: readers count those whose authors hold the
+	// tester or reviewer role.
 	Reports []*Record
 	Reviews []*Record
 	// Superseded holds records for this subject that are not live: older
-	// yanks, reports and reviews, and yanks whose author was not an owner.
+	// yanks, reports and reviews, and yanks whose author was not an
+	// authorized owner at its Order.
 	Superseded []*Record
 }
 
 // CrateState is the resolved state of one crate name.
 type CrateState struct {
-	Name     string
-	Founder  PublicKey
-	Owners   OwnerTimeline
+	Name string
+	// Founder is the author of the crate's first authorized release (nil
+	// when no release is authorized).
+	Founder PublicKey
+	Owners  OwnerTimeline
+	// Releases holds every version that has a release, authorized or not.
 	Releases map[string]*ReleaseState // by version
 	// Orphans are yanks, reports and reviews for versions with no release.
 	Orphans []*Record
-	// RejectedOwners are owners records whose author was not an owner.
+	// RejectedOwners are owners records whose author was not an authorized
+	// owner at its Order.
 	RejectedOwners []*Record
 }
 
-// ResolveCrate resolves all records about one crate name. Records not about
-// name, not applicable at now (see Applicable) or duplicated are skipped, so
-// the caller may pass any superset.
-func ResolveCrate(name string, recs []*Record, now time.Time, maxSkew time.Duration) *CrateState {
+// ResolveCrate resolves all records about one crate name under auth and
+// witness (DESIGN.md §2, "Authority and time"). Who was first — the
+// founder, the release that wins a name@version, the order of owners
+// changes — is decided by Order (witnessed time first); only authors that
+// auth lets publish the crate found it, own it, publish, yank or change its
+// owners. The yank that counts is the newest by claimed time among the
+// authorized ones. Records not about name, not applicable at now (see
+// Applicable) or duplicated are skipped, so the caller may pass any
+// superset.
+func ResolveCrate(name string, recs []*Record, now time.Time, maxSkew time.Duration, auth Authority, witness Witnessed) *CrateState {
+	if witness == nil {
+		witness = NoWitness
+	}
 	recs = dedupe(recs, func(r *Record) bool {
 		return r.SubjectName() == name && Applicable(r, now, maxSkew)
 	})
 	cs := &CrateState{Name: name, Releases: map[string]*ReleaseState{}}
+	publisher := func(k PublicKey) bool { return auth != nil && auth.May(k, RolePublisher, name) }
 
-	var releases, owners, others []*Record
+	type ordered struct {
+		r *Record
+		o Order
+	}
+	var releases, owners []ordered
+	var others []*Record
 	for _, r := range recs {
 		switch r.Kind {
 		case KindRelease:
-			releases = append(releases, r)
+			releases = append(releases, ordered{r, OrderOf(r, witness)})
 		case KindOwners:
-			owners = append(owners, r)
+			owners = append(owners, ordered{r, OrderOf(r, witness)})
 		default:
 			others = append(others, r)
 		}
 	}
-	slices.SortFunc(releases, CompareFirst)
-	var founder *Record
-	if len(releases) > 0 {
-		founder = releases[0]
-		cs.Founder = founder.Author
-	}
-	cs.Owners, cs.RejectedOwners = BuildOwnerTimeline(founder, owners)
+	byOrder := func(a, b ordered) int { return a.o.Compare(b.o) }
+	slices.SortFunc(releases, byOrder)
+	slices.SortFunc(owners, byOrder)
 
-	bySubject := map[string][]*Record{}
-	for _, r := range releases {
-		bySubject[r.Subject] = append(bySubject[r.Subject], r)
+	// The founder is the author of the first release by a publisher.
+	if i := slices.IndexFunc(releases, func(x ordered) bool { return publisher(x.r.Author) }); i >= 0 {
+		f := releases[i]
+		cs.Founder = f.r.Author
+		cs.Owners = OwnerTimeline{{At: f.o, Owners: []PublicKey{f.r.Author}, Record: f.r}}
+		for _, o := range owners {
+			if o.o.Compare(f.o) < 0 || !cs.Owners.Allows(o.r.Author, o.o) || !publisher(o.r.Author) {
+				cs.RejectedOwners = append(cs.RejectedOwners, o.r)
+				continue
+			}
+			body, err := o.r.DecodeBody()
+			if err != nil {
+				cs.RejectedOwners = append(cs.RejectedOwners, o.r)
+				continue
+			}
+			cs.Owners = append(cs.Owners, OwnerStep{At: o.o, Owners: body.(*OwnersBody).Keys(), Record: o.r})
+		}
+	} else {
+		for _, o := range owners {
+			cs.RejectedOwners = append(cs.RejectedOwners, o.r)
+		}
 	}
-	for subject, rs := range bySubject { // rs is sorted by CompareFirst
+	authorized := func(r *Record, o Order) bool { return publisher(r.Author) && cs.Owners.Allows(r.Author, o) }
+
+	bySubject := map[string][]ordered{}
+	for _, x := range releases {
+		bySubject[x.r.Subject] = append(bySubject[x.r.Subject], x)
+	}
+	for subject, rs := range bySubject { // rs is in Order
 		rel := &ReleaseState{Subject: subject}
-		win := slices.IndexFunc(rs, func(r *Record) bool { return cs.Owners.Allows(r.Author, r.Time) })
+		win := slices.IndexFunc(rs, func(x ordered) bool { return authorized(x.r, x.o) })
 		if win < 0 {
 			win = 0
 			rel.Unauthorized = true
 		}
-		rel.Release = rs[win]
-		rel.Conflicts = slices.Delete(slices.Clone(rs), win, win+1)
+		rel.Release, rel.Order = rs[win].r, rs[win].o
+		rel.Backdated = Backdated(rel.Release, witness, maxSkew)
+		for i, x := range rs {
+			if i != win {
+				rel.Conflicts = append(rel.Conflicts, Claim{Record: x.r, Order: x.o,
+					Authorized: authorized(x.r, x.o), Backdated: Backdated(x.r, witness, maxSkew)})
+			}
+		}
 		body, _ := rel.Release.DecodeBody()
 		rel.Body, _ = body.(*ReleaseBody)
 		cs.Releases[rel.Body.Version] = rel
@@ -186,7 +264,7 @@ func ResolveCrate(name string, recs []*Record, now time.Time, maxSkew time.Durat
 		}
 		switch r.Kind {
 		case KindYank:
-			if !cs.Owners.Allows(r.Author, r.Time) {
+			if !authorized(r, OrderOf(r, witness)) {
 				rel.Superseded = append(rel.Superseded, r)
 				continue
 			}
@@ -217,6 +295,7 @@ func ResolveCrate(name string, recs []*Record, now time.Time, maxSkew time.Durat
 		slices.SortFunc(rel.Superseded, CompareNewest)
 	}
 	slices.SortFunc(cs.Orphans, CompareNewest)
+	slices.SortFunc(cs.RejectedOwners, CompareNewest)
 	return cs
 }
 
@@ -283,8 +362,8 @@ type State struct {
 	Future  []*Record // records held back because they are too far ahead of now
 }
 
-// Resolve computes the state of a whole record set.
-func Resolve(recs []*Record, now time.Time, maxSkew time.Duration) *State {
+// Resolve computes the state of a whole record set under auth and witness.
+func Resolve(recs []*Record, now time.Time, maxSkew time.Duration, auth Authority, witness Witnessed) *State {
 	st := &State{Crates: map[string]*CrateState{}}
 	recs = dedupe(recs, func(*Record) bool { return true })
 	byName := map[string][]*Record{}
@@ -302,10 +381,10 @@ func Resolve(recs []*Record, now time.Time, maxSkew time.Duration) *State {
 		}
 	}
 	for n, rs := range byName {
-		st.Crates[n] = ResolveCrate(n, rs, now, maxSkew)
+		st.Crates[n] = ResolveCrate(n, rs, now, maxSkew, auth, witness)
 	}
 	st.Keys = ResolveKeys(recs, now, maxSkew)
-	slices.SortFunc(st.Unknown, CompareFirst)
-	slices.SortFunc(st.Future, CompareFirst)
+	slices.SortFunc(st.Unknown, CompareNewest)
+	slices.SortFunc(st.Future, CompareNewest)
 	return st
 }

@@ -54,7 +54,7 @@ func summary(st *State) string {
 			if s.Record != nil {
 				rid = s.Record.ID().String()[:12]
 			}
-			fmt.Fprintf(&b, "  owners@%d %s by %s\n", s.Time, strings.Join(ks, ","), rid)
+			fmt.Fprintf(&b, "  owners@%v/%d %s by %s\n", s.At.Pending, s.At.Time, strings.Join(ks, ","), rid)
 		}
 		fmt.Fprintf(&b, "  rejected-owners %s\n  orphans %s\n", ids(cs.RejectedOwners), ids(cs.Orphans))
 		versions := make([]string, 0, len(cs.Releases))
@@ -68,8 +68,12 @@ func summary(st *State) string {
 			if r.Yank != nil {
 				yank = r.Yank.ID().String()[:12]
 			}
-			fmt.Fprintf(&b, "  %s win=%s unauth=%v conflicts=%s yank=%s yanked=%v reports=%s reviews=%s superseded=%s\n",
-				v, r.Release.ID().String()[:12], r.Unauthorized, ids(r.Conflicts), yank, r.Yanked, ids(r.Reports), ids(r.Reviews), ids(r.Superseded))
+			var claims []string
+			for _, c := range r.Conflicts {
+				claims = append(claims, fmt.Sprintf("%s/%v/%v/%v", c.Record.ID().String()[:12], c.Authorized, c.Backdated, c.Order.Pending))
+			}
+			fmt.Fprintf(&b, "  %s win=%s unauth=%v backdated=%v pending=%v conflicts=%s yank=%s yanked=%v reports=%s reviews=%s superseded=%s\n",
+				v, r.Release.ID().String()[:12], r.Unauthorized, r.Backdated, r.Order.Pending, strings.Join(claims, ","), yank, r.Yanked, ids(r.Reports), ids(r.Reviews), ids(r.Superseded))
 		}
 	}
 	keys := make([]string, 0, len(st.Keys))
@@ -147,17 +151,17 @@ func TestResolveIsOrderIndependent(t *testing.T) {
 	for seed := int64(0); seed < 60; seed++ {
 		rng := rand.New(rand.NewSource(seed))
 		recs := randomRecords(t, rng, keys, 10+rng.Intn(60))
-		want := summary(Resolve(recs, now, DefaultMaxSkew))
+		want := summary(Resolve(recs, now, DefaultMaxSkew, TrustEveryone(), NoWitness))
 		for perm := 0; perm < 8; perm++ {
 			shuffled := slices.Clone(recs)
 			rng.Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
-			if got := summary(Resolve(shuffled, now, DefaultMaxSkew)); got != want {
+			if got := summary(Resolve(shuffled, now, DefaultMaxSkew, TrustEveryone(), NoWitness)); got != want {
 				t.Fatalf("seed %d: order changed the state\nfirst:\n%s\nshuffled:\n%s", seed, want, got)
 			}
 		}
 		// Per-crate resolution over a superset gives the same crate state.
-		for name, cs := range Resolve(recs, now, DefaultMaxSkew).Crates {
-			again := ResolveCrate(name, recs, now, DefaultMaxSkew)
+		for name, cs := range Resolve(recs, now, DefaultMaxSkew, TrustEveryone(), NoWitness).Crates {
+			again := ResolveCrate(name, recs, now, DefaultMaxSkew, TrustEveryone(), NoWitness)
 			a := summary(&State{Crates: map[string]*CrateState{name: cs}})
 			b := summary(&State{Crates: map[string]*CrateState{name: again}})
 			if a != b {
@@ -172,7 +176,7 @@ func TestFirstReleaseWinsAndConflictsAreKept(t *testing.T) {
 	early := rel(t, a, "foo", "1.0.0", rt0, "a")
 	late := rel(t, a, "foo", "1.0.0", rt0.Add(time.Second), "b")
 	tie := rel(t, a, "foo", "1.0.0", rt0, "c")
-	cs := ResolveCrate("foo", []*Record{late, tie, early}, rt0.Add(time.Hour), DefaultMaxSkew)
+	cs := ResolveCrate("foo", []*Record{late, tie, early}, rt0.Add(time.Hour), DefaultMaxSkew, TrustEveryone(), NoWitness)
 	r := cs.Releases["1.0.0"]
 	wantWin := early
 	if tie.ID().Compare(early.ID()) < 0 {
@@ -193,7 +197,7 @@ func TestOnlyOwnersYankAndPublish(t *testing.T) {
 	strangerYank := mustSign(t, stranger, KindYank, "foo@1.0.0", &YankBody{Yanked: true}, rt0.Add(2*time.Second))
 	now := rt0.Add(time.Hour)
 
-	cs := ResolveCrate("foo", []*Record{first, strangerRelease, strangerYank}, now, DefaultMaxSkew)
+	cs := ResolveCrate("foo", []*Record{first, strangerRelease, strangerYank}, now, DefaultMaxSkew, TrustEveryone(), NoWitness)
 	if cs.Releases["1.0.0"].Yanked {
 		t.Fatal("a stranger's yank was applied")
 	}
@@ -204,24 +208,24 @@ func TestOnlyOwnersYankAndPublish(t *testing.T) {
 	// The owner adds a friend; the friend's later yank applies, an earlier one does not.
 	add := mustSign(t, owner, KindOwners, "foo", NewOwnersBody([]PublicKey{owner.Public(), friend.Public()}), rt0.Add(10*time.Second))
 	before := mustSign(t, friend, KindYank, "foo@1.0.0", &YankBody{Yanked: true}, rt0.Add(5*time.Second))
-	cs = ResolveCrate("foo", []*Record{first, add, before}, now, DefaultMaxSkew)
+	cs = ResolveCrate("foo", []*Record{first, add, before}, now, DefaultMaxSkew, TrustEveryone(), NoWitness)
 	if cs.Releases["1.0.0"].Yanked {
 		t.Fatal("a yank from before the signer became an owner was applied")
 	}
 	after := mustSign(t, friend, KindYank, "foo@1.0.0", &YankBody{Yanked: true, Reason: "bad"}, rt0.Add(11*time.Second))
 	unyank := mustSign(t, owner, KindYank, "foo@1.0.0", &YankBody{Yanked: false}, rt0.Add(12*time.Second))
-	cs = ResolveCrate("foo", []*Record{first, add, after}, now, DefaultMaxSkew)
+	cs = ResolveCrate("foo", []*Record{first, add, after}, now, DefaultMaxSkew, TrustEveryone(), NoWitness)
 	if !cs.Releases["1.0.0"].Yanked {
 		t.Fatal("an owner's yank was not applied")
 	}
-	cs = ResolveCrate("foo", []*Record{unyank, first, add, after}, now, DefaultMaxSkew)
+	cs = ResolveCrate("foo", []*Record{unyank, first, add, after}, now, DefaultMaxSkew, TrustEveryone(), NoWitness)
 	if cs.Releases["1.0.0"].Yanked || cs.Releases["1.0.0"].Yank != unyank {
 		t.Fatal("the last writer did not win")
 	}
 	// A stranger cannot take the crate over.
 	takeover := mustSign(t, stranger, KindOwners, "foo", NewOwnersBody([]PublicKey{stranger.Public()}), rt0.Add(20*time.Second))
-	cs = ResolveCrate("foo", []*Record{first, takeover}, now, DefaultMaxSkew)
-	if len(cs.RejectedOwners) != 1 || !cs.Owners.Allows(owner.Public(), now.UnixMilli()) {
+	cs = ResolveCrate("foo", []*Record{first, takeover}, now, DefaultMaxSkew, TrustEveryone(), NoWitness)
+	if len(cs.RejectedOwners) != 1 || !cs.Owners.Allows(owner.Public(), Order{Pending: true, Time: now.UnixMilli()}) {
 		t.Fatal("a stranger's owners record was applied")
 	}
 }
@@ -230,11 +234,11 @@ func TestFutureRecordsWaitUntilTheirTime(t *testing.T) {
 	a := goldenKey(t, 1)
 	first := rel(t, a, "foo", "1.0.0", rt0, "a")
 	future := mustSign(t, a, KindYank, "foo@1.0.0", &YankBody{Yanked: true}, rt0.Add(time.Hour))
-	st := Resolve([]*Record{first, future}, rt0, DefaultMaxSkew)
+	st := Resolve([]*Record{first, future}, rt0, DefaultMaxSkew, TrustEveryone(), NoWitness)
 	if st.Crates["foo"].Releases["1.0.0"].Yanked || len(st.Future) != 1 {
 		t.Fatal("a record an hour ahead was applied")
 	}
-	st = Resolve([]*Record{first, future}, rt0.Add(time.Hour-time.Minute), DefaultMaxSkew)
+	st = Resolve([]*Record{first, future}, rt0.Add(time.Hour-time.Minute), DefaultMaxSkew, TrustEveryone(), NoWitness)
 	if !st.Crates["foo"].Releases["1.0.0"].Yanked {
 		t.Fatal("the record was not applied once within MaxSkew")
 	}
@@ -246,7 +250,7 @@ func TestTiesAreBrokenByAuthorThenID(t *testing.T) {
 	add := mustSign(t, a, KindOwners, "foo", NewOwnersBody([]PublicKey{a.Public(), b.Public()}), rt0)
 	ya := mustSign(t, a, KindYank, "foo@1.0.0", &YankBody{Yanked: true}, rt0.Add(time.Second))
 	yb := mustSign(t, b, KindYank, "foo@1.0.0", &YankBody{Yanked: false}, rt0.Add(time.Second))
-	cs := ResolveCrate("foo", []*Record{first, add, ya, yb}, rt0.Add(time.Hour), DefaultMaxSkew)
+	cs := ResolveCrate("foo", []*Record{first, add, ya, yb}, rt0.Add(time.Hour), DefaultMaxSkew, TrustEveryone(), NoWitness)
 	want := ya
 	if CompareNewest(yb, ya) > 0 {
 		want = yb

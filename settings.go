@@ -1,6 +1,9 @@
 package registry
 
-import "strings"
+import (
+	"slices"
+	"strings"
+)
 
 // Gates are a registry's quality gates: they turn a report's score and wasm
 // verdict into curated, needs-review or rejected.
@@ -45,21 +48,25 @@ func (g Gates) Verdict(score uint64, wasm string) string {
 	}
 }
 
-// Trust is a node's local trust policy: whose reports and reviews count
-// towards its verdicts. It never changes which record wins (DESIGN.md §2).
-type Trust struct {
-	// All trusts every validly signed author: for open test networks.
+// TrustPolicy is the part of a node's trust roots its admins set over REST
+// (DESIGN.md §2, "Authority and time"): with the node's own key and the
+// peers it was started with, these keys may do everything, and key records
+// they sign delegate roles to others.
+type TrustPolicy struct {
+	// All trusts every validly signed author: for open test networks only.
 	All bool `json:"all"`
-	// Keys are trusted peer IDs in addition to the node's own key and the
-	// peers it was told to join.
+	// Keys are trust-root peer IDs (typically the operator's keys).
 	Keys []string `json:"keys"`
+	// Peers are the peers an admin joined this node to with trust
+	// (peers add); peers add --no-trust and removing the peer take them out.
+	Peers []string `json:"peers,omitempty"`
 }
 
 // Validate checks that every key is a peer ID.
-func (t Trust) Validate() error {
-	for _, k := range t.Keys {
+func (t TrustPolicy) Validate() error {
+	for _, k := range append(slices.Clone(t.Keys), t.Peers...) {
 		if _, err := ParsePeerID(k); err != nil {
-			return E("registry.Trust", EINVALID, "trust.keys", err)
+			return E("registry.TrustPolicy", EINVALID, "trust.keys and trust.peers hold peer IDs", err)
 		}
 	}
 	return nil
@@ -67,10 +74,10 @@ func (t Trust) Validate() error {
 
 // Settings are a registry's settings that an admin may change over REST.
 type Settings struct {
-	Name        string `json:"name"`
-	Description string `json:"description"`
-	Gates       Gates  `json:"gates"`
-	Trust       Trust  `json:"trust"`
+	Name        string      `json:"name"`
+	Description string      `json:"description"`
+	Gates       Gates       `json:"gates"`
+	Trust       TrustPolicy `json:"trust"`
 	// AutoTest queues the pipeline for every release this node accepts.
 	AutoTest bool `json:"auto_test"`
 }

@@ -233,14 +233,14 @@ func stateOf(t testing.TB, n *testNode, name, version string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cs := registry.ResolveCrate(name, recs, time.Now(), registry.DefaultMaxSkew)
+	cs := registry.ResolveCrate(name, recs, time.Now(), registry.DefaultMaxSkew, registry.TrustEveryone(), registry.NoWitness)
 	rel := cs.Releases[version]
 	if rel == nil {
 		return "no release"
 	}
 	var conflicts []string
 	for _, c := range rel.Conflicts {
-		conflicts = append(conflicts, c.ID().String())
+		conflicts = append(conflicts, c.Record.ID().String())
 	}
 	yank := "none"
 	if rel.Yank != nil {

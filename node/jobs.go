@@ -238,7 +238,7 @@ func (l localCrates) Known(ctx context.Context, name, version string) pipeline.D
 		return pipeline.DepKnowledge{Wasm: registry.WasmUntested}
 	}
 	k := pipeline.DepKnowledge{Held: true, Wasm: registry.WasmUntested}
-	if r := v.TrustedReport(l.trust.Trusts); r != nil {
+	if r := v.TrustedReport(l.trust.Tests(v.Name)); r != nil {
 		k.Wasm = r.Wasm
 	}
 	return k

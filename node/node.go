@@ -44,6 +44,10 @@ type Config struct {
 	Now func() time.Time
 	// Network, when set, federates the node (see federation.New).
 	Network NetworkFactory
+	// TrustedPeers are the peers (full multiaddrs or peer IDs) the node
+	// was started to join with trust: they are trust roots (DESIGN.md §2).
+	// Peers joined without trust are given to the Network only.
+	TrustedPeers []string
 	// Tester, when set, runs the testing pipeline for queued jobs.
 	Tester TesterFactory
 	// Workers is the number of concurrent pipeline jobs (default 1).
@@ -68,6 +72,7 @@ type Node struct {
 	settings   registry.Settings
 
 	trust    atomic.Pointer[trustSnap] // see Trust
+	trustMu  sync.Mutex                // serialises computing a new trust set
 	trustGen atomic.Uint64             // bumped when settings or peers change
 
 	jobs *jobRunner
@@ -123,6 +128,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		db.Close()
 		return nil, err
 	}
+	n.Trust() // the views follow this node's trust before anything is served
 	if cfg.Network != nil {
 		n.net, err = cfg.Network(ctx, n.key, netStore{n})
 		if err != nil {

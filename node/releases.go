@@ -40,9 +40,18 @@ type Release struct {
 	Features      map[string][]string `json:"features"`
 	Yanked        bool                `json:"yanked"`
 	Yank          *YankInfo           `json:"yank,omitempty"`
-	Unauthorized  bool                `json:"unauthorized,omitempty"`
-	Conflicts     []registry.ID       `json:"conflicts,omitempty"`
-	Owners        []string            `json:"owners"`
+	// Unauthorized: no author this node trusts to publish the crate made
+	// this release; it is an untrusted claim, never indexed or served.
+	Unauthorized bool `json:"unauthorized,omitempty"`
+	// Witnessed is when the first trusted checkpoint included the release
+	// (absent while pending); Backdated says it claims a time more than the
+	// allowed skew before that.
+	Witnessed *time.Time    `json:"witnessed,omitempty"`
+	Backdated bool          `json:"backdated,omitempty"`
+	Conflicts []registry.ID `json:"conflicts,omitempty"`
+	// Claims details the conflicting releases, first first.
+	Claims []ClaimInfo `json:"claims,omitempty"`
+	Owners []string    `json:"owners"`
 	// The verdict of the newest trusted report (untested when none).
 	Wasm    string          `json:"wasm"`
 	GCReady bool            `json:"gc_ready"`
@@ -51,6 +60,16 @@ type Release struct {
 	Gate    string          `json:"gate,omitempty"`
 	Reports []ReportSummary `json:"reports"`
 	Reviews []ReviewSummary `json:"reviews"`
+}
+
+// ClaimInfo is a release of the same name@version that did not win.
+type ClaimInfo struct {
+	ID         registry.ID `json:"id"`
+	Author     string      `json:"author"`
+	Claimed    time.Time   `json:"claimed"`
+	Witnessed  *time.Time  `json:"witnessed,omitempty"`
+	Authorized bool        `json:"authorized"`
+	Backdated  bool        `json:"backdated,omitempty"`
 }
 
 // YankInfo says who set the yank state and why.
@@ -100,7 +119,7 @@ func releaseFromView(v *store.ReleaseView, trust *TrustSet) *Release {
 		Homepage: b.Homepage, Documentation: b.Documentation, Keywords: b.Keywords,
 		Categories: b.Categories, Edition: b.Edition, RustVersion: b.RustVersion, Links: b.Links,
 		Deps: b.Deps, Features: b.Features,
-		Yanked: v.Yanked, Unauthorized: v.Unauthorized, Conflicts: v.Conflicts,
+		Yanked: v.Yanked, Unauthorized: v.Unauthorized, Backdated: v.Backdated,
 		Wasm:    registry.WasmUntested,
 		Reports: []ReportSummary{}, Reviews: []ReviewSummary{}, Owners: []string{},
 	}
@@ -110,6 +129,19 @@ func releaseFromView(v *store.ReleaseView, trust *TrustSet) *Release {
 	if r.Features == nil {
 		r.Features = map[string][]string{}
 	}
+	if v.Witnessed != 0 {
+		w := ms(v.Witnessed)
+		r.Witnessed = &w
+	}
+	for _, c := range v.Claims {
+		ci := ClaimInfo{ID: c.ID, Author: c.Author.PeerID(), Claimed: ms(c.Time), Authorized: c.Authorized, Backdated: c.Backdated}
+		if c.Witnessed != 0 {
+			w := ms(c.Witnessed)
+			ci.Witnessed = &w
+		}
+		r.Conflicts = append(r.Conflicts, c.ID)
+		r.Claims = append(r.Claims, ci)
+	}
 	for _, o := range v.Owners {
 		r.Owners = append(r.Owners, o.PeerID())
 	}
@@ -118,19 +150,19 @@ func releaseFromView(v *store.ReleaseView, trust *TrustSet) *Release {
 	}
 	for _, rep := range v.Reports {
 		r.Reports = append(r.Reports, ReportSummary{
-			ID: rep.ID, Author: rep.Author.PeerID(), Trusted: trust.Trusts(rep.Author), Time: ms(rep.Time),
+			ID: rep.ID, Author: rep.Author.PeerID(), Trusted: trust.May(rep.Author, registry.RoleTester, v.Name), Time: ms(rep.Time),
 			Release: rep.Release, Current: rep.Release == v.Release, Outcome: rep.Outcome, Wasm: rep.Wasm,
 			GCReady: rep.GCReady, Dual: rep.Dual, Score: rep.Score, Gate: rep.Gate,
 		})
 	}
-	if tr := v.TrustedReport(trust.Trusts); tr != nil {
+	if tr := v.TrustedReport(trust.Tests(v.Name)); tr != nil {
 		r.Wasm, r.GCReady, r.Dual, r.Gate = tr.Wasm, tr.GCReady, tr.Dual, tr.Gate
 		score := tr.Score
 		r.Score = &score
 	}
 	for _, rv := range v.Reviews {
 		r.Reviews = append(r.Reviews, ReviewSummary{
-			ID: rv.ID, Author: rv.Author.PeerID(), Trusted: trust.Trusts(rv.Author), Time: ms(rv.Time),
+			ID: rv.ID, Author: rv.Author.PeerID(), Trusted: trust.May(rv.Author, registry.RoleReviewer, v.Name), Time: ms(rv.Time),
 			Verdict: rv.Verdict, Comment: rv.Comment,
 		})
 	}
@@ -349,7 +381,7 @@ func (n *Node) List(ctx context.Context, p ListParams) (*Page, error) {
 			if p.Wasm == "" && p.GCReady == nil && p.Dual == nil {
 				return true
 			}
-			tr := v.TrustedReport(trust.Trusts)
+			tr := v.TrustedReport(trust.Tests(v.Name))
 			if p.Wasm != "" {
 				got := registry.WasmUntested
 				if tr != nil {

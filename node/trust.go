@@ -1,33 +1,37 @@
 package node
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
-	"slices"
+	"strings"
 	"time"
 
 	registry "github.com/wasmrust/wasm-crates-registry"
 )
 
-// TrustSet decides whose reports and reviews count towards this node's
-// verdicts (DESIGN.md §2): its own key, the peers it was told to join, the
-// keys in its settings, and keys that its own key registered with the admin
-// or tester role; or everyone, with trust.all.
-// A TrustSet never changes once made.
-type TrustSet struct {
-	all  bool
-	keys map[string]bool
-	key  string // digest of the set, see Key
+// TrustSet is this node's authority (DESIGN.md §2, "Authority and time"):
+// its trust roots — its own key, the keys its admins configured, and the
+// peers its admins joined it to with trust — and the roles the key records
+// of those roots (and of the admins they appoint) delegate. It decides who
+// founds, owns, publishes and yanks crates, whose reports and reviews count
+// and whose checkpoints witness time. A TrustSet never changes once made.
+type TrustSet struct{ *registry.Trust }
+
+// Tests returns whether an author's reports count towards crate's verdict.
+func (t *TrustSet) Tests(crate string) func(registry.PublicKey) bool {
+	return func(k registry.PublicKey) bool { return t.May(k, registry.RoleTester, crate) }
 }
 
-// Trusts reports whether k counts.
-func (t *TrustSet) Trusts(k registry.PublicKey) bool {
-	return t.all || t.keys[string(k)]
+// Reviews returns whether an author's reviews of crate count.
+func (t *TrustSet) Reviews(crate string) func(registry.PublicKey) bool {
+	return func(k registry.PublicKey) bool { return t.May(k, registry.RoleReviewer, crate) }
 }
+
+// Key returns a digest of the set: two trust sets have the same Key
+// exactly when they decide every question the same way.
+func (t *TrustSet) Key() string { return t.Digest() }
 
 // trustTTL bounds how long a trust snapshot serves while nothing this node
 // tracks changes (the record set, the settings, the peers joined through
-// it), in case the federation remembers or forgets a peer by itself.
+// it).
 const trustTTL = time.Second
 
 // trustSnap is the trust set as of a record set and a settings/peers
@@ -40,89 +44,74 @@ type trustSnap struct {
 }
 
 // Trust returns the node's current trust set. It is computed again only
-// when the record set (key records decide trust), the settings or the
+// when the record set (key records delegate trust), the settings or the
 // peers changed, or after trustTTL, so callers may ask on every request.
+// When the result differs from the authority the store's views were built
+// under, the views are derived again first.
 func (n *Node) Trust() *TrustSet {
 	fp, gen := n.db.Fingerprint(), n.trustGen.Load()
 	if s := n.trust.Load(); s != nil && s.fp == fp && s.gen == gen && time.Since(s.at) < trustTTL {
 		return s.set
 	}
+	n.trustMu.Lock()
+	defer n.trustMu.Unlock()
+	if s := n.trust.Load(); s != nil && s.fp == fp && s.gen == gen && time.Since(s.at) < trustTTL {
+		return s.set
+	}
 	set := n.computeTrust()
+	if prev := n.trust.Load(); prev == nil || prev.set.Key() != set.Key() {
+		if k, err := n.db.SetAuthority(set); err != nil {
+			n.log.Error("deriving release views under the new trust", "err", err)
+		} else if k > 0 {
+			n.log.Info("trust changed: release views derived again", "crates", k)
+		}
+	}
 	n.trust.Store(&trustSnap{fp: fp, gen: gen, at: time.Now(), set: set})
 	return set
 }
 
-// trustChanged makes the next Trust call compute the set again.
-func (n *Node) trustChanged() { n.trustGen.Add(1) }
-
-func (n *Node) computeTrust() *TrustSet {
-	t := n.trustedKeys()
-	t.digest()
-	return t
+// trustChanged computes the trust set again now (settings or peers
+// changed), so that views follow before the caller answers.
+func (n *Node) trustChanged() {
+	n.trustGen.Add(1)
+	n.Trust()
 }
 
-func (n *Node) trustedKeys() *TrustSet {
+// trustRoots lists the node's trust roots.
+func (n *Node) trustRoots() []registry.PublicKey {
 	s := n.Settings()
-	t := &TrustSet{all: s.Trust.All, keys: map[string]bool{string(n.key.Public()): true}}
-	if t.all {
-		return t
+	roots := []registry.PublicKey{n.key.Public()}
+	ids := append(append([]string{}, s.Trust.Keys...), s.Trust.Peers...)
+	for _, a := range n.cfg.TrustedPeers {
+		ids = append(ids, peerIDOf(a))
 	}
-	for _, id := range s.Trust.Keys {
+	for _, id := range ids {
 		if k, err := registry.ParsePeerID(id); err == nil {
-			t.keys[string(k)] = true
+			roots = append(roots, k)
 		}
 	}
-	if n.net != nil {
-		for _, p := range n.net.Peers() {
-			if p.Saved {
-				if k, err := registry.ParsePeerID(p.ID); err == nil {
-					t.keys[string(k)] = true
-				}
-			}
-		}
+	return roots
+}
+
+// peerIDOf returns the peer ID of a full multiaddr (…/p2p/<id>), or s
+// itself when it is not one.
+func peerIDOf(s string) string {
+	if i := strings.LastIndex(s, "/p2p/"); i >= 0 {
+		s = s[i+len("/p2p/"):]
+	}
+	if i := strings.IndexByte(s, '/'); i >= 0 {
+		s = s[:i]
+	}
+	return s
+}
+
+func (n *Node) computeTrust() *TrustSet {
+	if n.Settings().Trust.All {
+		return &TrustSet{registry.TrustEveryone()}
 	}
 	recs, err := n.db.RecordsByKind(registry.KindKey)
 	if err != nil {
 		n.log.Warn("reading key records for trust", "err", err)
-		return t
 	}
-	ks := registry.ResolveKeys(recs, n.cfg.Now(), n.cfg.MaxSkew)
-	for _, live := range ks {
-		for _, r := range live {
-			if !r.Author.Equal(n.key.Public()) {
-				continue
-			}
-			b, err := r.DecodeBody()
-			if err != nil {
-				continue
-			}
-			kb := b.(*registry.KeyBody)
-			if kb.HasRole(registry.RoleAdmin) || kb.HasRole(registry.RoleTester) {
-				t.keys[string(kb.Key)] = true
-			}
-		}
-	}
-	return t
-}
-
-// Key returns a digest of the set: two trust sets have the same Key
-// exactly when they trust the same authors.
-func (t *TrustSet) Key() string { return t.key }
-
-func (t *TrustSet) digest() {
-	if t.all {
-		t.key = "all"
-		return
-	}
-	keys := make([]string, 0, len(t.keys))
-	for k := range t.keys {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	h := sha256.New()
-	for _, k := range keys {
-		h.Write([]byte{byte(len(k))})
-		h.Write([]byte(k))
-	}
-	t.key = hex.EncodeToString(h.Sum(nil))
+	return &TrustSet{registry.NewTrust(n.trustRoots(), recs, n.cfg.Now(), n.cfg.MaxSkew)}
 }

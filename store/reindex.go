@@ -52,17 +52,12 @@ func (db *DB) Reindex() (int, error) {
 	if err != nil {
 		return n, registry.E(op, registry.KindOf(err), "rebuilding indexes", err)
 	}
+	list := make([]string, 0, len(names))
 	for name := range names {
-		err := db.bdb.Update(func(txn *badger.Txn) error {
-			recs, err := db.readIndexed(txn, sepPrefix(pName, name))
-			if err != nil {
-				return err
-			}
-			return db.writeViews(txn, name, recs)
-		})
-		if err != nil {
-			return n, registry.E(op, registry.KindOf(err), "rebuilding the views of "+name, err)
-		}
+		list = append(list, name)
+	}
+	if err := db.rebuildViews(list); err != nil {
+		return n, err
 	}
 	if err := db.bdb.Sync(); err != nil {
 		return n, internal(op, err)

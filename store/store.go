@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -63,8 +64,9 @@ type DB struct {
 	opts Options
 	log  *slog.Logger
 
-	writeMu sync.Mutex // serialises record writes, so view derivation never races
-	jobMu   sync.Mutex // serialises job queue read-modify-writes
+	writeMu sync.Mutex   // serialises record writes, so view derivation never races
+	auth    atomic.Value // Authority; see SetAuthority
+	jobMu   sync.Mutex   // serialises job queue read-modify-writes
 
 	mu    sync.RWMutex // guards the fields below
 	fp    registry.Fingerprint

@@ -50,6 +50,9 @@ func stores(t *testing.T, fn func(t *testing.T, db *DB)) {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { db.Close() })
+			if _, err := db.SetAuthority(registry.TrustEveryone()); err != nil {
+				t.Fatal(err)
+			}
 			fn(t, db)
 		})
 	}
@@ -156,8 +159,8 @@ func TestConflictingReleaseIsKeptAsEvidence(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if v.Release != first.ID() || len(v.Conflicts) != 1 || v.Conflicts[0] != second.ID() {
-			t.Fatalf("winner %s conflicts %v; want %s with [%s]", v.Release, v.Conflicts, first.ID(), second.ID())
+		if v.Release != first.ID() || len(v.Claims) != 1 || v.Claims[0].ID != second.ID() || !v.Claims[0].Authorized {
+			t.Fatalf("winner %s claims %+v; want %s with an authorized claim %s", v.Release, v.Claims, first.ID(), second.ID())
 		}
 	})
 }

@@ -13,10 +13,11 @@ import (
 
 // ReleaseView is the derived, queryable state of one name@version: the
 // winning release and everything that the conflict rules attach to it. It is
-// a cache of registry.ResolveCrate over the crate's records and is rebuilt
-// whenever a record about the crate arrives. Trust is not applied here: the
-// view lists every live report and review with its author, and readers
-// decide which authors count.
+// a cache of registry.ResolveCrate over the crate's records under the
+// store's Authority and witnessed times, rebuilt whenever a record about the
+// crate arrives, a checkpoint witnesses one, or the Authority changes.
+// Reports and reviews are listed with their authors, whoever they are:
+// readers count those whose authors hold the tester or reviewer role.
 type ReleaseView struct {
 	Name         string               `cbor:"1,keyasint"`
 	Version      string               `cbor:"2,keyasint"`
@@ -25,13 +26,30 @@ type ReleaseView struct {
 	Time         int64                `cbor:"5,keyasint"`
 	Body         registry.ReleaseBody `cbor:"6,keyasint"`
 	Unauthorized bool                 `cbor:"7,keyasint,omitempty"`
-	Conflicts    []registry.ID        `cbor:"8,keyasint,omitempty"`
-	Yanked       bool                 `cbor:"9,keyasint,omitempty"`
-	Yank         *RecordRef           `cbor:"10,keyasint,omitempty"`
-	YankReason   string               `cbor:"11,keyasint,omitempty"`
-	Reports      []ReportRef          `cbor:"12,keyasint,omitempty"`
-	Reviews      []ReviewRef          `cbor:"13,keyasint,omitempty"`
-	Owners       []registry.PublicKey `cbor:"14,keyasint,omitempty"`
+	// 8 held conflicting release IDs before claims (15) replaced it.
+	Yanked     bool                 `cbor:"9,keyasint,omitempty"`
+	Yank       *RecordRef           `cbor:"10,keyasint,omitempty"`
+	YankReason string               `cbor:"11,keyasint,omitempty"`
+	Reports    []ReportRef          `cbor:"12,keyasint,omitempty"`
+	Reviews    []ReviewRef          `cbor:"13,keyasint,omitempty"`
+	Owners     []registry.PublicKey `cbor:"14,keyasint,omitempty"`
+	// Claims are the other releases of this name@version, first first.
+	Claims []ClaimRef `cbor:"15,keyasint,omitempty"`
+	// Witnessed is the winning release's witnessed time (0: pending, no
+	// trusted checkpoint includes it yet).
+	Witnessed int64 `cbor:"16,keyasint,omitempty"`
+	// Backdated: the winning release claims a time more than MaxSkew
+	// before its witnessed time.
+	Backdated bool `cbor:"17,keyasint,omitempty"`
+}
+
+// ClaimRef is a release that does not win its name@version: evidence of a
+// conflict, of backdating, or an untrusted claim.
+type ClaimRef struct {
+	RecordRef  `cbor:"1,keyasint"`
+	Witnessed  int64 `cbor:"2,keyasint,omitempty"` // 0: pending
+	Authorized bool  `cbor:"3,keyasint,omitempty"`
+	Backdated  bool  `cbor:"4,keyasint,omitempty"`
 }
 
 // RecordRef names a record and who made it when.
@@ -101,9 +119,17 @@ func buildViews(cs *registry.CrateState) []*ReleaseView {
 			Unauthorized: rs.Unauthorized,
 			Yanked:       rs.Yanked,
 			Owners:       cs.Owners.Current(),
+			Backdated:    rs.Backdated,
+		}
+		if !rs.Order.Pending {
+			v.Witnessed = rs.Order.Time
 		}
 		for _, c := range rs.Conflicts {
-			v.Conflicts = append(v.Conflicts, c.ID())
+			cr := ClaimRef{RecordRef: ref(c.Record), Authorized: c.Authorized, Backdated: c.Backdated}
+			if !c.Order.Pending {
+				cr.Witnessed = c.Order.Time
+			}
+			v.Claims = append(v.Claims, cr)
 		}
 		if rs.Yank != nil {
 			yr := ref(rs.Yank)
@@ -137,10 +163,11 @@ func buildViews(cs *registry.CrateState) []*ReleaseView {
 }
 
 // writeViews resolves crate name from all of its records and writes its
-// views in txn.
+// views in txn. writeMu must be held.
 func (db *DB) writeViews(txn *badger.Txn, name string, recs []*registry.Record) error {
 	const op = "store.writeViews"
-	cs := registry.ResolveCrate(name, recs, db.opts.Now(), db.opts.MaxSkew)
+	auth := db.authority()
+	cs := registry.ResolveCrate(name, recs, db.opts.Now(), db.opts.MaxSkew, auth, db.witness(txn, auth))
 	for _, v := range buildViews(cs) {
 		b, err := registry.Marshal(v)
 		if err != nil {

@@ -12,7 +12,6 @@ import (
 	"sync"
 
 	registry "github.com/wasmrust/wasm-crates-registry"
-	"github.com/wasmrust/wasm-crates-registry/node"
 	"github.com/wasmrust/wasm-crates-registry/store"
 )
 
@@ -197,12 +196,11 @@ func newIndex(h *Handler) *index {
 // file returns the current file of a crate in a view.
 func (x *index) file(v view, name string) (*indexFile, error) {
 	fp := x.h.n.Store().Fingerprint() // read before the views: they are never older than fp
-	var trust *node.TrustSet
-	var trustKey string
-	if v == viewWasm {
-		trust = x.h.n.Trust()
-		trustKey = trust.Key()
-	}
+	// Trust decides which releases are authorized, so every view of the
+	// index depends on it, not only the wasm one. Asking for it first also
+	// brings the store's views up to date with it.
+	trust := x.h.n.Trust()
+	trustKey := trust.Key()
 	k := fileKey{v, name}
 	x.mu.RLock()
 	f := x.files[k]
@@ -217,7 +215,7 @@ func (x *index) file(v view, name string) (*indexFile, error) {
 	f = &indexFile{fp: fp, trust: trustKey}
 	var buf bytes.Buffer
 	for _, rv := range views {
-		if rv.Unauthorized || (v == viewWasm && !x.h.cfg.Wasm.Passes(rv, trust.Trusts)) {
+		if rv.Unauthorized || (v == viewWasm && !x.h.cfg.Wasm.Passes(rv, trust.Tests(rv.Name))) {
 			continue
 		}
 		if err := appendLine(&buf, NewIndexLine(&rv.Body, rv.Yanked, x.h.isSameRegistry)); err != nil {

@@ -316,7 +316,7 @@ func TestWasmPolicy(t *testing.T) {
 		}
 		var got []string
 		for _, v := range views {
-			if p.Passes(v, trust.Trusts) {
+			if p.Passes(v, trust.Tests(v.Name)) {
 				got = append(got, v.Version)
 			}
 		}

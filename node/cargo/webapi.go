@@ -388,17 +388,14 @@ func (h *Handler) search(w http.ResponseWriter, r *http.Request, wasm bool) erro
 		}
 		perPage = n
 	}
-	var trusts func(registry.PublicKey) bool
-	if wasm {
-		trusts = h.n.Trust().Trusts
-	}
+	trust := h.n.Trust()
 	type agg struct {
 		best   *store.ReleaseView
 		yanked bool // best is yanked
 	}
 	crates := map[string]*agg{}
 	match := func(v *store.ReleaseView) bool {
-		if v.Unauthorized || (wasm && !h.cfg.Wasm.Passes(v, trusts)) {
+		if v.Unauthorized || (wasm && !h.cfg.Wasm.Passes(v, trust.Tests(v.Name))) {
 			return false
 		}
 		return needle == "" || node.MatchesQuery(v, needle)

@@ -1,0 +1,199 @@
+package registry
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"slices"
+	"time"
+)
+
+// Authority is a node's trust as the conflict rules need it (DESIGN.md §2,
+// "Authority and time"): who may act in which role on which crate, and
+// whose checkpoints witness time. It never comes from the record set alone:
+// it starts from the node's trust roots.
+type Authority interface {
+	// May reports whether key may act in role (Role*) on crate; crate is ""
+	// for actions that are not about one crate.
+	May(key PublicKey, role, crate string) bool
+	// Witness reports whether key's checkpoints witness time.
+	Witness(key PublicKey) bool
+}
+
+// Trust is the Authority derived from a set of trust roots and the key
+// records a node holds: roots may do everything; a key record whose author
+// is a root or holds the admin role grants its subject the record's roles
+// (crate-related roles limited to its scopes). Admin grants chain, so in a
+// line A–B–C of nodes, C trusts B and B's key record vouches for A. Only
+// the live key record per (key, author) counts (greatest time, author,
+// ID), so an author revokes its grant with a newer record. Grants by
+// several admins add up. The zero value trusts nobody; a nil *Trust too.
+type Trust struct {
+	all    bool
+	roots  map[string]bool
+	grants map[string][]*KeyBody // by key bytes: the live grants by authorized admins
+	digest string
+}
+
+var _ Authority = (*Trust)(nil)
+
+// TrustEveryone is the authority of a node told to trust every author
+// (development setups): every key may do everything.
+func TrustEveryone() *Trust {
+	return &Trust{all: true, digest: "all"}
+}
+
+// NewTrust derives the authority of roots over keyRecs (records of other
+// kinds are ignored; records too far in the future are not applied).
+func NewTrust(roots []PublicKey, keyRecs []*Record, now time.Time, maxSkew time.Duration) *Trust {
+	t := &Trust{roots: map[string]bool{}, grants: map[string][]*KeyBody{}}
+	for _, r := range roots {
+		t.roots[string(r)] = true
+	}
+	type live struct {
+		author PublicKey
+		body   *KeyBody
+	}
+	// Live grants by subject key, whoever signed them.
+	bySubject := map[string][]live{}
+	for _, recs := range ResolveKeys(keyRecs, now, maxSkew) {
+		for _, r := range recs {
+			b, err := r.DecodeBody()
+			if err != nil {
+				continue
+			}
+			kb := b.(*KeyBody)
+			if kb.Revoked || len(kb.Roles) == 0 {
+				continue
+			}
+			bySubject[string(kb.Key)] = append(bySubject[string(kb.Key)], live{r.Author, kb})
+		}
+	}
+	// Admins: the roots, then every key an admin grants the admin role to,
+	// until nothing changes.
+	admins := map[string]bool{}
+	for k := range t.roots {
+		admins[k] = true
+	}
+	for changed := true; changed; {
+		changed = false
+		for subj, ls := range bySubject {
+			if admins[subj] {
+				continue
+			}
+			for _, l := range ls {
+				if admins[string(l.author)] && slices.Contains(l.body.Roles, RoleAdmin) {
+					admins[subj] = true
+					changed = true
+					break
+				}
+			}
+		}
+	}
+	for subj, ls := range bySubject {
+		for _, l := range ls {
+			if admins[string(l.author)] {
+				t.grants[subj] = append(t.grants[subj], l.body)
+			}
+		}
+	}
+	t.computeDigest()
+	return t
+}
+
+// May implements Authority.
+func (t *Trust) May(key PublicKey, role, crate string) bool {
+	if t == nil {
+		return false
+	}
+	if t.all || t.roots[string(key)] {
+		return true
+	}
+	for _, g := range t.grants[string(key)] {
+		if !slices.Contains(g.Roles, role) {
+			continue
+		}
+		if role == RoleAdmin || crate == "" || g.Covers(crate) {
+			return true
+		}
+	}
+	return false
+}
+
+// Witness implements Authority: roots and admins witness time.
+func (t *Trust) Witness(key PublicKey) bool { return t.May(key, RoleAdmin, "") }
+
+// IsRoot reports whether key is one of the trust roots.
+func (t *Trust) IsRoot(key PublicKey) bool {
+	return t != nil && (t.all || t.roots[string(key)])
+}
+
+// Trusted reports whether key holds any role at all (a root, or a key with
+// a live grant), so that its records are not merely claims.
+func (t *Trust) Trusted(key PublicKey) bool {
+	return t != nil && (t.all || t.roots[string(key)] || len(t.grants[string(key)]) > 0)
+}
+
+// Roles lists the roles key holds on crate ("" for any crate), in the
+// order of Roles.
+func (t *Trust) Roles(key PublicKey, crate string) []string {
+	var out []string
+	for _, r := range Roles {
+		if t.May(key, r, crate) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// Digest identifies the authority: two Trusts with the same Digest decide
+// every question the same way.
+func (t *Trust) Digest() string {
+	if t == nil {
+		return ""
+	}
+	return t.digest
+}
+
+func (t *Trust) computeDigest() {
+	h := sha256.New()
+	roots := make([]string, 0, len(t.roots))
+	for k := range t.roots {
+		roots = append(roots, k)
+	}
+	slices.Sort(roots)
+	for _, k := range roots {
+		h.Write([]byte{'R', byte(len(k))})
+		h.Write([]byte(k))
+	}
+	keys := make([]string, 0, len(t.grants))
+	for k := range t.grants {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		h.Write([]byte{'G', byte(len(k))})
+		h.Write([]byte(k))
+		var parts []string
+		for _, g := range t.grants[k] {
+			roles := slices.Clone(g.Roles)
+			slices.Sort(roles)
+			scopes := slices.Clone(g.Scopes)
+			slices.Sort(scopes)
+			p := ""
+			for _, r := range roles {
+				p += r + ","
+			}
+			p += "|"
+			for _, s := range scopes {
+				p += s + ","
+			}
+			parts = append(parts, p)
+		}
+		slices.Sort(parts)
+		for _, p := range parts {
+			h.Write([]byte{byte(len(p) >> 8), byte(len(p))})
+			h.Write([]byte(p))
+		}
+	}
+	t.digest = hex.EncodeToString(h.Sum(nil))
+}
