@@ -43,9 +43,15 @@ func (n *Node) Settings() registry.Settings {
 func (n *Node) UpdateSettings(ctx context.Context, actor string, patch []byte) (registry.Settings, error) {
 	const op = "node.UpdateSettings"
 	n.settingsMu.Lock()
-	defer n.settingsMu.Unlock()
+	locked := true
+	defer func() {
+		if locked {
+			n.settingsMu.Unlock()
+		}
+	}()
 	next := n.settings
 	next.Trust.Keys = append([]string(nil), next.Trust.Keys...)
+	next.Trust.Peers = append([]string(nil), next.Trust.Peers...)
 	if err := decodeStrictJSON(patch, &next); err != nil {
 		return n.settings, registry.E(op, registry.EINVALID, "settings must be a JSON object of name, description, gates, trust, auto_test", err)
 	}
@@ -56,6 +62,8 @@ func (n *Node) UpdateSettings(ctx context.Context, actor string, patch []byte) (
 		return n.settings, err
 	}
 	n.settings = next
+	n.settingsMu.Unlock()
+	locked = false
 	n.trustChanged()
 	if err := n.db.Audit(store.AuditEntry{Action: "settings", Actor: actor, Detail: string(patch)}); err != nil {
 		n.log.Warn("audit log", "err", err)
