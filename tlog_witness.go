@@ -402,3 +402,8 @@ func Witness(recs []*Record) map[string]*ChainResult {
 	}
 	return out
 }
+
+// SortCheckpoints sorts checkpoints into the order the rules apply them:
+// by (size, time, ID). Adding them to a Chain in this order never
+// re-derives the chain.
+func SortCheckpoints(cks []*Checkpoint) { slices.SortFunc(cks, compareCheckpoints) }

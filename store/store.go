@@ -75,6 +75,8 @@ type DB struct {
 	// derived again for each new record about it.
 	recs *lru.Cache[registry.ID, *registry.Record]
 
+	tl tlogState // the transparency log's head and chain verifiers (tlog.go)
+
 	cancel context.CancelFunc
 	done   chan struct{}
 }
@@ -117,6 +119,14 @@ func Open(dir string, opts Options) (*DB, error) {
 		return nil, err
 	}
 	if err := db.loadCounters(); err != nil {
+		bdb.Close()
+		return nil, err
+	}
+	if err := db.loadLog(); err != nil {
+		bdb.Close()
+		return nil, err
+	}
+	if err := db.backfillLog(); err != nil {
 		bdb.Close()
 		return nil, err
 	}
