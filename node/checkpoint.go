@@ -173,3 +173,9 @@ func (n *Node) Evidence() ([]registry.Evidence, error) { return n.db.Evidence() 
 func (n *Node) WitnessTimes(id registry.ID) ([]store.WitnessTime, error) {
 	return n.db.WitnessTimes(id)
 }
+
+// CheckpointOf returns the head of author's checkpoint chain as this node
+// holds it; ENOTFOUND when it holds no accepted checkpoint by author.
+func (n *Node) CheckpointOf(author registry.PublicKey) (*registry.Checkpoint, error) {
+	return n.db.Checkpoint(author)
+}
