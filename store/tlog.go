@@ -24,7 +24,8 @@ import (
 //
 //	G index(8) → entry ID(34) ‖ flags(1)   the log, in order; flag 1 = a checkpoint
 //	g ID → index(8)                         where an ID is in the log
-//	H level(1) index(8) → hash(32)          roots of the tree's perfect subtrees
+//	H level(1) index(8) → hash(32)          roots of the tree's perfect subtrees above
+//	                                        the leaves (a leaf's hash is derived from G)
 //	W ID author → time(8) index(8) ckpt(34) witnessed times, per checkpoint author
 //	E author A B reason → Evidence (JSON)   equivocation evidence
 //	M "logsize" → size(8)                   the log's size
@@ -233,7 +234,11 @@ func (db *DB) appendLog(txn *badger.Txn, recs []*registry.Record) (*pendingLog, 
 		var ib [8]byte
 		binary.BigEndian.PutUint64(ib[:], i)
 		set(logIndexKey(id), ib[:])
-		p.frontier.Append(id, func(n registry.TreeNode, h registry.Hash) { set(treeKey(n), h[:]) })
+		p.frontier.Append(id, func(n registry.TreeNode, h registry.Hash) {
+			if n.Level > 0 { // a leaf's hash is derived from its entry
+				set(treeKey(n), h[:])
+			}
+		})
 	}
 	var sb [8]byte
 	binary.BigEndian.PutUint64(sb[:], p.frontier.Size())
@@ -342,6 +347,19 @@ func (db *DB) chainLocked(peerID string, author registry.PublicKey) (*registry.C
 func getTreeNode(txn *badger.Txn, n registry.TreeNode) (registry.Hash, error) {
 	const op = "store.tree"
 	var h registry.Hash
+	if n.Level == 0 {
+		it, err := txn.Get(logKey(n.Index))
+		if err != nil {
+			return h, registry.E(op, registry.EINTERNAL, "the log is missing an entry", err)
+		}
+		v, err := it.ValueCopy(nil)
+		if err != nil || len(v) != 35 {
+			return h, registry.Errorf(op, registry.EINTERNAL, "the log has a corrupt entry")
+		}
+		var id registry.ID
+		copy(id[:], v)
+		return registry.LeafHash(id), nil
+	}
 	it, err := txn.Get(treeKey(n))
 	if err != nil {
 		return h, registry.E(op, registry.EINTERNAL, "the log's tree is missing a node", err)
