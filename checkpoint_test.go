@@ -260,3 +260,57 @@ func TestWitnessAnyOrder(t *testing.T) {
 		}
 	}
 }
+
+// The head's fast path gives exactly what the whole chain gives, whenever
+// it applies, and declines everything else.
+func TestChainHeadAgreesWithChain(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 11))
+	applied := 0
+	for round := 0; round < 200; round++ {
+		k := goldenKey(t, 1)
+		ids := randIDs(rng, 30)
+		ch := NewChain(k.Public())
+		head := NewChainHead()
+		size, ms := uint64(0), int64(1000)
+		for step := 0; step < 12 && size < 30; step++ {
+			n := min(uint64(1+rng.IntN(4)), 30-size)
+			ms += int64(rng.IntN(50)) - 10
+			leaves := slices.Clone(ids[size : size+n])
+			prev := size
+			root := TreeRoot(ids[:size+n])
+			switch rng.IntN(8) {
+			case 0:
+				leaves[0] = ids[rng.IntN(int(size+1))] // maybe a repeat
+				root = TreeRoot(append(slices.Clone(ids[:size]), leaves...))
+			case 1:
+				root[0] ^= 1
+			case 2:
+				if size > 0 {
+					prev = size - 1
+					leaves = append([]ID{ids[size-1]}, leaves...)
+				}
+			}
+			c := signCheckpoint(t, k, prev, leaves, root, ms)
+			has := func(id ID) (bool, error) { _, ok := ch.pos[id]; return ok, nil }
+			next, wit, ok, err := head.Extend(c, has)
+			if err != nil {
+				t.Fatal(err)
+			}
+			d, _ := ch.Add(c)
+			if ok {
+				applied++
+				if !reflect.DeepEqual(next, ch.Summary()) || !reflect.DeepEqual(wit, d.Witnessed) || len(d.Evidence) != 0 {
+					t.Fatalf("round %d step %d: the head's fast path disagrees with the chain", round, step)
+				}
+			}
+			head = ch.Summary()
+			size = ch.Size()
+			if ch.Halted() {
+				break
+			}
+		}
+	}
+	if applied < 100 {
+		t.Fatalf("the fast path applied only %d times", applied)
+	}
+}

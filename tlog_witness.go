@@ -407,3 +407,105 @@ func Witness(recs []*Record) map[string]*ChainResult {
 // by (size, time, ID). Adding them to a Chain in this order never
 // re-derives the chain.
 func SortCheckpoints(cks []*Checkpoint) { slices.SortFunc(cks, compareCheckpoints) }
+
+// ChainHead is the part of a Chain's state that suffices to verify the
+// author's next checkpoint in the usual case, so that a store can persist
+// it instead of the whole chain. Encoded as canonical CBOR with integer
+// keys (never renumber).
+type ChainHead struct {
+	Size     uint64   `cbor:"1,keyasint"`           // the longest accepted tree
+	Frontier [][]byte `cbor:"2,keyasint"`           // its compact range
+	Head     []byte   `cbor:"3,keyasint,omitempty"` // ID of the first accepted checkpoint of Size
+	MaxTime  int64    `cbor:"4,keyasint"`           // latest time of an accepted checkpoint
+	Last     []byte   `cbor:"5,keyasint,omitempty"` // ID of the greatest checkpoint held, by (size, time, ID)
+	LastSize uint64   `cbor:"6,keyasint"`
+	LastTime int64    `cbor:"7,keyasint"`
+	Halted   bool     `cbor:"8,keyasint,omitempty"` // the author equivocated
+}
+
+// NewChainHead is the head of a chain that holds no checkpoint.
+func NewChainHead() *ChainHead { return &ChainHead{MaxTime: math.MinInt64} }
+
+// Summary returns the chain's head.
+func (c *Chain) Summary() *ChainHead {
+	h := &ChainHead{Size: uint64(len(c.leaves)), MaxTime: c.maxTime, Halted: len(c.evidence) > 0}
+	for _, x := range c.frontier.Hashes() {
+		h.Frontier = append(h.Frontier, append([]byte(nil), x[:]...))
+	}
+	if hd := c.Head(); hd != nil {
+		h.Head = hd.ID().Bytes()
+	}
+	if c.last != nil {
+		h.Last, h.LastSize, h.LastTime = c.last.ID().Bytes(), c.last.Size, c.last.Time()
+	}
+	return h
+}
+
+// HeadID returns the ID of the head checkpoint; ok is false when none is
+// accepted.
+func (h *ChainHead) HeadID() (ID, bool) {
+	id, err := IDFromBytes(h.Head)
+	return id, err == nil
+}
+
+// Extend verifies ck against the head when ck is a clean extension: it
+// sorts after every checkpoint held, its prev is the head's size, the
+// author has not equivocated, and it passes every rule. has reports
+// whether an entry is already in the author's log. Then it returns the new
+// head and the entries ck witnesses, exactly as Chain.Add would. Otherwise
+// ok is false and the caller must add ck to the whole Chain.
+func (h *ChainHead) Extend(ck *Checkpoint, has func(ID) (bool, error)) (next *ChainHead, wit []Witnessed, ok bool, err error) {
+	if h.Halted || ck.Prev != h.Size {
+		return nil, nil, false, nil
+	}
+	if last, lok := IDFromBytes(h.Last); lok == nil {
+		c := cmpU(ck.Size, h.LastSize)
+		if c == 0 {
+			c = cmpU(uint64(ck.Time()), uint64(h.LastTime))
+		}
+		if c == 0 {
+			c = ck.ID().Compare(last)
+		}
+		if c <= 0 {
+			return nil, nil, false, nil
+		}
+	}
+	if ck.Time() < h.MaxTime {
+		return nil, nil, false, nil
+	}
+	hs := make([]Hash, len(h.Frontier))
+	for i, b := range h.Frontier {
+		if len(b) != len(hs[i]) {
+			return nil, nil, false, Errorf("registry.ChainHead", EINTERNAL, "corrupt chain head")
+		}
+		copy(hs[i][:], b)
+	}
+	f, err := FrontierFrom(h.Size, hs)
+	if err != nil {
+		return nil, nil, false, E("registry.ChainHead", EINTERNAL, "corrupt chain head", err)
+	}
+	seen := make(map[ID]bool, len(ck.Leaves))
+	for _, id := range ck.Leaves {
+		held, err := has(id)
+		if err != nil {
+			return nil, nil, false, err
+		}
+		if held || seen[id] {
+			return nil, nil, false, nil
+		}
+		seen[id] = true
+		f.Append(id, nil)
+	}
+	if f.Root() != ck.Root {
+		return nil, nil, false, nil
+	}
+	next = &ChainHead{Size: ck.Size, Head: ck.ID().Bytes(), MaxTime: ck.Time(), Last: ck.ID().Bytes(), LastSize: ck.Size, LastTime: ck.Time()}
+	for _, x := range f.Hashes() {
+		next.Frontier = append(next.Frontier, append([]byte(nil), x[:]...))
+	}
+	wit = make([]Witnessed, len(ck.Leaves))
+	for j, id := range ck.Leaves {
+		wit[j] = Witnessed{ID: id, Time: ck.Time(), Index: ck.Prev + uint64(j), Checkpoint: ck.ID()}
+	}
+	return next, wit, true, nil
+}

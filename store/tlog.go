@@ -28,6 +28,7 @@ import (
 //	                                        the leaves (a leaf's hash is derived from G)
 //	W ID author → time(8) index(8) ckpt(34) witnessed times, per checkpoint author
 //	E author A B reason → Evidence (JSON)   equivocation evidence
+//	C author → registry.ChainHead (CBOR)    each checkpoint author's chain head
 //	M "logsize" → size(8)                   the log's size
 const (
 	pLog      = 'G'
@@ -35,6 +36,7 @@ const (
 	pTree     = 'H'
 	pWitness  = 'W'
 	pEvidence = 'E'
+	pChain    = 'C'
 )
 
 var logSizeKey = []byte{pMeta, 'l', 'o', 'g', 's', 'i', 'z', 'e'}
@@ -72,20 +74,20 @@ func evidenceKey(e registry.Evidence) []byte {
 	return append(k, e.Reason...)
 }
 
-// tlogState is the in-memory head of the log and the chain verifiers of
-// checkpoint authors. mu guards it; writers also hold DB.writeMu.
+func chainKey(author registry.PublicKey) []byte { return append([]byte{pChain}, author...) }
+
+// tlogState is the in-memory head of the log. mu guards it; writers also
+// hold DB.writeMu.
 type tlogState struct {
 	mu       sync.RWMutex
 	frontier *registry.Frontier
 	content  uint64 // the log size just after its last entry that is not a checkpoint
-	chains   map[string]*registry.Chain
 }
 
 // loadLog reads the log's head: its size and frontier, and where its last
 // non-checkpoint entry is.
 func (db *DB) loadLog() error {
 	const op = "store.Open"
-	db.tl.chains = map[string]*registry.Chain{}
 	return db.bdb.View(func(txn *badger.Txn) error {
 		var size uint64
 		it, err := txn.Get(logSizeKey)
@@ -185,7 +187,6 @@ type pendingLog struct {
 	db       *DB
 	frontier *registry.Frontier
 	content  uint64
-	touched  []string
 }
 
 func (p *pendingLog) commit() {
@@ -194,19 +195,18 @@ func (p *pendingLog) commit() {
 	p.db.tl.mu.Unlock()
 }
 
-// abort forgets chain state that was changed for a transaction that did not
-// commit; those chains are reloaded from the records when next needed.
-func (p *pendingLog) abort() {
-	p.db.tl.mu.Lock()
-	for _, a := range p.touched {
-		delete(p.db.tl.chains, a)
-	}
-	p.db.tl.mu.Unlock()
-}
+// abort is called when the transaction did not commit. Nothing outside the
+// transaction changed, so there is nothing to undo.
+func (p *pendingLog) abort() {}
 
 // appendLog writes recs (new records of this transaction, none already in
 // the log) to the log and feeds checkpoints to their authors' chains. The
 // caller holds writeMu and must call commit or abort on the result.
+//
+// A checkpoint that cleanly extends its author's chain is verified against
+// the chain head kept in the database (O(its leaves)); any other is added
+// to the author's whole chain, re-derived from the author's checkpoints in
+// the log (O(the author's log)).
 func (db *DB) appendLog(txn *badger.Txn, recs []*registry.Record) (*pendingLog, error) {
 	const op = "store.appendLog"
 	db.tl.mu.RLock()
@@ -246,11 +246,7 @@ func (db *DB) appendLog(txn *badger.Txn, recs []*registry.Record) (*pendingLog, 
 	if werr != nil {
 		return nil, wrapTxn(op, werr)
 	}
-	if len(cks) == 0 {
-		return p, nil
-	}
-	db.tl.mu.Lock()
-	defer db.tl.mu.Unlock()
+	batch := map[string][]*registry.Checkpoint{} // this batch's checkpoints so far, by author
 	for _, r := range cks {
 		ck, err := registry.ParseCheckpoint(r)
 		if err != nil {
@@ -258,17 +254,43 @@ func (db *DB) appendLog(txn *badger.Txn, recs []*registry.Record) (*pendingLog, 
 			continue
 		}
 		author := r.Author.PeerID()
-		ch, err := db.chainLocked(author, r.Author)
+		head, err := getChainHead(txn, r.Author)
 		if err != nil {
-			p.abortLocked()
 			return nil, err
 		}
-		p.touched = append(p.touched, author)
-		d, err := ch.Add(ck)
+		has := func(id registry.ID) (bool, error) {
+			_, err := txn.Get(witnessKey(id, r.Author))
+			if errors.Is(err, badger.ErrKeyNotFound) {
+				return false, nil
+			}
+			return err == nil, err
+		}
+		next, wit, ok, err := head.Extend(ck, has)
 		if err != nil {
-			p.abortLocked()
+			return nil, registry.E(op, registry.KindOf(err), "", err)
+		}
+		var d registry.Delta
+		if ok {
+			d.Witnessed = wit
+		} else {
+			ch, err := db.loadChain(r.Author)
+			if err != nil {
+				return nil, err
+			}
+			for _, earlier := range batch[author] {
+				ch.Add(earlier)
+			}
+			if d, err = ch.Add(ck); err != nil {
+				return nil, err
+			}
+			next = ch.Summary()
+		}
+		batch[author] = append(batch[author], ck)
+		hb, err := registry.Marshal(next)
+		if err != nil {
 			return nil, err
 		}
+		set(chainKey(r.Author), hb)
 		for _, w := range d.Witnessed {
 			set(witnessKey(w.ID, r.Author), encodeWitness(w))
 		}
@@ -283,17 +305,30 @@ func (db *DB) appendLog(txn *badger.Txn, recs []*registry.Record) (*pendingLog, 
 			db.log.Warn("checkpoint equivocation", "author", author, "reason", e.Reason, "a", e.A, "b", e.B, "detail", e.Detail)
 		}
 		if werr != nil {
-			p.abortLocked()
 			return nil, wrapTxn(op, werr)
 		}
 	}
 	return p, nil
 }
 
-func (p *pendingLog) abortLocked() {
-	for _, a := range p.touched {
-		delete(p.db.tl.chains, a)
+func getChainHead(txn *badger.Txn, author registry.PublicKey) (*registry.ChainHead, error) {
+	const op = "store.chainHead"
+	it, err := txn.Get(chainKey(author))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return registry.NewChainHead(), nil
 	}
+	if err != nil {
+		return nil, internal(op, err)
+	}
+	b, err := it.ValueCopy(nil)
+	if err != nil {
+		return nil, internal(op, err)
+	}
+	h := new(registry.ChainHead)
+	if err := registry.Unmarshal(b, h); err != nil {
+		return nil, registry.E(op, registry.EINTERNAL, "corrupt chain head", err)
+	}
+	return h, nil
 }
 
 func encodeWitness(w registry.Witnessed) []byte {
@@ -304,14 +339,10 @@ func encodeWitness(w registry.Witnessed) []byte {
 	return b
 }
 
-// chainLocked returns the chain verifier of author, loading it from the
-// author's checkpoints in the log the first time. The caller holds tl.mu.
-func (db *DB) chainLocked(peerID string, author registry.PublicKey) (*registry.Chain, error) {
-	if ch, ok := db.tl.chains[peerID]; ok {
-		return ch, nil
-	}
+// loadChain derives author's whole chain from its checkpoints in the log.
+func (db *DB) loadChain(author registry.PublicKey) (*registry.Chain, error) {
 	ch := registry.NewChain(author)
-	recs, err := db.RecordsBySubject(peerID)
+	recs, err := db.RecordsBySubject(author.PeerID())
 	if err != nil {
 		return nil, err
 	}
@@ -340,7 +371,6 @@ func (db *DB) chainLocked(peerID string, author registry.PublicKey) (*registry.C
 			return nil, err
 		}
 	}
-	db.tl.chains[peerID] = ch
 	return ch, nil
 }
 
@@ -602,23 +632,31 @@ func (db *DB) Evidence() ([]registry.Evidence, error) {
 // accepted checkpoint of its longest accepted tree. ENOTFOUND when the
 // store holds no accepted checkpoint by author.
 func (db *DB) Checkpoint(author registry.PublicKey) (*registry.Checkpoint, error) {
-	db.tl.mu.Lock()
-	defer db.tl.mu.Unlock()
-	ch, err := db.chainLocked(author.PeerID(), author)
+	const op = "store.Checkpoint"
+	var h *registry.ChainHead
+	err := db.bdb.View(func(txn *badger.Txn) error {
+		var err error
+		h, err = getChainHead(txn, author)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
-	if h := ch.Head(); h != nil {
-		return h, nil
+	id, ok := h.HeadID()
+	if !ok {
+		return nil, notFound(op, "a checkpoint by "+author.PeerID())
 	}
-	return nil, notFound("store.Checkpoint", "a checkpoint by "+author.PeerID())
+	r, err := db.GetRecord(id)
+	if err != nil {
+		return nil, err
+	}
+	return registry.ParseCheckpoint(r)
 }
 
-// ChainResult returns the witnessed state of author's checkpoint chain.
+// ChainResult returns the witnessed state of author's checkpoint chain,
+// derived from the author's checkpoints in the log.
 func (db *DB) ChainResult(author registry.PublicKey) (*registry.ChainResult, error) {
-	db.tl.mu.Lock()
-	defer db.tl.mu.Unlock()
-	ch, err := db.chainLocked(author.PeerID(), author)
+	ch, err := db.loadChain(author)
 	if err != nil {
 		return nil, err
 	}
