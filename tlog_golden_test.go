@@ -55,7 +55,7 @@ func hexes(hs []Hash) []string {
 	return out
 }
 
-func makeTlogGolden(t *testing.T) tlogGolden {
+func makeTlogGolden(t testing.TB) tlogGolden {
 	var g tlogGolden
 	leaves := goldenLeaves()
 	mt := newMemTree(leaves)
