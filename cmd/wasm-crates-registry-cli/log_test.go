@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"net/http/httptest"
 	"os"
@@ -87,6 +88,22 @@ func TestLogVerify(t *testing.T) {
 	ok("--api=http://127.0.0.1:1", "log", "verify", "--checkpoint", file("ck.cbor"), "--proof", file("proof.json"), file("rec.cbor"))
 	// A proof for another record, a tampered checkpoint, a tampered record.
 	fail("--api=http://127.0.0.1:1", "log", "verify", "--checkpoint", file("ck.cbor"), "--proof", file("proof.json"), recs[8].ID().String())
+	// A proof whose hashes were tampered with, for the right record.
+	pj, _ := os.ReadFile(file("proof.json"))
+	var proof map[string]any
+	if err := json.Unmarshal(pj, &proof); err != nil {
+		t.Fatal(err)
+	}
+	hs := proof["proof"].([]any)
+	h0 := []byte(hs[0].(string))
+	h0[0] = map[byte]byte{'0': '1'}[h0[0]] | '0'
+	if string(h0) == hs[0].(string) {
+		h0[0] = 'f'
+	}
+	hs[0] = string(h0)
+	pj, _ = json.Marshal(proof)
+	os.WriteFile(file("bad-proof.json"), pj, 0o644)
+	fail("--api=http://127.0.0.1:1", "log", "verify", "--checkpoint", file("ck.cbor"), "--proof", file("bad-proof.json"), file("rec.cbor"))
 	ck, _ := os.ReadFile(file("ck.cbor"))
 	ck[len(ck)-5] ^= 1
 	os.WriteFile(file("bad-ck.cbor"), ck, 0o644)
