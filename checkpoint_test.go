@@ -232,6 +232,7 @@ func TestWitnessAnyOrder(t *testing.T) {
 			}
 			chains := map[string]*Chain{}
 			times := map[string]map[ID]Witnessed{}
+			evs := map[string]map[[3]string]bool{}
 			for _, r := range shuffled {
 				c, err := ParseCheckpoint(r)
 				if err != nil {
@@ -239,7 +240,7 @@ func TestWitnessAnyOrder(t *testing.T) {
 				}
 				p := r.Author.PeerID()
 				if chains[p] == nil {
-					chains[p], times[p] = NewChain(r.Author), map[ID]Witnessed{}
+					chains[p], times[p], evs[p] = NewChain(r.Author), map[ID]Witnessed{}, map[[3]string]bool{}
 				}
 				d, _ := chains[p].Add(c)
 				for _, w := range d.Witnessed {
@@ -248,6 +249,12 @@ func TestWitnessAnyOrder(t *testing.T) {
 				for _, id := range d.Unwitnessed {
 					delete(times[p], id)
 				}
+				for _, e := range d.Withdrawn {
+					delete(evs[p], evKey(e))
+				}
+				for _, e := range d.Evidence {
+					evs[p][evKey(e)] = true
+				}
 			}
 			for p, ch := range chains {
 				if got := ch.Result(); !reflect.DeepEqual(got, want[p]) {
@@ -255,6 +262,14 @@ func TestWitnessAnyOrder(t *testing.T) {
 				}
 				if !reflect.DeepEqual(times[p], want[p].Times) {
 					t.Fatalf("round %d: deltas do not add up to the witnessed times", round)
+				}
+				if len(evs[p]) != len(want[p].Evidence) {
+					t.Fatalf("round %d: deltas add up to %d pieces of evidence, not %d", round, len(evs[p]), len(want[p].Evidence))
+				}
+				for _, e := range want[p].Evidence {
+					if !evs[p][evKey(e)] {
+						t.Fatalf("round %d: deltas miss evidence %+v", round, e)
+					}
 				}
 			}
 		}

@@ -67,11 +67,15 @@ type Delta struct {
 	Witnessed   []Witnessed // entries newly witnessed (or witnessed differently)
 	Unwitnessed []ID        // entries that lost their witnessed time (equivocation)
 	Evidence    []Evidence  // new evidence
+	// Withdrawn is evidence the chain no longer derives: a checkpoint that
+	// arrived later changed which checkpoints are compared (the author
+	// equivocated either way; the set of evidence follows the rules).
+	Withdrawn []Evidence
 }
 
 // Empty reports whether nothing changed.
 func (d Delta) Empty() bool {
-	return len(d.Witnessed) == 0 && len(d.Unwitnessed) == 0 && len(d.Evidence) == 0
+	return len(d.Witnessed) == 0 && len(d.Unwitnessed) == 0 && len(d.Evidence) == 0 && len(d.Withdrawn) == 0
 }
 
 // ChainResult is the witnessed state of one author's log.
@@ -215,6 +219,7 @@ func (c *Chain) addLast(ck *Checkpoint) Delta {
 func (c *Chain) rebuild() Delta {
 	oldTimes := c.times
 	oldEv := map[[3]string]bool{}
+	oldList := c.evidence
 	for _, e := range c.evidence {
 		oldEv[evKey(e)] = true
 	}
@@ -230,9 +235,16 @@ func (c *Chain) rebuild() Delta {
 	c.computeTimes()
 	var d Delta
 	d.Witnessed, d.Unwitnessed = diffTimes(oldTimes, c.times)
+	newEv := map[[3]string]bool{}
 	for _, e := range c.evidence {
+		newEv[evKey(e)] = true
 		if !oldEv[evKey(e)] {
 			d.Evidence = append(d.Evidence, e)
+		}
+	}
+	for _, e := range oldList {
+		if !newEv[evKey(e)] {
+			d.Withdrawn = append(d.Withdrawn, e)
 		}
 	}
 	return d

@@ -299,6 +299,11 @@ func (db *DB) appendLog(txn *badger.Txn, recs []*registry.Record) (*pendingLog, 
 				werr = txn.Delete(witnessKey(id, r.Author))
 			}
 		}
+		for _, e := range d.Withdrawn {
+			if werr == nil {
+				werr = txn.Delete(evidenceKey(e))
+			}
+		}
 		for _, e := range d.Evidence {
 			b, _ := json.Marshal(e)
 			set(evidenceKey(e), b)

@@ -2,6 +2,7 @@ package store
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"testing"
 	"time"
 
@@ -273,5 +274,86 @@ func TestWitnessIndexMatchesWitness(t *testing.T) {
 		if ok != (len(got) == 1) || ok && (got[0].Time != ww.Time || got[0].Index != ww.Index) {
 			t.Fatalf("entry %s: store %+v, Witness %+v", id, got, ww)
 		}
+	}
+}
+
+// Random checkpoint sets with forks, backdating and gaps, delivered in
+// random batches with a restart in the middle: the witness index and the
+// evidence equal the pure function of the set.
+func TestWitnessIndexPropertyWithRestart(t *testing.T) {
+	rng := rand.New(rand.NewPCG(21, 21))
+	for round := 0; round < 12; round++ {
+		dir := t.TempDir()
+		db, err := Open(dir, Options{GCInterval: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := key(t, byte(30+round))
+		all := ids(yanks(t, key(t, 1), 40))
+		var cks []*registry.Record
+		at := t0
+		for size := uint64(0); size < 40; {
+			n := min(uint64(1+rng.IntN(5)), 40-size)
+			at = at.Add(time.Duration(rng.IntN(1000)) * time.Millisecond)
+			cks = append(cks, checkpointRec(t, w, size, all[size:size+n], registry.TreeRoot(all[:size+n]), at))
+			switch rng.IntN(10) {
+			case 0:
+				alt := append([]registry.ID(nil), all[:size+n]...)
+				alt[size] = registry.Sum([]byte{byte(round), byte(size)})
+				cks = append(cks, checkpointRec(t, w, size, alt[size:], registry.TreeRoot(alt), at.Add(time.Millisecond)))
+			case 1:
+				if size+n < 40 {
+					cks = append(cks, checkpointRec(t, w, size+n, all[size+n:size+n+1], registry.TreeRoot(all[:size+n+1]), at.Add(-time.Second)))
+				}
+			}
+			size += n
+		}
+		order := rng.Perm(len(cks))
+		for i := 0; i < len(order); {
+			n := 1 + rng.IntN(3)
+			var batch []*registry.Record
+			for _, j := range order[i:min(i+n, len(order))] {
+				batch = append(batch, cks[j])
+			}
+			if _, err := db.PutRecords(batch); err != nil {
+				t.Fatal(err)
+			}
+			i += n
+			if i >= len(order)/2 && i-n < len(order)/2 {
+				db.Close()
+				if db, err = Open(dir, Options{GCInterval: -1}); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		want := registry.Witness(cks)[w.Public().PeerID()]
+		for _, id := range all {
+			got, err := db.WitnessTimes(id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ww, ok := want.Times[id]
+			if ok != (len(got) == 1) || ok && (got[0].Time != ww.Time || got[0].Index != ww.Index || got[0].Checkpoint != ww.Checkpoint) {
+				t.Fatalf("round %d, entry %s: store %+v, Witness %+v (ok %v)", round, id, got, ww, ok)
+			}
+		}
+		ev, err := db.Evidence()
+		if err != nil {
+			t.Fatal(err)
+		}
+		key := func(e registry.Evidence) string { return e.A.String() + e.B.String() + e.Reason }
+		got := map[string]bool{}
+		for _, e := range ev {
+			got[key(e)] = true
+		}
+		if len(ev) != len(want.Evidence) {
+			t.Fatalf("round %d: store has %d pieces of evidence, Witness %d", round, len(ev), len(want.Evidence))
+		}
+		for _, e := range want.Evidence {
+			if !got[key(e)] {
+				t.Fatalf("round %d: the store lacks evidence %+v", round, e)
+			}
+		}
+		db.Close()
 	}
 }
