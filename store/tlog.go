@@ -82,7 +82,15 @@ type tlogState struct {
 	mu       sync.RWMutex
 	frontier *registry.Frontier
 	content  uint64 // the log size just after its last entry that is not a checkpoint
+	// chains caches the whole chains of the few authors whose checkpoints
+	// last needed one (out of order, or after equivocation), so that their
+	// next in-order checkpoints are O(their leaves), not O(their log).
+	// Only appendLog (under writeMu) uses it.
+	chains map[string]*registry.Chain
 }
+
+// maxCachedChains bounds tlogState.chains.
+const maxCachedChains = 8
 
 // loadLog reads the log's head: its size and frontier, and where its last
 // non-checkpoint entry is.
@@ -187,6 +195,7 @@ type pendingLog struct {
 	db       *DB
 	frontier *registry.Frontier
 	content  uint64
+	touched  []string // authors whose cached chains saw this transaction
 }
 
 func (p *pendingLog) commit() {
@@ -195,9 +204,15 @@ func (p *pendingLog) commit() {
 	p.db.tl.mu.Unlock()
 }
 
-// abort is called when the transaction did not commit. Nothing outside the
-// transaction changed, so there is nothing to undo.
-func (p *pendingLog) abort() {}
+// abort is called when the transaction did not commit: cached chains that
+// saw its checkpoints are dropped (they are re-derived when next needed).
+func (p *pendingLog) abort() {
+	p.db.tl.mu.Lock()
+	defer p.db.tl.mu.Unlock()
+	for _, a := range p.touched {
+		delete(p.db.tl.chains, a)
+	}
+}
 
 // appendLog writes recs (new records of this transaction, none already in
 // the log) to the log and feeds checkpoints to their authors' chains. The
@@ -207,11 +222,16 @@ func (p *pendingLog) abort() {}
 // the chain head kept in the database (O(its leaves)); any other is added
 // to the author's whole chain, re-derived from the author's checkpoints in
 // the log (O(the author's log)).
-func (db *DB) appendLog(txn *badger.Txn, recs []*registry.Record) (*pendingLog, error) {
+func (db *DB) appendLog(txn *badger.Txn, recs []*registry.Record) (_ *pendingLog, err error) {
 	const op = "store.appendLog"
 	db.tl.mu.RLock()
 	p := &pendingLog{db: db, frontier: db.tl.frontier.Clone(), content: db.tl.content}
 	db.tl.mu.RUnlock()
+	defer func() {
+		if err != nil {
+			p.abort()
+		}
+	}()
 	var werr error
 	set := func(k, v []byte) {
 		if werr == nil {
@@ -270,12 +290,24 @@ func (db *DB) appendLog(txn *badger.Txn, recs []*registry.Record) (*pendingLog, 
 			return nil, registry.E(op, registry.KindOf(err), "", err)
 		}
 		var d registry.Delta
+		db.tl.mu.Lock()
+		ch := db.tl.chains[author]
+		db.tl.mu.Unlock()
+		if ch != nil {
+			p.touched = append(p.touched, author)
+		}
 		if ok {
 			d.Witnessed = wit
+			if ch != nil {
+				ch.Add(ck)
+			}
 		} else {
-			ch, err := db.loadChain(r.Author)
-			if err != nil {
-				return nil, err
+			if ch == nil {
+				if ch, err = db.loadChain(r.Author); err != nil {
+					return nil, err
+				}
+				db.cacheChain(author, ch)
+				p.touched = append(p.touched, author)
 			}
 			for _, earlier := range batch[author] {
 				ch.Add(earlier)
@@ -314,6 +346,21 @@ func (db *DB) appendLog(txn *badger.Txn, recs []*registry.Record) (*pendingLog, 
 		}
 	}
 	return p, nil
+}
+
+func (db *DB) cacheChain(author string, ch *registry.Chain) {
+	db.tl.mu.Lock()
+	defer db.tl.mu.Unlock()
+	if db.tl.chains == nil {
+		db.tl.chains = map[string]*registry.Chain{}
+	}
+	for a := range db.tl.chains {
+		if len(db.tl.chains) < maxCachedChains {
+			break
+		}
+		delete(db.tl.chains, a)
+	}
+	db.tl.chains[author] = ch
 }
 
 func getChainHead(txn *badger.Txn, author registry.PublicKey) (*registry.ChainHead, error) {

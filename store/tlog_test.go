@@ -357,3 +357,32 @@ func TestWitnessIndexPropertyWithRestart(t *testing.T) {
 		db.Close()
 	}
 }
+
+// Checkpoints that alternate between the head's fast path and the whole
+// chain (gaps filled late) end with every entry witnessed.
+func TestWitnessAcrossFastAndSlowPaths(t *testing.T) {
+	db, err := Open("", Options{InMemory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	w := key(t, 9)
+	all := ids(yanks(t, key(t, 1), 12))
+	var c []*registry.Record
+	for i := 0; i < 6; i++ {
+		c = append(c, checkpointRec(t, w, uint64(2*i), all[2*i:2*i+2], registry.TreeRoot(all[:2*i+2]), t0.Add(time.Duration(i)*time.Second)))
+	}
+	for _, i := range []int{1, 0, 2, 4, 3, 5} { // gap, fill, in order, gap, fill, in order
+		if _, err := db.PutRecords([]*registry.Record{c[i]}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, id := range all {
+		if wt, _ := db.WitnessTimes(id); len(wt) != 1 || wt[0].Time != c[i/2].Time {
+			t.Fatalf("entry %d: %+v", i, wt)
+		}
+	}
+	if h, err := db.Checkpoint(w.Public()); err != nil || h.ID() != c[5].ID() {
+		t.Fatalf("head %v", err)
+	}
+}
