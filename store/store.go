@@ -1,6 +1,7 @@
 // Package store keeps a node's data in Badger: signed records and their
-// derived indexes, .crate blobs, node-local settings, the pipeline job queue
-// and the audit log. It is the only package that imports Badger.
+// derived indexes, the node's transparency log and the witnessed times of
+// records (tlog.go), .crate blobs, node-local settings, the pipeline job
+// queue and the audit log. It is the only package that imports Badger.
 //
 // Durability contract: every write method returns only after its data is
 // synced to disk (Badger SyncWrites), so an acknowledged write survives
