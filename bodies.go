@@ -147,7 +147,8 @@ type KeyBody struct {
 }
 
 // DecodeBody decodes the body of a known kind into its Go type (*ReleaseBody,
-// *YankBody, *ReportBody, *ReviewBody, *OwnersBody, *KeyBody) and checks it
+// *YankBody, *ReportBody, *ReviewBody, *OwnersBody, *KeyBody, *CheckpointBody)
+// and checks it
 // against the schema and the subject. Unknown kinds return EUNSUPPORTED.
 func (r *Record) DecodeBody() (any, error) {
 	const op = "registry.DecodeBody"
@@ -165,6 +166,8 @@ func (r *Record) DecodeBody() (any, error) {
 		body = new(OwnersBody)
 	case KindKey:
 		body = new(KeyBody)
+	case KindCheckpoint:
+		body = new(CheckpointBody)
 	default:
 		return nil, Errorf(op, EUNSUPPORTED, "records of kind %q are relayed but not applied by this node", r.Kind)
 	}
@@ -173,6 +176,9 @@ func (r *Record) DecodeBody() (any, error) {
 	}
 	if err := body.validate(r.Subject); err != nil {
 		return nil, E(op, EINVALID, string(r.Kind)+" body", err)
+	}
+	if r.Kind == KindCheckpoint && r.Subject != r.Author.PeerID() {
+		return nil, Errorf(op, EINVALID, "a checkpoint's subject must be its author's peer ID %s, not %q", r.Author.PeerID(), r.Subject)
 	}
 	return body, nil
 }

@@ -24,12 +24,14 @@ const (
 	KindReview  Kind = "review"
 	KindOwners  Kind = "owners"
 	KindKey     Kind = "key"
+	// KindCheckpoint is a node's signed log head (checkpoint.go).
+	KindCheckpoint Kind = "checkpoint"
 )
 
 // Known reports whether this implementation applies records of kind k.
 func (k Kind) Known() bool {
 	switch k {
-	case KindRelease, KindYank, KindReport, KindReview, KindOwners, KindKey:
+	case KindRelease, KindYank, KindReport, KindReview, KindOwners, KindKey, KindCheckpoint:
 		return true
 	}
 	return false

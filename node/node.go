@@ -52,6 +52,9 @@ type Config struct {
 	Tester TesterFactory
 	// Workers is the number of concurrent pipeline jobs (default 1).
 	Workers int
+	// CheckpointInterval is how often the node checks whether its log needs
+	// a new signed checkpoint (checkpoint.go); 0 or less: never on its own.
+	CheckpointInterval time.Duration
 }
 
 // Node is a running registry node. Its methods are safe for concurrent use.
@@ -76,6 +79,9 @@ type Node struct {
 	trustGen atomic.Uint64             // bumped when settings or peers change
 
 	jobs *jobRunner
+
+	ckMu sync.Mutex    // serialises checkpoint signing
+	ckpt *checkpointer // nil when checkpoints are signed only on request
 
 	closeOnce sync.Once
 }
@@ -149,6 +155,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		n.Close()
 		return nil, err
 	}
+	n.startCheckpointer()
 	return n, nil
 }
 
@@ -156,6 +163,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 func (n *Node) Close() error {
 	var err error
 	n.closeOnce.Do(func() {
+		n.stopCheckpointer()
 		if n.jobs != nil {
 			n.jobs.stop()
 		}

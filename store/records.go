@@ -69,6 +69,8 @@ const maxBatch = 4096
 // registry.DecodeRecord) with their indexes and updates the release views of
 // the crates they are about. Records already held are skipped. It returns
 // the records that were added, in input order, once they are synced to disk.
+// Each added record is appended to the node's transparency log in the same
+// transaction (tlog.go).
 func (db *DB) PutRecords(recs []*registry.Record) ([]*registry.Record, error) {
 	db.writeMu.Lock()
 	defer db.writeMu.Unlock()
@@ -145,9 +147,15 @@ func (db *DB) putBatch(recs []*registry.Record) ([]*registry.Record, error) {
 			return nil, err
 		}
 	}
+	lg, err := db.appendLog(txn, added)
+	if err != nil {
+		return nil, err
+	}
 	if err := txn.Commit(); err != nil {
+		lg.abort()
 		return nil, wrapTxn(op, err)
 	}
+	lg.commit()
 	db.mu.Lock()
 	for _, r := range added {
 		db.fp.Add(r.ID())

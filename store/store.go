@@ -1,6 +1,7 @@
 // Package store keeps a node's data in Badger: signed records and their
-// derived indexes, .crate blobs, node-local settings, the pipeline job queue
-// and the audit log. It is the only package that imports Badger.
+// derived indexes, the node's transparency log and the witnessed times of
+// records (tlog.go), .crate blobs, node-local settings, the pipeline job
+// queue and the audit log. It is the only package that imports Badger.
 //
 // Durability contract: every write method returns only after its data is
 // synced to disk (Badger SyncWrites), so an acknowledged write survives
@@ -77,6 +78,8 @@ type DB struct {
 	// derived again for each new record about it.
 	recs *lru.Cache[registry.ID, *registry.Record]
 
+	tl tlogState // the transparency log's head and chain verifiers (tlog.go)
+
 	cancel context.CancelFunc
 	done   chan struct{}
 }
@@ -119,6 +122,14 @@ func Open(dir string, opts Options) (*DB, error) {
 		return nil, err
 	}
 	if err := db.loadCounters(); err != nil {
+		bdb.Close()
+		return nil, err
+	}
+	if err := db.loadLog(); err != nil {
+		bdb.Close()
+		return nil, err
+	}
+	if err := db.backfillLog(); err != nil {
 		bdb.Close()
 		return nil, err
 	}

@@ -66,6 +66,7 @@ func flags() []cli.Flag {
 		&cli.StringFlag{Name: "log-level", EnvVars: []string{"LOG_LEVEL"}, Value: "info", Usage: "debug, info, warn or error"},
 		&cli.StringFlag{Name: "log-format", EnvVars: []string{"LOG_FORMAT"}, Value: "text", Usage: "text or json"},
 		&cli.BoolFlag{Name: "reindex", Usage: "rebuild every index and view from the records at start"},
+		&cli.DurationFlag{Name: "checkpoint-interval", EnvVars: []string{"CHECKPOINT_INTERVAL"}, Usage: "how often to sign a checkpoint of this node's log when it has grown, e.g. 1s (0: never)"},
 
 		&cli.StringFlag{Name: "wasm-index-gates", EnvVars: []string{"WASM_INDEX_GATES"}, Value: "curated", Category: "Cargo registry",
 			Usage: "quality gates a release must have passed to appear in the wasm-only index /wasm/index/ (comma-separated: curated, needs-review)"},
@@ -131,6 +132,8 @@ func run(c *cli.Context) error {
 		Logger:       log,
 		Announce:     os.Stdout,
 		Workers:      c.Int("pipeline-workers"),
+
+		CheckpointInterval: c.Duration("checkpoint-interval"),
 	}
 	if c.Bool("p2p") {
 		interval := c.Duration("sync-interval")

@@ -1,0 +1,89 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"testing"
+	"time"
+
+	registry "github.com/wasmrust/wasm-crates-registry"
+	"github.com/wasmrust/wasm-crates-registry/federation"
+)
+
+func fedNode(t *testing.T) *Node {
+	t.Helper()
+	n, err := Open(context.Background(), Config{
+		DataDir: t.TempDir(), Announce: io.Discard, CheckpointInterval: 20 * time.Millisecond,
+		Network: Federation(federation.Config{Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Network: "tlog-test", SyncInterval: -1}),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Close() })
+	return n
+}
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting: %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Over real libp2p: a node's checkpoints reach its peer, which computes the
+// records' witnessed time under the first node; both nodes then go quiet;
+// a forked checkpoint pair signed by a third key is detected on receipt.
+func TestCheckpointsFederate(t *testing.T) {
+	a, b := fedNode(t), fedNode(t)
+	ctx := context.Background()
+	if _, err := b.AddPeer(ctx, "t", a.Health(ctx).Addrs[0]); err != nil {
+		t.Fatal(err)
+	}
+	rel, _, err := a.Submit(ctx, "t", crateBytes(t, "witnessed", "1.0.0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "B witnesses A's release under A's checkpoint", func() bool {
+		wt, _ := b.WitnessTimes(rel.ID)
+		for _, w := range wt {
+			if w.Author.Equal(a.PublicKey()) {
+				return true
+			}
+		}
+		return false
+	})
+	// Both go quiet with the same records.
+	eventually(t, "the nodes settle", func() bool {
+		sa, sb := a.State(), b.State()
+		if sa.Digest != sb.Digest {
+			return false
+		}
+		time.Sleep(200 * time.Millisecond) // ten signer intervals
+		return a.State().Digest == sa.Digest && b.State().Digest == sb.Digest
+	})
+
+	k, _ := registry.KeyFromSeed(bytes.Repeat([]byte{77}, 32))
+	at := time.Now().Add(-time.Minute)
+	x := []registry.ID{registry.Sum([]byte("x")), registry.Sum([]byte("y"))}
+	y := []registry.ID{registry.Sum([]byte("x")), registry.Sum([]byte("z"))}
+	var raws [][]byte
+	for i, leaves := range [][]registry.ID{x, y} {
+		r, err := registry.Sign(k, registry.KindCheckpoint, k.Public().PeerID(), registry.NewCheckpointBody(k.Public().PeerID(), 0, leaves, registry.TreeRoot(leaves)), at.Add(time.Duration(i)*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		raws = append(raws, r.Bytes())
+	}
+	if _, err := a.Ingest(ctx, "t", raws); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "B holds the equivocation as evidence", func() bool {
+		ev, _ := b.Evidence()
+		return len(ev) == 1 && ev[0].Author.Equal(k.Public()) && ev[0].Reason == registry.ReasonFork
+	})
+}
