@@ -213,7 +213,10 @@ func (n *Node) afterSession(pid peer.ID, res sessionResult, err error) {
 	if res.heldBack > 0 {
 		n.log.Info("held back records too far in the future; they will be fetched again once due", "peer", pid.String(), "records", res.heldBack)
 	}
-	if len(res.added) > 0 {
+	if res.dropped > 0 {
+		n.log.Debug("peer offered more missing records than one reconciliation remembers; the next one continues", "peer", pid.String(), "ids", res.dropped)
+	}
+	if res.added > 0 {
 		n.markOthersDirty(pid)
 	}
 }
@@ -234,7 +237,16 @@ func (n *Node) replicaFor(pid peer.ID) *replica {
 			return r.Bytes(), nil
 		},
 		ingest: func(recs []*registry.Record) ([]*registry.Record, error) {
-			return n.ingest(recs, nil, true)
+			from := make([]peer.ID, len(recs))
+			for i := range from {
+				from[i] = pid
+			}
+			return n.ingest(recs, from, true)
+		},
+		queueBlobs: func(rels []*registry.Record) {
+			for _, r := range rels {
+				n.queueBlob(r, pid)
+			}
 		},
 		fetchBlobs: func(ctx context.Context, rels []*registry.Record) (int, int64) {
 			return n.sessionBlobs(ctx, pid, rels)
