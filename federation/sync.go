@@ -303,3 +303,25 @@ func (n *Node) handleReconcile(s network.Stream) {
 		n.mu.Unlock()
 	}
 }
+
+// Forget removes records from the reconciliation index: the node found
+// them damaged and quarantined them. Every peer is marked for
+// reconciliation, which fetches them again from a peer that holds them.
+func (n *Node) Forget(recs []ForgetKey) {
+	removed := false
+	for _, k := range recs {
+		if n.idx.remove(key{t: k.Time, id: k.ID}) {
+			removed = true
+		}
+	}
+	if removed {
+		n.markOthersDirty("")
+	}
+}
+
+// ForgetKey names a record in the reconciliation index: its signed time
+// and ID.
+type ForgetKey struct {
+	Time int64
+	ID   registry.ID
+}

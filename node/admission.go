@@ -5,6 +5,7 @@ import (
 	"time"
 
 	registry "github.com/wasmrust/wasm-crates-registry"
+	"github.com/wasmrust/wasm-crates-registry/federation"
 	"github.com/wasmrust/wasm-crates-registry/store"
 )
 
@@ -183,4 +184,48 @@ func (a *admission) Usage(name string) store.Usage {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.usage[name]
+}
+
+var _ federation.Admission = netStore{}
+
+// Admit is the federation's admission check (federation.Admission).
+func (s netStore) Admit(rec *registry.Record, from string) (bool, bool) {
+	return s.n.adm.Admit(rec, from)
+}
+
+// Charge is the federation's admission charge (federation.Admission).
+func (s netStore) Charge(recs []*registry.Record, from []string) ([]bool, error) {
+	return s.n.adm.Charge(recs, from)
+}
+
+// admitImport applies the quotas to records imported through the API
+// (Ingest): records already held pass uncounted; if any new record is over
+// a quota, the whole batch is refused and nothing is counted.
+func (n *Node) admitImport(recs []*registry.Record) ([]*registry.Record, error) {
+	const op = "node.Ingest"
+	var fresh []*registry.Record
+	for _, r := range recs {
+		held, err := n.db.HasRecord(r.ID())
+		if err != nil {
+			return nil, err
+		}
+		if held {
+			continue
+		}
+		if ok, _ := n.adm.Admit(r, ""); !ok {
+			return nil, registry.Errorf(op, registry.ETOOLARGE, "record %s (%s by %s) is over this node's quota for its author or kind; nothing was imported", r.ID(), r.Kind, r.Author.PeerID())
+		}
+		fresh = append(fresh, r)
+	}
+	ok, err := n.adm.Charge(fresh, nil)
+	if err != nil {
+		return nil, err
+	}
+	out := fresh[:0]
+	for i, r := range fresh {
+		if ok[i] {
+			out = append(out, r)
+		}
+	}
+	return out, nil
 }

@@ -48,6 +48,13 @@ type Config struct {
 	Tester TesterFactory
 	// Workers is the number of concurrent pipeline jobs (default 1).
 	Workers int
+	// Quotas bound the records untrusted authors and peers can make the
+	// node store (zero fields: DefaultQuotas).
+	Quotas Quotas
+	// ScrubInterval is how often every stored record and blob is
+	// re-verified in the background (default DefaultScrubInterval; < 0
+	// off).
+	ScrubInterval time.Duration
 }
 
 // Node is a running registry node. Its methods are safe for concurrent use.
@@ -70,7 +77,9 @@ type Node struct {
 	trust    atomic.Pointer[trustSnap] // see Trust
 	trustGen atomic.Uint64             // bumped when settings or peers change
 
-	jobs *jobRunner
+	jobs  *jobRunner
+	adm   *admission
+	scrub scrubber
 
 	closeOnce sync.Once
 }
@@ -103,6 +112,9 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	if cfg.Workers <= 0 {
 		cfg.Workers = 1
 	}
+	if cfg.ScrubInterval == 0 {
+		cfg.ScrubInterval = DefaultScrubInterval
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, registry.E(op, registry.EINVALID, fmt.Sprintf("cannot create the data directory %s", cfg.DataDir), err)
 	}
@@ -120,6 +132,10 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, err
 	}
 	if err := n.initAdminToken(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if n.adm, err = newAdmission(db, cfg.Quotas, key.Public(), n.Trust); err != nil {
 		db.Close()
 		return nil, err
 	}
@@ -143,6 +159,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		n.Close()
 		return nil, err
 	}
+	n.startScrub(cfg.ScrubInterval)
 	return n, nil
 }
 
@@ -150,6 +167,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 func (n *Node) Close() error {
 	var err error
 	n.closeOnce.Do(func() {
+		n.stopScrub()
 		if n.jobs != nil {
 			n.jobs.stop()
 		}

@@ -196,6 +196,9 @@ func getRecord(txn *badger.Txn, id registry.ID) (*registry.Record, error) {
 	if err != nil {
 		return nil, internal(op, err)
 	}
+	if registry.Sum(b) != id {
+		return nil, registry.Errorf(op, registry.EINTERNAL, "stored record %s is damaged (its bytes do not hash to its ID); run verify to quarantine it", id)
+	}
 	return registry.DecodeStored(b)
 }
 

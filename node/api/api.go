@@ -137,6 +137,7 @@ func (s *Server) routes() {
 	s.route("/tests/{id}", methods{"GET": s.getTests, "POST": s.auth(s.postTest)})
 	s.route("/jobs/{id}", methods{"GET": s.getJob, "DELETE": s.auth(s.cancelJob)})
 	s.route("/audit", methods{"GET": s.auth(s.audit)})
+	s.route("/verify", methods{"GET": s.getVerify, "POST": s.auth(s.postVerify)})
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, registry.Errorf("api", registry.ENOTFOUND, "no such endpoint: %s %s", r.Method, r.URL.Path))
 	})
