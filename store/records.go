@@ -154,9 +154,21 @@ func (db *DB) putBatch(recs []*registry.Record) ([]*registry.Record, error) {
 	}
 	db.mu.Unlock()
 	for _, r := range added {
-		db.recs.Add(r.ID(), r)
+		db.cache(r)
 	}
 	return added, nil
+}
+
+// maxCachedRecord is the largest record the decoded-record cache keeps, so
+// that the cache holds at most recordCacheSize × maxCachedRecord bytes of
+// record data whatever records peers send.
+const maxCachedRecord = 4 << 10
+
+// cache keeps a decoded record in the cache when it is small enough.
+func (db *DB) cache(r *registry.Record) {
+	if len(r.Bytes()) <= maxCachedRecord {
+		db.recs.Add(r.ID(), r)
+	}
 }
 
 func wrapTxn(op string, err error) error {
@@ -178,7 +190,7 @@ func (db *DB) GetRecord(id registry.ID) (*registry.Record, error) {
 		return err
 	})
 	if err == nil {
-		db.recs.Add(id, r)
+		db.cache(r)
 	}
 	return r, err
 }
@@ -305,7 +317,7 @@ func (db *DB) readIndexed(txn *badger.Txn, prefix []byte) ([]*registry.Record, e
 		if err != nil {
 			return nil, err
 		}
-		db.recs.Add(id, r)
+		db.cache(r)
 		out = append(out, r)
 	}
 	return out, nil
