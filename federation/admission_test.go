@@ -21,7 +21,7 @@ func liveHeap() int64 {
 	return int64(m.HeapAlloc)
 }
 
-// TestReconcileOfferOfAMillionIDs (docs/FEDERATION.md §6.3): a peer that
+// TestReconcileOfferOfAMillionIDs (docs/FEDERATION.md §8.3): a peer that
 // opens reconciliations and offers about a million IDs it never sends
 // cannot make the node remember more than Limits.SessionWants of them:
 // the node's heap stays within the per-session bound while it is offered

@@ -92,7 +92,7 @@ type Config struct {
 }
 
 // Admission enforces the node's quotas on records from peers
-// (docs/FEDERATION.md §6). It is called concurrently.
+// (docs/FEDERATION.md §8). It is called concurrently.
 type Admission interface {
 	// Admit reports whether rec, received from the peer with ID from, may
 	// be stored and relayed now, without counting it; and whether it is

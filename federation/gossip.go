@@ -31,7 +31,7 @@ const maxGossipMessage = 1 << 20
 
 // Gossip queue sizes, in messages; with maxGossipMessage and
 // registry.MaxRecordSize they bound gossip memory in bytes
-// (docs/FEDERATION.md §6.3). A full validation queue or subscription buffer
+// (docs/FEDERATION.md §8.3). A full validation queue or subscription buffer
 // drops messages: reconciliation fetches what gossip lost.
 const (
 	validateQueue      = 64  // received messages awaiting validation, ≤ maxGossipMessage each

@@ -10,7 +10,7 @@ import (
 )
 
 // Quotas bound what untrusted authors and peers can make this node store
-// (DESIGN.md §2 "Bounded by design", docs/FEDERATION.md §6). Each limit is
+// (DESIGN.md §2 "Bounded by design", docs/FEDERATION.md §8). Each limit is
 // on records held and their canonical bytes; a zero field takes the default
 // named beside it, a negative one removes the limit. Records signed by this
 // node or by one of its trust roots are exempt and not counted.

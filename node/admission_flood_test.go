@@ -84,7 +84,7 @@ func eventually(t *testing.T, within time.Duration, what string, cond func() boo
 }
 
 // floodBound is the memory a hostile peer can make a node hold, from its
-// limits (docs/FEDERATION.md §6.3).
+// limits (docs/FEDERATION.md §8.3).
 func floodBound(l federation.Limits, conns int) int64 {
 	const (
 		validateQueue, maxGossip = 64, 1 << 20
@@ -93,13 +93,13 @@ func floodBound(l federation.Limits, conns int) int64 {
 		perWant                  = 160   // bytes per remembered ID (slice + two map entries)
 		blobFetchers             = 2 + sessions
 	)
-	perSession := 4*(int64(l.SessionBuffer)+registry.MaxRecordSize) + int64(l.SessionWants)*perWant + 2*federation.MaxRangesFrame*8
+	perSession := 4*(int64(l.SessionBuffer)+registry.MaxRecordSize) + int64(l.SessionWants)*perWant + 4*8*federation.MaxRangesFrame
 	return validateQueue*maxGossip + subBuffer*registry.MaxRecordSize + l.IngestQueueBytes +
 		sessions*perSession + blobFetchers*l.MaxBlobSize + int64(conns)*maxGossip
 }
 
 // TestFloodStaysWithinQuotasAndMemory (DESIGN.md §2 "Bounded by design",
-// docs/FEDERATION.md §6): a hostile peer floods a node by gossip and by
+// docs/FEDERATION.md §8): a hostile peer floods a node by gossip and by
 // reconciliation with records of an unknown kind and with valid reviews
 // from 10,000 fresh keys, then offers a blob larger than its release
 // declares. The node stores no more than its quotas allow, its memory
