@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -30,21 +31,28 @@ func verifyCmd() *cli.Command {
 		Usage: "re-verify every stored record and blob now, quarantine what is damaged, and report it (non-zero exit status when something is damaged)",
 		Flags: []cli.Flag{&cli.BoolFlag{Name: "last", Usage: "show the last verification's report instead of running one"}},
 		Action: action(func(e *env) error {
-			var r verifyReport
-			var done bool
+			var raw []byte
 			var err error
 			if e.c.Bool("last") {
-				done, err = e.get("/verify", &r)
+				err = e.cl.getJSON(e.ctx, "/verify", &raw)
 			} else {
 				if !e.json {
 					fmt.Fprintln(os.Stderr, "verifying every record and blob…")
 				}
-				done, err = e.send(http.MethodPost, "/verify", struct{}{}, &r)
+				err = e.cl.sendJSON(e.ctx, http.MethodPost, "/verify", struct{}{}, &raw)
 			}
 			if err != nil {
 				return err
 			}
-			if !done {
+			var r verifyReport
+			if err := json.Unmarshal(raw, &r); err != nil {
+				return fmt.Errorf("the node's verification report is not the JSON this CLI reads: %w", err)
+			}
+			if e.json {
+				if err := printJSON(raw); err != nil {
+					return err
+				}
+			} else {
 				t := newTable()
 				t.kv("finished", r.Finished.Local().Format(time.RFC3339))
 				t.kv("trigger", r.Trigger)
