@@ -381,6 +381,11 @@ func (s *session) readTurn() (byte, error) {
 				}
 			}
 		case frameEnd, frameDone:
+			// The batch in flight owns wanted and announced (flushPending);
+			// answering the ranges touches both.
+			if err := s.waitStored(); err != nil {
+				return 0, s.fail(err)
+			}
 			if len(ranges) > 0 {
 				if !ranges[len(ranges)-1].upper.isInf() {
 					return 0, s.fail(violation("RANGES of a turn do not reach the infinite bound"))

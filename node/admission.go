@@ -2,6 +2,7 @@ package node
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 
 	registry "github.com/wasmrust/wasm-crates-registry"
@@ -66,6 +67,10 @@ type admission struct {
 	q     Quotas
 	self  registry.PublicKey
 	trust func() *TrustSet
+	// ready is set once the node's network is wired: the trust set reads
+	// the peers it was told to join. Until then only the node's own key is
+	// exempt.
+	ready atomic.Bool
 
 	mu      sync.Mutex
 	usage   map[string]store.Usage
@@ -91,6 +96,9 @@ func newAdmission(db *store.DB, q Quotas, self registry.PublicKey, trust func() 
 func (a *admission) exempt(rec *registry.Record) bool {
 	if rec.Author.Equal(a.self) {
 		return true
+	}
+	if !a.ready.Load() {
+		return false
 	}
 	if a.trusted == nil || time.Since(a.trustAt) > admissionTrustTTL {
 		a.trusted, a.trustAt = a.trust(), time.Now()

@@ -146,6 +146,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 			return nil, err
 		}
 	}
+	n.adm.ready.Store(true)
 	if cfg.Tester != nil {
 		n.tester, err = cfg.Tester(n.log)
 		if err != nil {

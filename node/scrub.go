@@ -154,10 +154,14 @@ func (n *Node) startScrub(interval time.Duration) {
 				return
 			}
 			if err != nil {
-				n.log.Error("scrub failed", "err", err)
-				// Try again after a pause rather than at once.
-				if err := n.db.PutLocalJSON(scrubKey, &VerifyReport{ScrubReport: store.ScrubReport{Finished: time.Now().UTC(), Damaged: []store.Damage{}}, Trigger: "scrub"}); err != nil {
+				retry := min(interval, time.Hour)
+				n.log.Error("scrub failed; trying again later", "err", err, "in", retry)
+				t := time.NewTimer(retry)
+				select {
+				case <-ctx.Done():
+					t.Stop()
 					return
+				case <-t.C:
 				}
 				continue
 			}

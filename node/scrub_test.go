@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"io"
 	"testing"
 	"time"
 
@@ -96,4 +97,21 @@ func TestVerifyQuarantinesAndPeersRepair(t *testing.T) {
 	if err != nil || len(again.Damaged) != 0 {
 		t.Fatalf("verify after the repair: %+v, %v", again, err)
 	}
+}
+
+// TestPeriodicScrubRuns: with a scrub interval set, the node re-verifies
+// its store by itself and /health shows the result.
+func TestPeriodicScrubRuns(t *testing.T) {
+	n, err := Open(context.Background(), Config{DataDir: t.TempDir(), Announce: io.Discard, ScrubInterval: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	if _, _, err := n.Submit(context.Background(), "test", crateBytes(t, "scrubbed", "1.0.0")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "a periodic scrub that saw the release", func() bool {
+		h := n.Health(context.Background())
+		return h.Scrub != nil && h.Scrub.Trigger == "scrub" && h.Scrub.Records == 1 && h.Scrub.Blobs == 1
+	})
 }
