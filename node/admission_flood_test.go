@@ -84,7 +84,9 @@ func eventually(t *testing.T, within time.Duration, what string, cond func() boo
 }
 
 // floodBound is the memory a hostile peer can make a node hold, from its
-// limits (docs/FEDERATION.md §8.3).
+// limits (docs/FEDERATION.md §8.3), without the decoded-record cache term:
+// the test's records are under 2 KiB and at most a few thousand are
+// cached, which the measured growth includes.
 func floodBound(l federation.Limits, conns int) int64 {
 	const (
 		validateQueue, maxGossip = 64, 1 << 20
