@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	lru "github.com/hashicorp/golang-lru/v2"
 	"golang.org/x/sync/semaphore"
 
 	"github.com/libp2p/go-libp2p"
@@ -60,6 +61,11 @@ type Node struct {
 	peers    map[peer.ID]*peerState
 	inflight map[registry.ID]struct{}
 	scores   map[peer.ID]float64
+
+	// refused remembers records the Admission refused, so that
+	// reconciliation does not ask for them again and again while this node
+	// runs (a restart forgets them, in case the quotas changed).
+	refused *lru.Cache[registry.ID, struct{}]
 
 	stats counters
 }
@@ -163,6 +169,7 @@ func New(ctx context.Context, cfg Config, st Store) (*Node, error) {
 		gater:    newGater(),
 	}
 	n.ingestBytes = semaphore.NewWeighted(max(cfg.Limits.IngestQueueBytes, registry.MaxRecordSize))
+	n.refused, _ = lru.New[registry.ID, struct{}](refusedMemory)
 	n.rec = defaultReconParams
 	n.rec.idle = cfg.Limits.StreamIdle
 	n.rec.session = cfg.Limits.SessionTimeout
@@ -388,6 +395,10 @@ func (n *Node) ingest(recs []*registry.Record, from []peer.ID, inSession bool) (
 	return added, nil
 }
 
+// refusedMemory is how many refused record IDs a node remembers (about
+// 100 bytes each).
+const refusedMemory = 65536
+
 // charge keeps the records that are new here and admitted by the quotas,
 // with their sources; n.ingestMu must be held.
 func (n *Node) charge(recs []*registry.Record, from []peer.ID) ([]*registry.Record, []peer.ID, error) {
@@ -422,6 +433,7 @@ func (n *Node) charge(recs []*registry.Record, from []peer.ID) ([]*registry.Reco
 			out, outFrom = append(out, r), append(outFrom, src[i])
 		} else {
 			n.stats.overQuota.Add(1)
+			n.refused.Add(r.ID(), struct{}{})
 		}
 	}
 	return out, outFrom, nil

@@ -65,6 +65,9 @@ type replica struct {
 	// queueBlobs schedules background fetches of the missing blobs of
 	// releases the session does not keep.
 	queueBlobs func(releases []*registry.Record)
+	// refused reports whether this node refused the record before (a
+	// quota): it is not asked for again.
+	refused func(id registry.ID) bool
 }
 
 // SyncStats counts what one reconciliation moved. Bytes are application
@@ -498,6 +501,9 @@ func (s *session) reconcileIDs(lo, hi key, theirs []registry.ID) {
 			continue
 		}
 		if _, ok := s.wanted[id]; ok {
+			continue
+		}
+		if s.rep.refused != nil && s.rep.refused(id) {
 			continue
 		}
 		if len(s.queued)+len(s.wanted) >= s.p.wantsHeld {

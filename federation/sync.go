@@ -243,6 +243,7 @@ func (n *Node) replicaFor(pid peer.ID) *replica {
 			}
 			return n.ingest(recs, from, true)
 		},
+		refused: func(id registry.ID) bool { return n.refused.Contains(id) },
 		queueBlobs: func(rels []*registry.Record) {
 			for _, r := range rels {
 				n.queueBlob(r, pid)
