@@ -89,7 +89,7 @@ func eventually(t *testing.T, within time.Duration, what string, cond func() boo
 // cached, which the measured growth includes.
 func floodBound(l federation.Limits, conns int) int64 {
 	const (
-		validateQueue, maxGossip = 64, 1 << 20
+		validateQueue, maxGossip = 64 + 16, 1 << 20 // queued and running validations
 		subBuffer                = 64
 		sessions                 = 8 + 4 // inbound + outbound reconciliations
 		perWant                  = 160   // bytes per remembered ID (slice + two map entries)
