@@ -72,6 +72,8 @@ type admission struct {
 	// exempt.
 	ready atomic.Bool
 
+	persistMu sync.Mutex // serialises writes of usage, which always write the latest values
+
 	mu      sync.Mutex
 	usage   map[string]store.Usage
 	trusted *TrustSet
@@ -150,13 +152,23 @@ func (a *admission) Admit(rec *registry.Record, from string) (ok, useful bool) {
 }
 
 // Charge counts the records that fit their quotas and persists the new
-// usage; it returns, for each record, whether it may be stored. The caller
+// usage before it returns; it reports, for each record, whether it may be
+// stored. The caller
 // stores only those, and only records it does not hold yet must be passed.
 func (a *admission) Charge(recs []*registry.Record, from []string) ([]bool, error) {
+	ok, changed := a.charge(recs, from)
+	if err := a.persist(changed); err != nil {
+		return nil, err
+	}
+	return ok, nil
+}
+
+// charge counts in memory and returns the accounts it changed.
+func (a *admission) charge(recs []*registry.Record, from []string) ([]bool, map[string]bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	ok := make([]bool, len(recs))
-	changed := map[string]store.Usage{}
+	changed := map[string]bool{}
 	for i, r := range recs {
 		if a.exempt(r) {
 			ok[i] = true
@@ -177,13 +189,28 @@ func (a *admission) Charge(recs []*registry.Record, from []string) ([]bool, erro
 			u.Count++
 			u.Bytes += size
 			a.usage[c.name] = u
-			changed[c.name] = u
+			changed[c.name] = true
 		}
 	}
-	if err := a.db.PutUsage(changed); err != nil {
-		return nil, err
+	return ok, changed
+}
+
+// persist writes the current usage of the named accounts. Admit is not
+// held up by the synced write, and since every write takes the values of
+// the moment under persistMu, the stored usage never goes backwards.
+func (a *admission) persist(names map[string]bool) error {
+	if len(names) == 0 {
+		return nil
 	}
-	return ok, nil
+	a.persistMu.Lock()
+	defer a.persistMu.Unlock()
+	a.mu.Lock()
+	snap := make(map[string]store.Usage, len(names))
+	for name := range names {
+		snap[name] = a.usage[name]
+	}
+	a.mu.Unlock()
+	return a.db.PutUsage(snap)
 }
 
 // Usage returns the usage of one account ("author/<peer ID>",
