@@ -16,8 +16,8 @@ func revoke(t *testing.T, author PrivateKey, subject PublicKey, at time.Time) *R
 	return mustSign(t, author, KindKey, subject.KeyID(), &KeyBody{Key: subject, Name: "k", Revoked: true}, at)
 }
 
-// witnessAt is a Witnessed over a fixed table.
-func witnessAt(m map[ID]time.Time) Witnessed {
+// witnessAt is a WitnessFunc over a fixed table.
+func witnessAt(m map[ID]time.Time) WitnessFunc {
 	return func(id ID) (int64, bool) {
 		t, ok := m[id]
 		return t.UnixMilli(), ok
@@ -100,7 +100,7 @@ func TestBackdatedStrangerCannotTakeACrate(t *testing.T) {
 	now := rt0.Add(time.Hour)
 	recs := []*Record{reg, real1, fake0, fake1, grab, yank}
 	auth := NewTrust([]PublicKey{node.Public()}, recs, now, DefaultMaxSkew)
-	for _, w := range []Witnessed{NoWitness, witnessAt(map[ID]time.Time{real1.ID(): rt0.Add(time.Minute), fake0.ID(): now, fake1.ID(): now, grab.ID(): now})} {
+	for _, w := range []WitnessFunc{NoWitness, witnessAt(map[ID]time.Time{real1.ID(): rt0.Add(time.Minute), fake0.ID(): now, fake1.ID(): now, grab.ID(): now})} {
 		cs := ResolveCrate("victim", recs, now, DefaultMaxSkew, auth, w)
 		if !cs.Founder.Equal(owner.Public()) || len(cs.Owners.Current()) != 1 || !cs.Owners.Current()[0].Equal(owner.Public()) {
 			t.Fatalf("founder %v owners %v: the owner lost the crate", cs.Founder, cs.Owners.Current())

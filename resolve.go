@@ -31,9 +31,9 @@ func CompareNewest(a, b *Record) int {
 // the earliest checkpoint by a witness of the node's Authority whose log
 // includes it. ok is false while no such checkpoint does (the record is
 // pending).
-type Witnessed func(id ID) (t int64, ok bool)
+type WitnessFunc func(id ID) (t int64, ok bool)
 
-// NoWitness is the Witnessed of a node that holds no checkpoints: every
+// NoWitness is the WitnessFunc of a node that holds no checkpoints: every
 // record is pending.
 func NoWitness(ID) (int64, bool) { return 0, false }
 
@@ -62,7 +62,7 @@ func (a Order) Compare(b Order) int {
 }
 
 // OrderOf returns r's Order under witness.
-func OrderOf(r *Record, witness Witnessed) Order {
+func OrderOf(r *Record, witness WitnessFunc) Order {
 	if t, ok := witness(r.id); ok {
 		return Order{Time: t, ID: r.id}
 	}
@@ -71,7 +71,7 @@ func OrderOf(r *Record, witness Witnessed) Order {
 
 // Backdated reports whether r claims a time more than maxSkew before its
 // witnessed time.
-func Backdated(r *Record, witness Witnessed, maxSkew time.Duration) bool {
+func Backdated(r *Record, witness WitnessFunc, maxSkew time.Duration) bool {
 	t, ok := witness(r.id)
 	return ok && r.Time < t-maxSkew.Milliseconds()
 }
@@ -177,7 +177,7 @@ type CrateState struct {
 // authorized ones. Records not about name, not applicable at now (see
 // Applicable) or duplicated are skipped, so the caller may pass any
 // superset.
-func ResolveCrate(name string, recs []*Record, now time.Time, maxSkew time.Duration, auth Authority, witness Witnessed) *CrateState {
+func ResolveCrate(name string, recs []*Record, now time.Time, maxSkew time.Duration, auth Authority, witness WitnessFunc) *CrateState {
 	if witness == nil {
 		witness = NoWitness
 	}
@@ -363,7 +363,7 @@ type State struct {
 }
 
 // Resolve computes the state of a whole record set under auth and witness.
-func Resolve(recs []*Record, now time.Time, maxSkew time.Duration, auth Authority, witness Witnessed) *State {
+func Resolve(recs []*Record, now time.Time, maxSkew time.Duration, auth Authority, witness WitnessFunc) *State {
 	st := &State{Crates: map[string]*CrateState{}}
 	recs = dedupe(recs, func(*Record) bool { return true })
 	byName := map[string][]*Record{}

@@ -35,6 +35,7 @@ const (
 
 type blobJob struct {
 	id    registry.ID
+	limit int64 // the release's declared size, capped by Limits.MaxBlobSize
 	from  peer.ID
 	tries int
 }
@@ -111,9 +112,10 @@ func (n *Node) handleBlob(s network.Stream) {
 	n.mu.Unlock()
 }
 
-// fetchBlobFrom asks pid for a blob, verifies it against its multihash and
-// stores it. It returns the application bytes read.
-func (n *Node) fetchBlobFrom(ctx context.Context, pid peer.ID, id registry.ID) ([]byte, int64, error) {
+// fetchBlobFrom asks pid for a blob of at most limit bytes, verifies it
+// against its multihash and stores it. It returns the application bytes
+// read. A peer that offers more than limit is cut off and penalised.
+func (n *Node) fetchBlobFrom(ctx context.Context, pid peer.ID, id registry.ID, limit int64) ([]byte, int64, error) {
 	const op = "federation.FetchBlob"
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.Limits.BlobTimeout)
 	defer cancel()
@@ -155,9 +157,12 @@ func (n *Node) fetchBlobFrom(ctx context.Context, pid peer.ID, id registry.ID) (
 		_ = s.Reset()
 		return nil, read, n.blobIOErr(ctx, err)
 	}
-	if size > uint64(n.cfg.Limits.MaxBlobSize) {
+	if limit <= 0 || limit > n.cfg.Limits.MaxBlobSize {
+		limit = n.cfg.Limits.MaxBlobSize
+	}
+	if size > uint64(limit) {
 		_ = s.Reset()
-		err := violation("peer offered a blob of %d bytes; the limit is %d", size, n.cfg.Limits.MaxBlobSize)
+		err := violation("peer offered a blob of %d bytes; the limit is %d", size, limit)
 		n.penalize(pid, err)
 		return nil, read, err
 	}
@@ -206,7 +211,7 @@ func (n *Node) FetchBlob(ctx context.Context, id registry.ID) ([]byte, error) {
 	} else if registry.KindOf(err) != registry.ENOTFOUND {
 		return nil, err
 	}
-	b, err := n.fetchFromAny(ctx, id, "")
+	b, err := n.fetchFromAny(ctx, id, n.cfg.Limits.MaxBlobSize, "")
 	if err != nil {
 		return nil, registry.E(op, registry.KindOf(err), "blob "+id.String(), err)
 	}
@@ -215,7 +220,7 @@ func (n *Node) FetchBlob(ctx context.Context, id registry.ID) ([]byte, error) {
 
 // fetchFromAny tries first (if set), then the other connected peers that
 // serve blobs, in random order.
-func (n *Node) fetchFromAny(ctx context.Context, id registry.ID, first peer.ID) ([]byte, error) {
+func (n *Node) fetchFromAny(ctx context.Context, id registry.ID, limit int64, first peer.ID) ([]byte, error) {
 	var cands []peer.ID
 	for _, pid := range n.host.Network().Peers() {
 		if pid == first {
@@ -234,7 +239,7 @@ func (n *Node) fetchFromAny(ctx context.Context, id registry.ID, first peer.ID) 
 		if ctx.Err() != nil {
 			break
 		}
-		b, _, err := n.fetchBlobFrom(ctx, pid, id)
+		b, _, err := n.fetchBlobFrom(ctx, pid, id, limit)
 		if err == nil {
 			return b, nil
 		}
@@ -255,7 +260,7 @@ func (n *Node) sessionBlobs(ctx context.Context, pid peer.ID, rels []*registry.R
 	var count int
 	var bytes int64
 	for _, r := range rels {
-		id, ok := releaseBlob(r)
+		id, limit, ok := releaseBlob(r)
 		if !ok {
 			continue
 		}
@@ -266,7 +271,7 @@ func (n *Node) sessionBlobs(ctx context.Context, pid peer.ID, rels []*registry.R
 			n.queueBlob(r, pid)
 			continue
 		}
-		_, nb, err := n.fetchBlobFrom(ctx, pid, id)
+		_, nb, err := n.fetchBlobFrom(ctx, pid, id, limit)
 		bytes += nb
 		if err != nil {
 			n.queueBlob(r, pid)
@@ -280,21 +285,23 @@ func (n *Node) sessionBlobs(ctx context.Context, pid peer.ID, rels []*registry.R
 	return count, bytes
 }
 
-func releaseBlob(r *registry.Record) (registry.ID, bool) {
+// releaseBlob returns the blob a release names and the size it declares.
+func releaseBlob(r *registry.Record) (registry.ID, int64, bool) {
 	if r.Kind != registry.KindRelease {
-		return registry.ID{}, false
+		return registry.ID{}, 0, false
 	}
 	body, err := r.DecodeBody()
 	if err != nil {
-		return registry.ID{}, false
+		return registry.ID{}, 0, false
 	}
-	return body.(*registry.ReleaseBody).BlobID(), true
+	rb := body.(*registry.ReleaseBody)
+	return rb.BlobID(), int64(min(rb.Size, 1<<62)), true
 }
 
 // queueBlob schedules a background fetch of a release's blob, first from
 // the peer the release came from.
 func (n *Node) queueBlob(r *registry.Record, from peer.ID) {
-	id, ok := releaseBlob(r)
+	id, limit, ok := releaseBlob(r)
 	if !ok {
 		return
 	}
@@ -302,7 +309,7 @@ func (n *Node) queueBlob(r *registry.Record, from peer.ID) {
 		return
 	}
 	select {
-	case n.blobQ <- blobJob{id: id, from: from}:
+	case n.blobQ <- blobJob{id: id, limit: limit, from: from}:
 	default:
 		n.log.Warn("blob queue is full; the blob will be fetched on demand", "blob", id.String())
 	}
@@ -340,7 +347,7 @@ func (n *Node) runBlobJob(j blobJob) {
 	}
 	n.inflight[j.id] = struct{}{}
 	n.mu.Unlock()
-	_, err := n.fetchFromAny(n.ctx, j.id, j.from)
+	_, err := n.fetchFromAny(n.ctx, j.id, j.limit, j.from)
 	n.mu.Lock()
 	delete(n.inflight, j.id)
 	n.mu.Unlock()

@@ -84,14 +84,35 @@ type Config struct {
 	// (by gossip or reconciliation) once they are durably stored, in
 	// batches, from one goroutine at a time. It must not block for long.
 	OnIngest func(added []*registry.Record)
+	// Admission, if set, decides which verified records from peers are
+	// stored and relayed (quotas); nil admits every record.
+	Admission Admission
 	// Limits bound what peers may make this node do.
 	Limits Limits
+}
+
+// Admission enforces the node's quotas on records from peers
+// (docs/FEDERATION.md §8). It is called concurrently.
+type Admission interface {
+	// Admit reports whether rec, received from the peer with ID from, may
+	// be stored and relayed now, without counting it; and whether it is
+	// useful (signed by a trust root), so that delivering it first earns the
+	// sender gossip credit. A record that is not admitted is neither stored
+	// nor relayed, and its sender is neither credited nor penalised.
+	Admit(rec *registry.Record, from string) (ok, useful bool)
+	// Charge counts the records that fit their quotas and reports, per
+	// record, whether it may be stored. It is called with records not yet
+	// held, each with the peer it came from, just before they are stored.
+	Charge(recs []*registry.Record, from []string) ([]bool, error)
 }
 
 // Limits bound the work and memory any peer can cause. Zero fields take the
 // defaults documented on them.
 type Limits struct {
-	// MaxBlobSize is the largest blob served or fetched (default 64 MiB).
+	// MaxBlobSize is the largest blob served or fetched (default 10 MiB,
+	// registry.DefaultMaxCrateSize; the node passes its maximum crate
+	// size). A blob fetched for a release is further capped by the size the
+	// release declares.
 	MaxBlobSize int64
 	// StreamIdle is the longest wait for the next frame or chunk on any
 	// stream (default 15 s).
@@ -109,6 +130,17 @@ type Limits struct {
 	// SessionBlobs is how many missing blobs a reconciliation fetches before
 	// it returns (default 64); the rest are fetched in the background.
 	SessionBlobs int
+	// IngestQueueBytes bounds the bytes of gossiped records accepted and
+	// waiting to be stored (default 16 MiB); while it is full, gossip is
+	// read no faster than it is stored.
+	IngestQueueBytes int64
+	// SessionBuffer bounds the received record bytes one reconciliation
+	// holds before it verifies and stores them (default 4 MiB).
+	SessionBuffer int
+	// SessionWants bounds the record IDs one reconciliation remembers as
+	// missing here (default 16384); the peer's further offers are left to
+	// a later reconciliation.
+	SessionWants int
 	// BanDuration is how long a peer whose gossip score fell below the
 	// graylist threshold is refused (default 10 minutes).
 	BanDuration time.Duration
@@ -126,8 +158,13 @@ func (l *Limits) fill() {
 		}
 	}
 	if l.MaxBlobSize <= 0 {
-		l.MaxBlobSize = 64 << 20
+		l.MaxBlobSize = registry.DefaultMaxCrateSize
 	}
+	if l.IngestQueueBytes <= 0 {
+		l.IngestQueueBytes = 16 << 20
+	}
+	def(&l.SessionBuffer, 4<<20)
+	def(&l.SessionWants, 16384)
 	defD(&l.StreamIdle, 15*time.Second)
 	defD(&l.SessionTimeout, 5*time.Minute)
 	defD(&l.BlobTimeout, 2*time.Minute)

@@ -29,6 +29,17 @@ const (
 // their sender is penalised; larger RPCs are dropped by gossipsub itself.
 const maxGossipMessage = 1 << 20
 
+// Gossip queue sizes, in messages; with maxGossipMessage and
+// registry.MaxRecordSize they bound gossip memory in bytes
+// (docs/FEDERATION.md §8.3). A full validation queue or subscription buffer
+// drops messages: reconciliation fetches what gossip lost.
+const (
+	validateQueue      = 64  // received messages awaiting validation, ≤ maxGossipMessage each
+	validateThrottle   = 16  // validations running at once
+	subscriptionBuffer = 64  // accepted records awaiting readGossip, ≤ MaxRecordSize each
+	outboundQueue      = 256 // RPCs queued per peer; they share the message bytes of the cache
+)
+
 // messageID is the gossipsub message ID: the record ID (the multihash of
 // the message data).
 func messageID(m *pb.Message) string {
@@ -44,14 +55,15 @@ func (n *Node) startGossip() error {
 	params := &pubsub.PeerScoreParams{
 		SkipAtomicValidation: true,
 		Topics: map[string]*pubsub.TopicScoreParams{topic: {
-			SkipAtomicValidation:           true,
-			TopicWeight:                    1,
-			TimeInMeshWeight:               0.01,
-			TimeInMeshQuantum:              time.Second,
-			TimeInMeshCap:                  100,
-			FirstMessageDeliveriesWeight:   1,
-			FirstMessageDeliveriesDecay:    0.5,
-			FirstMessageDeliveriesCap:      10,
+			SkipAtomicValidation: true,
+			TopicWeight:          1,
+			TimeInMeshWeight:     0.01,
+			TimeInMeshQuantum:    time.Second,
+			TimeInMeshCap:        100,
+			// First deliveries earn credit through the application score
+			// only when the record is useful (creditDelivery): valid junk
+			// from fresh keys must not raise a peer's score.
+			FirstMessageDeliveriesWeight:   0,
 			InvalidMessageDeliveriesWeight: -100,
 			InvalidMessageDeliveriesDecay:  0.99,
 		}},
@@ -83,9 +95,9 @@ func (n *Node) startGossip() error {
 		pubsub.WithPeerExchange(false),
 		pubsub.WithFloodPublish(true),
 		pubsub.WithMaxMessageSize(maxGossipMessage),
-		pubsub.WithPeerOutboundQueueSize(8192),
-		pubsub.WithValidateQueueSize(8192),
-		pubsub.WithValidateThrottle(8192),
+		pubsub.WithPeerOutboundQueueSize(outboundQueue),
+		pubsub.WithValidateQueueSize(validateQueue),
+		pubsub.WithValidateThrottle(validateThrottle),
 		pubsub.WithLogger(slog.New(minLevel{n.log.Handler(), slog.LevelInfo}).With("system", "gossipsub")),
 	)
 	if err != nil {
@@ -98,7 +110,7 @@ func (n *Node) startGossip() error {
 	if err != nil {
 		return registry.E(op, registry.EINTERNAL, "joining "+topic, err)
 	}
-	sub, err := t.Subscribe(pubsub.WithBufferSize(16384))
+	sub, err := t.Subscribe(pubsub.WithBufferSize(subscriptionBuffer))
 	if err != nil {
 		return registry.E(op, registry.EINTERNAL, "subscribing to "+topic, err)
 	}
@@ -139,8 +151,8 @@ func (n *Node) watchTopic(h *pubsub.TopicEventHandler) {
 
 // validate is the gossip validator (docs/FEDERATION.md §3.1): Reject for
 // oversized, malformed or forged records (gossipsub penalises the sender),
-// Ignore for records already held or too far in the future, Accept
-// otherwise. Nothing is relayed unless accepted.
+// Ignore for records already held, too far in the future or over a quota
+// (Admission), Accept otherwise. Nothing is relayed unless accepted.
 func (n *Node) validate(_ context.Context, from peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
 	if from == n.host.ID() {
 		if r, ok := msg.ValidatorData.(*registry.Record); ok && string(r.Bytes()) == string(msg.Data) {
@@ -166,9 +178,25 @@ func (n *Node) validate(_ context.Context, from peer.ID, msg *pubsub.Message) pu
 		n.stats.gossipHeld.Add(1)
 		return pubsub.ValidationIgnore
 	}
+	ok, useful := n.admit(rec, from)
+	if !ok {
+		n.stats.gossipOverQuota.Add(1)
+		return pubsub.ValidationIgnore
+	}
+	if useful {
+		n.creditDelivery(from)
+	}
 	msg.ValidatorData = rec
 	n.stats.gossipAccepted.Add(1)
 	return pubsub.ValidationAccept
+}
+
+// admit asks the node's Admission about a record from pid.
+func (n *Node) admit(rec *registry.Record, pid peer.ID) (ok, useful bool) {
+	if n.cfg.Admission == nil {
+		return true, true
+	}
+	return n.cfg.Admission.Admit(rec, pid.String())
 }
 
 // readGossip hands accepted records from other peers to ingestLoop.
@@ -185,6 +213,9 @@ func (n *Node) readGossip() {
 		rec, ok := msg.ValidatorData.(*registry.Record)
 		if !ok {
 			continue
+		}
+		if err := n.ingestBytes.Acquire(n.ctx, int64(len(rec.Bytes()))); err != nil {
+			return
 		}
 		select {
 		case n.ingestCh <- gossiped{rec: rec, from: msg.ReceivedFrom}:
@@ -218,7 +249,13 @@ func (n *Node) ingestLoop() {
 				break drain
 			}
 		}
-		if _, err := n.ingest(recs, from, false); err != nil {
+		_, err := n.ingest(recs, from, false)
+		var held int64
+		for _, r := range recs {
+			held += int64(len(r.Bytes()))
+		}
+		n.ingestBytes.Release(held)
+		if err != nil {
 			n.log.Error("cannot store gossiped records; reconciliation will fetch them again", "records", len(recs), "err", err)
 		}
 	}

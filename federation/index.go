@@ -266,3 +266,27 @@ func (x *index) count() int {
 	defer x.mu.RUnlock()
 	return int(x.total.Count)
 }
+
+// remove deletes k and reports whether it was held.
+func (x *index) remove(k key) bool {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if len(x.blocks) == 0 {
+		return false
+	}
+	bi := x.blockFor(k)
+	b := x.blocks[bi]
+	i, found := slices.BinarySearchFunc(b.keys, k, key.compare)
+	if !found {
+		return false
+	}
+	b.keys = slices.Delete(b.keys, i, i+1)
+	var one registry.Fingerprint
+	one.Add(k.id)
+	b.fp.Sub(one)
+	x.total.Sub(one)
+	if len(b.keys) == 0 && len(x.blocks) > 1 {
+		x.blocks = slices.Delete(x.blocks, bi, bi+1)
+	}
+	return true
+}

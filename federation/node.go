@@ -9,6 +9,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	lru "github.com/hashicorp/golang-lru/v2"
+	"golang.org/x/sync/semaphore"
+
 	"github.com/libp2p/go-libp2p"
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/crypto"
@@ -45,18 +48,24 @@ type Node struct {
 	closeOnce sync.Once
 	closeErr  error
 
-	ingestMu sync.Mutex
-	ingestCh chan gossiped
-	blobQ    chan blobJob
-	kick     chan struct{}
-	inbound  chan struct{} // semaphore of inbound sessions
-	blobSem  chan struct{} // semaphore of served blob streams
+	ingestMu    sync.Mutex
+	ingestCh    chan gossiped
+	ingestBytes *semaphore.Weighted // bytes of the records in ingestCh and being stored
+	blobQ       chan blobJob
+	kick        chan struct{}
+	inbound     chan struct{} // semaphore of inbound sessions
+	blobSem     chan struct{} // semaphore of served blob streams
 
 	mu       sync.Mutex
 	book     map[peer.ID]*bookEntry
 	peers    map[peer.ID]*peerState
 	inflight map[registry.ID]struct{}
 	scores   map[peer.ID]float64
+
+	// refused remembers records the Admission refused, so that
+	// reconciliation does not ask for them again and again while this node
+	// runs (a restart forgets them, in case the quotas changed).
+	refused *lru.Cache[registry.ID, struct{}]
 
 	stats counters
 }
@@ -69,6 +78,7 @@ type gossiped struct {
 
 type counters struct {
 	gossipAccepted, gossipRejected, gossipHeld, gossipFuture atomic.Uint64
+	gossipOverQuota, overQuota                               atomic.Uint64
 	ingested                                                 atomic.Uint64
 	sessionsIn, sessionsOut, sessionErrors                   atomic.Uint64
 	violations                                               atomic.Uint64
@@ -81,6 +91,8 @@ type Stats struct {
 	GossipRejected      uint64 `json:"gossip_rejected"`       // forged, malformed or oversized
 	GossipIgnoredHeld   uint64 `json:"gossip_ignored_held"`   // already held (replays included)
 	GossipIgnoredFuture uint64 `json:"gossip_ignored_future"` // too far ahead of this node's clock
+	GossipIgnoredQuota  uint64 `json:"gossip_ignored_quota"`  // over a quota: not stored, not relayed
+	RecordsOverQuota    uint64 `json:"records_over_quota"`    // received (gossip or reconciliation), verified and refused by a quota
 	RecordsIngested     uint64 `json:"records_ingested"`      // new records stored from peers
 	SessionsIn          uint64 `json:"sessions_in"`
 	SessionsOut         uint64 `json:"sessions_out"`
@@ -145,7 +157,7 @@ func New(ctx context.Context, cfg Config, st Store) (*Node, error) {
 		st:       st,
 		log:      cfg.Logger,
 		idx:      newIndex(),
-		ingestCh: make(chan gossiped, 16384),
+		ingestCh: make(chan gossiped, 4096),
 		blobQ:    make(chan blobJob, 4096),
 		kick:     make(chan struct{}, 1),
 		inbound:  make(chan struct{}, cfg.Limits.MaxInboundSessions),
@@ -156,10 +168,15 @@ func New(ctx context.Context, cfg Config, st Store) (*Node, error) {
 		scores:   map[peer.ID]float64{},
 		gater:    newGater(),
 	}
+	n.ingestBytes = semaphore.NewWeighted(max(cfg.Limits.IngestQueueBytes, registry.MaxRecordSize))
+	n.refused, _ = lru.New[registry.ID, struct{}](refusedMemory)
 	n.rec = defaultReconParams
 	n.rec.idle = cfg.Limits.StreamIdle
 	n.rec.session = cfg.Limits.SessionTimeout
 	n.rec.blobPhase = cfg.Limits.BlobTimeout
+	n.rec.buffer = cfg.Limits.SessionBuffer
+	n.rec.wantsHeld = cfg.Limits.SessionWants
+	n.rec.relsHeld = cfg.Limits.SessionBlobs
 
 	if err := st.ScanTimeIndex(func(t int64, id registry.ID) error {
 		n.idx.add(key{t: t, id: id})
@@ -293,6 +310,8 @@ func (n *Node) Stats() Stats {
 		GossipRejected:      n.stats.gossipRejected.Load(),
 		GossipIgnoredHeld:   n.stats.gossipHeld.Load(),
 		GossipIgnoredFuture: n.stats.gossipFuture.Load(),
+		GossipIgnoredQuota:  n.stats.gossipOverQuota.Load(),
+		RecordsOverQuota:    n.stats.overQuota.Load(),
 		RecordsIngested:     n.stats.ingested.Load(),
 		SessionsIn:          n.stats.sessionsIn.Load(),
 		SessionsOut:         n.stats.sessionsOut.Load(),
@@ -337,6 +356,10 @@ func (n *Node) ingest(recs []*registry.Record, from []peer.ID, inSession bool) (
 	}
 	n.ingestMu.Lock()
 	defer n.ingestMu.Unlock()
+	recs, from, err := n.charge(recs, from)
+	if err != nil {
+		return nil, err
+	}
 	added, err := n.st.PutRecords(recs)
 	if err != nil {
 		return nil, err
@@ -370,6 +393,50 @@ func (n *Node) ingest(recs []*registry.Record, from []peer.ID, inSession bool) (
 		n.cfg.OnIngest(added)
 	}
 	return added, nil
+}
+
+// refusedMemory is how many refused record IDs a node remembers (about
+// 100 bytes each).
+const refusedMemory = 65536
+
+// charge keeps the records that are new here and admitted by the quotas,
+// with their sources; n.ingestMu must be held.
+func (n *Node) charge(recs []*registry.Record, from []peer.ID) ([]*registry.Record, []peer.ID, error) {
+	if n.cfg.Admission == nil {
+		return recs, from, nil
+	}
+	seen := make(map[registry.ID]bool, len(recs))
+	var keep []*registry.Record
+	var src []peer.ID
+	var srcs []string
+	for i, r := range recs {
+		if seen[r.ID()] || n.idx.has(keyOf(r)) {
+			continue
+		}
+		seen[r.ID()] = true
+		var pid peer.ID
+		if i < len(from) {
+			pid = from[i]
+		}
+		keep, src, srcs = append(keep, r), append(src, pid), append(srcs, pid.String())
+	}
+	if len(keep) == 0 {
+		return nil, nil, nil
+	}
+	ok, err := n.cfg.Admission.Charge(keep, srcs)
+	if err != nil {
+		return nil, nil, err
+	}
+	out, outFrom := keep[:0], src[:0]
+	for i, r := range keep {
+		if ok[i] {
+			out, outFrom = append(out, r), append(outFrom, src[i])
+		} else {
+			n.stats.overQuota.Add(1)
+			n.refused.Add(r.ID(), struct{}{})
+		}
+	}
+	return out, outFrom, nil
 }
 
 func quote(s string) string {

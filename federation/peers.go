@@ -90,6 +90,8 @@ type peerState struct {
 	blobConns int    // blob streams being served to this peer
 	penalty   float64
 	penaltyAt time.Time
+	credit    float64 // useful first deliveries, decayed (creditDelivery)
+	creditAt  time.Time
 }
 
 // state returns the peer's state, creating it. n.mu must be held.
@@ -321,8 +323,9 @@ func (n *Node) peerInfo(pid peer.ID) PeerInfo {
 	return info
 }
 
-// appScore is gossipsub's application-specific score: minus the decayed
-// penalties for violations of the reconciliation and blob protocols.
+// appScore is gossipsub's application-specific score: the decayed credit
+// for useful first deliveries minus the decayed penalties for violations of
+// the reconciliation and blob protocols.
 func (n *Node) appScore(pid peer.ID) float64 {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -332,13 +335,38 @@ func (n *Node) appScore(pid peer.ID) float64 {
 // penaltyHalfLife is how fast protocol penalties are forgiven.
 const penaltyHalfLife = 10 * time.Minute
 
+// Delivery credit: a peer earns creditPerDelivery for each record signed by
+// a trust root that it delivers first by gossip, up to creditCap, halved
+// every creditHalfLife. Records by other authors earn nothing, however
+// valid, so a flood of junk from fresh keys cannot buy a peer standing.
+const (
+	creditPerDelivery = 1
+	creditCap         = 10
+	creditHalfLife    = time.Minute
+)
+
 func (n *Node) appScoreLocked(pid peer.ID) float64 {
 	st := n.peers[pid]
-	if st == nil || st.penalty == 0 {
+	if st == nil {
 		return 0
 	}
-	age := time.Since(st.penaltyAt)
-	return -st.penalty * math.Exp2(-age.Seconds()/penaltyHalfLife.Seconds())
+	return decayed(st.credit, st.creditAt, creditHalfLife) - decayed(st.penalty, st.penaltyAt, penaltyHalfLife)
+}
+
+func decayed(v float64, at time.Time, halfLife time.Duration) float64 {
+	if v == 0 {
+		return 0
+	}
+	return v * math.Exp2(-time.Since(at).Seconds()/halfLife.Seconds())
+}
+
+// creditDelivery credits pid for delivering a useful record first.
+func (n *Node) creditDelivery(pid peer.ID) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	st := n.state(pid)
+	st.credit = min(creditCap, decayed(st.credit, st.creditAt, creditHalfLife)+creditPerDelivery)
+	st.creditAt = time.Now()
 }
 
 // penalize records a protocol violation by pid; a peer whose penalty
@@ -347,7 +375,7 @@ func (n *Node) penalize(pid peer.ID, err error) {
 	n.stats.violations.Add(1)
 	n.mu.Lock()
 	st := n.state(pid)
-	cur := -n.appScoreLocked(pid)
+	cur := decayed(st.penalty, st.penaltyAt, penaltyHalfLife)
 	st.penalty, st.penaltyAt = cur+violationPenalty, time.Now()
 	total := st.penalty
 	n.mu.Unlock()

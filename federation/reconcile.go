@@ -22,6 +22,9 @@ type reconParams struct {
 	idle      time.Duration
 	session   time.Duration
 	blobPhase time.Duration // longest the blob exchange after DONE may take
+	buffer    int           // received record bytes held before they are verified and stored
+	wantsHeld int           // IDs remembered as missing (queued and asked for)
+	relsHeld  int           // new releases kept for the blob exchange; the rest are queued
 }
 
 var defaultReconParams = reconParams{
@@ -32,6 +35,9 @@ var defaultReconParams = reconParams{
 	idle:      15 * time.Second,
 	session:   5 * time.Minute,
 	blobPhase: time.Minute,
+	buffer:    4 << 20,
+	wantsHeld: 16384,
+	relsHeld:  64,
 }
 
 // maxIDsIn bounds the IDs in one received ID list or WANT frame: whatever
@@ -56,6 +62,12 @@ type replica struct {
 	// fetchBlobs fetches from the session's peer the missing blobs of the
 	// given releases; it returns how many it stored and their bytes.
 	fetchBlobs func(ctx context.Context, releases []*registry.Record) (int, int64)
+	// queueBlobs schedules background fetches of the missing blobs of
+	// releases the session does not keep.
+	queueBlobs func(releases []*registry.Record)
+	// refused reports whether this node refused the record before (a
+	// quota): it is not asked for again.
+	refused func(id registry.ID) bool
 }
 
 // SyncStats counts what one reconciliation moved. Bytes are application
@@ -103,8 +115,10 @@ type session struct {
 	pending      [][]byte // received record bytes awaiting verification
 	pendingBytes int
 	storing      chan error         // the batch being verified and stored, if any
-	added        []*registry.Record // new records stored during the session
+	rels         []*registry.Record // new releases stored during the session, at most p.relsHeld
+	added        int                // new records stored during the session
 	heldBack     int                // far-future records not stored
+	dropped      int                // offered IDs not remembered (p.wantsHeld)
 
 	helloSeen bool
 	turns     int
@@ -127,15 +141,16 @@ func newSession(rep *replica, c streamConn, initiator bool) *session {
 // sessionResult is what a finished session reports.
 type sessionResult struct {
 	stats    SyncStats
-	added    []*registry.Record
+	added    int // new records stored
 	heldBack int // far-future records received and not stored
+	dropped  int // IDs the peer offered beyond what the session remembers
 }
 
 func (s *session) result() sessionResult {
 	_ = s.waitStored()
 	s.stats.BytesIn += s.fr.n
 	s.stats.BytesOut += s.fw.n
-	return sessionResult{stats: s.stats, added: s.added, heldBack: s.heldBack}
+	return sessionResult{stats: s.stats, added: s.added, heldBack: s.heldBack, dropped: s.dropped}
 }
 
 // initiate runs a session as the initiator.
@@ -174,7 +189,7 @@ func (s *session) initiate(ctx context.Context) (sessionResult, error) {
 	var wg sync.WaitGroup
 	var blobs int
 	var blobBytes int64
-	if rel := releases(s.added); len(rel) > 0 && s.rep.fetchBlobs != nil {
+	if rel := s.rels; len(rel) > 0 && s.rep.fetchBlobs != nil {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -221,7 +236,7 @@ func (s *session) respond(ctx context.Context) (sessionResult, error) {
 			return s.result(), err
 		}
 	}
-	if rel := releases(s.added); len(rel) > 0 && s.rep.fetchBlobs != nil {
+	if rel := s.rels; len(rel) > 0 && s.rep.fetchBlobs != nil {
 		n, b := s.rep.fetchBlobs(ctx, rel)
 		s.stats.BlobsIn += n
 		s.stats.BytesIn += b
@@ -363,12 +378,17 @@ func (s *session) readTurn() (byte, error) {
 		case frameRecord:
 			s.pending = append(s.pending, append([]byte(nil), p...))
 			s.pendingBytes += len(p)
-			if len(s.pending) >= 512 || s.pendingBytes >= 4<<20 {
+			if len(s.pending) >= 512 || s.pendingBytes >= s.p.buffer {
 				if err := s.flushPending(); err != nil {
 					return 0, s.fail(err)
 				}
 			}
 		case frameEnd, frameDone:
+			// The batch in flight owns wanted and announced (flushPending);
+			// answering the ranges touches both.
+			if err := s.waitStored(); err != nil {
+				return 0, s.fail(err)
+			}
 			if len(ranges) > 0 {
 				if !ranges[len(ranges)-1].upper.isInf() {
 					return 0, s.fail(violation("RANGES of a turn do not reach the infinite bound"))
@@ -483,6 +503,13 @@ func (s *session) reconcileIDs(lo, hi key, theirs []registry.ID) {
 		if _, ok := s.wanted[id]; ok {
 			continue
 		}
+		if s.rep.refused != nil && s.rep.refused(id) {
+			continue
+		}
+		if len(s.queued)+len(s.wanted) >= s.p.wantsHeld {
+			s.dropped++
+			continue
+		}
 		s.queued[id] = struct{}{}
 		s.wantQ = append(s.wantQ, id)
 	}
@@ -557,7 +584,18 @@ func (s *session) store(raw [][]byte) error {
 		return err
 	}
 	s.stats.RecordsIn += len(added)
-	s.added = append(s.added, added...)
+	s.added += len(added)
+	var later []*registry.Record
+	for _, r := range releases(added) {
+		if len(s.rels) < s.p.relsHeld {
+			s.rels = append(s.rels, r)
+		} else {
+			later = append(later, r)
+		}
+	}
+	if len(later) > 0 && s.rep.queueBlobs != nil {
+		s.rep.queueBlobs(later)
+	}
 	return nil
 }
 

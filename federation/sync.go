@@ -213,7 +213,10 @@ func (n *Node) afterSession(pid peer.ID, res sessionResult, err error) {
 	if res.heldBack > 0 {
 		n.log.Info("held back records too far in the future; they will be fetched again once due", "peer", pid.String(), "records", res.heldBack)
 	}
-	if len(res.added) > 0 {
+	if res.dropped > 0 {
+		n.log.Debug("peer offered more missing records than one reconciliation remembers; the next one continues", "peer", pid.String(), "ids", res.dropped)
+	}
+	if res.added > 0 {
 		n.markOthersDirty(pid)
 	}
 }
@@ -234,7 +237,17 @@ func (n *Node) replicaFor(pid peer.ID) *replica {
 			return r.Bytes(), nil
 		},
 		ingest: func(recs []*registry.Record) ([]*registry.Record, error) {
-			return n.ingest(recs, nil, true)
+			from := make([]peer.ID, len(recs))
+			for i := range from {
+				from[i] = pid
+			}
+			return n.ingest(recs, from, true)
+		},
+		refused: func(id registry.ID) bool { return n.refused.Contains(id) },
+		queueBlobs: func(rels []*registry.Record) {
+			for _, r := range rels {
+				n.queueBlob(r, pid)
+			}
 		},
 		fetchBlobs: func(ctx context.Context, rels []*registry.Record) (int, int64) {
 			return n.sessionBlobs(ctx, pid, rels)
@@ -290,4 +303,26 @@ func (n *Node) handleReconcile(s network.Stream) {
 		st.lastSync = n.cfg.Now().UTC()
 		n.mu.Unlock()
 	}
+}
+
+// Forget removes records from the reconciliation index: the node found
+// them damaged and quarantined them. Every peer is marked for
+// reconciliation, which fetches them again from a peer that holds them.
+func (n *Node) Forget(recs []ForgetKey) {
+	removed := false
+	for _, k := range recs {
+		if n.idx.remove(key{t: k.Time, id: k.ID}) {
+			removed = true
+		}
+	}
+	if removed {
+		n.markOthersDirty("")
+	}
+}
+
+// ForgetKey names a record in the reconciliation index: its signed time
+// and ID.
+type ForgetKey struct {
+	Time int64
+	ID   registry.ID
 }

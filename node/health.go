@@ -21,6 +21,8 @@ type Health struct {
 	Uptime   string    `json:"uptime"`
 	// Toolchains is the pipeline's view of the installed toolchains.
 	Toolchains any `json:"toolchains,omitempty"`
+	// Scrub is the last re-verification of the store (absent until one ran).
+	Scrub *ScrubSummary `json:"scrub,omitempty"`
 }
 
 // Health reports the node's state.
@@ -30,6 +32,7 @@ func (n *Node) Health(ctx context.Context) *Health {
 		Status: "ok", Name: n.Settings().Name, Version: n.cfg.Version, PeerID: n.PeerID(),
 		Addrs: []string{}, Records: recs, Blobs: blobs, Digest: n.db.Fingerprint().Digest(),
 		Started: n.started.UTC(), Uptime: n.cfg.Now().Sub(n.started).Round(time.Second).String(),
+		Scrub: n.scrubSummary(),
 	}
 	if n.net != nil {
 		h.Addrs = n.net.Addrs()

@@ -55,6 +55,13 @@ type Config struct {
 	// CheckpointInterval is how often the node checks whether its log needs
 	// a new signed checkpoint (checkpoint.go); 0 or less: never on its own.
 	CheckpointInterval time.Duration
+	// Quotas bound the records untrusted authors and peers can make the
+	// node store (zero fields: DefaultQuotas).
+	Quotas Quotas
+	// ScrubInterval is how often every stored record and blob is
+	// re-verified in the background (default DefaultScrubInterval; < 0
+	// off).
+	ScrubInterval time.Duration
 }
 
 // Node is a running registry node. Its methods are safe for concurrent use.
@@ -78,7 +85,9 @@ type Node struct {
 	trustMu  sync.Mutex                // serialises computing a new trust set
 	trustGen atomic.Uint64             // bumped when settings or peers change
 
-	jobs *jobRunner
+	jobs  *jobRunner
+	adm   *admission
+	scrub scrubber
 
 	ckMu sync.Mutex    // serialises checkpoint signing
 	ckpt *checkpointer // nil when checkpoints are signed only on request
@@ -114,6 +123,9 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	if cfg.Workers <= 0 {
 		cfg.Workers = 1
 	}
+	if cfg.ScrubInterval == 0 {
+		cfg.ScrubInterval = DefaultScrubInterval
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, registry.E(op, registry.EINVALID, fmt.Sprintf("cannot create the data directory %s", cfg.DataDir), err)
 	}
@@ -135,6 +147,10 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.Trust() // the views follow this node's trust before anything is served
+	if n.adm, err = newAdmission(db, cfg.Quotas, key.Public(), n.Trust); err != nil {
+		db.Close()
+		return nil, err
+	}
 	if cfg.Network != nil {
 		n.net, err = cfg.Network(ctx, n.key, netStore{n})
 		if err != nil {
@@ -142,6 +158,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 			return nil, err
 		}
 	}
+	n.adm.ready.Store(true)
 	if cfg.Tester != nil {
 		n.tester, err = cfg.Tester(n.log)
 		if err != nil {
@@ -156,6 +173,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.startCheckpointer()
+	n.startScrub(cfg.ScrubInterval)
 	return n, nil
 }
 
@@ -164,6 +182,7 @@ func (n *Node) Close() error {
 	var err error
 	n.closeOnce.Do(func() {
 		n.stopCheckpointer()
+		n.stopScrub()
 		if n.jobs != nil {
 			n.jobs.stop()
 		}

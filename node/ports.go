@@ -38,6 +38,9 @@ type NetworkFactory func(ctx context.Context, key registry.PrivateKey, st federa
 func Federation(cfg federation.Config) NetworkFactory {
 	return func(ctx context.Context, key registry.PrivateKey, st federation.Store) (Network, error) {
 		cfg.Key = key
+		if a, ok := st.(federation.Admission); ok && cfg.Admission == nil {
+			cfg.Admission = a
+		}
 		return federation.New(ctx, cfg, st)
 	}
 }

@@ -277,6 +277,10 @@ func (n *Node) Ingest(ctx context.Context, actor string, raw [][]byte) ([]*regis
 			return nil, registry.Errorf("node.Ingest", registry.EINVALID, "record %s is dated %s, more than %s ahead of this node's clock", r.ID(), r.When(), n.cfg.MaxSkew)
 		}
 	}
+	recs, err := n.admitImport(recs)
+	if err != nil {
+		return nil, err
+	}
 	added, err := n.db.PutRecords(recs)
 	if err != nil {
 		return nil, err

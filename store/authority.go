@@ -120,6 +120,6 @@ func (db *DB) rebuildViews(names []string) error {
 }
 
 // witness gives the witnessed times the views use, as of txn.
-func (db *DB) witness(txn *badger.Txn, auth Authority) registry.Witnessed {
+func (db *DB) witness(txn *badger.Txn, auth Authority) registry.WitnessFunc {
 	return registry.NoWitness
 }

@@ -162,9 +162,21 @@ func (db *DB) putBatch(recs []*registry.Record) ([]*registry.Record, error) {
 	}
 	db.mu.Unlock()
 	for _, r := range added {
-		db.recs.Add(r.ID(), r)
+		db.cache(r)
 	}
 	return added, nil
+}
+
+// maxCachedRecord is the largest record the decoded-record cache keeps, so
+// that the cache holds at most recordCacheSize × maxCachedRecord bytes of
+// record data whatever records peers send.
+const maxCachedRecord = 4 << 10
+
+// cache keeps a decoded record in the cache when it is small enough.
+func (db *DB) cache(r *registry.Record) {
+	if len(r.Bytes()) <= maxCachedRecord {
+		db.recs.Add(r.ID(), r)
+	}
 }
 
 func wrapTxn(op string, err error) error {
@@ -186,7 +198,7 @@ func (db *DB) GetRecord(id registry.ID) (*registry.Record, error) {
 		return err
 	})
 	if err == nil {
-		db.recs.Add(id, r)
+		db.cache(r)
 	}
 	return r, err
 }
@@ -203,6 +215,9 @@ func getRecord(txn *badger.Txn, id registry.ID) (*registry.Record, error) {
 	b, err := it.ValueCopy(nil)
 	if err != nil {
 		return nil, internal(op, err)
+	}
+	if registry.Sum(b) != id {
+		return nil, registry.Errorf(op, registry.EINTERNAL, "stored record %s is damaged (its bytes do not hash to its ID); run verify to quarantine it", id)
 	}
 	return registry.DecodeStored(b)
 }
@@ -310,7 +325,7 @@ func (db *DB) readIndexed(txn *badger.Txn, prefix []byte) ([]*registry.Record, e
 		if err != nil {
 			return nil, err
 		}
-		db.recs.Add(id, r)
+		db.cache(r)
 		out = append(out, r)
 	}
 	return out, nil

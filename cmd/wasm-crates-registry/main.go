@@ -65,8 +65,19 @@ func flags() []cli.Flag {
 		&cli.DurationFlag{Name: "max-skew", EnvVars: []string{"MAX_SKEW"}, Value: registry.DefaultMaxSkew, Usage: "how far ahead of this clock a record's time may be before it is held back"},
 		&cli.StringFlag{Name: "log-level", EnvVars: []string{"LOG_LEVEL"}, Value: "info", Usage: "debug, info, warn or error"},
 		&cli.StringFlag{Name: "log-format", EnvVars: []string{"LOG_FORMAT"}, Value: "text", Usage: "text or json"},
-		&cli.BoolFlag{Name: "reindex", Usage: "rebuild every index and view from the records at start"},
-		&cli.DurationFlag{Name: "checkpoint-interval", EnvVars: []string{"CHECKPOINT_INTERVAL"}, Usage: "how often to sign a checkpoint of this node's log when it has grown, e.g. 1s (0: never)"},
+		&cli.BoolFlag{Name: "reindex", Usage: "re-verify every record and blob (quarantining damaged ones), then rebuild every index and view from the records, at start"},
+		&cli.DurationFlag{Name: "scrub-interval", EnvVars: []string{"SCRUB_INTERVAL"}, Value: node.DefaultScrubInterval,
+			Usage: "how often every stored record and blob is re-verified in the background, spread over up to half the interval (0 or less: never)"},
+
+		&cli.StringFlag{Name: "quota-author", EnvVars: []string{"QUOTA_AUTHOR"}, Value: quotaString(node.DefaultQuotas.AuthorCount, node.DefaultQuotas.AuthorBytes), Category: "Quotas",
+			Usage: "records and bytes stored per untrusted author, as COUNT,SIZE (\"unlimited\" for either)"},
+		&cli.StringFlag{Name: "quota-peer", EnvVars: []string{"QUOTA_PEER"}, Value: quotaString(node.DefaultQuotas.PeerCount, node.DefaultQuotas.PeerBytes), Category: "Quotas",
+			Usage: "records and bytes of untrusted authors stored per sending peer, as COUNT,SIZE"},
+		&cli.StringFlag{Name: "quota-kind", EnvVars: []string{"QUOTA_KIND"}, Value: quotaString(node.DefaultQuotas.KindCount, node.DefaultQuotas.KindBytes), Category: "Quotas",
+			Usage: "records and bytes of untrusted authors stored per known kind, as COUNT,SIZE"},
+		&cli.StringFlag{Name: "quota-unknown", EnvVars: []string{"QUOTA_UNKNOWN"}, Value: quotaString(node.DefaultQuotas.UnknownCount, node.DefaultQuotas.UnknownBytes), Category: "Quotas",
+			Usage: "records and bytes of kinds this node does not apply, all together, as COUNT,SIZE (relayed only within it)"},
+		&cli.DurationFlag{Name: "checkpoint-interval", EnvVars: []string{"CHECKPOINT_INTERVAL"}, Value: time.Second, Usage: "how often to sign a checkpoint of this node's log when it has grown (0: never; the node then witnesses nothing itself)"},
 
 		&cli.StringFlag{Name: "wasm-index-gates", EnvVars: []string{"WASM_INDEX_GATES"}, Value: "curated", Category: "Cargo registry",
 			Usage: "quality gates a release must have passed to appear in the wasm-only index /wasm/index/ (comma-separated: curated, needs-review)"},
@@ -113,6 +124,24 @@ func run(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	var quotas node.Quotas
+	for _, q := range []struct {
+		flag         string
+		count, bytes *int64
+	}{
+		{"quota-author", &quotas.AuthorCount, &quotas.AuthorBytes},
+		{"quota-peer", &quotas.PeerCount, &quotas.PeerBytes},
+		{"quota-kind", &quotas.KindCount, &quotas.KindBytes},
+		{"quota-unknown", &quotas.UnknownCount, &quotas.UnknownBytes},
+	} {
+		if *q.count, *q.bytes, err = parseQuota(c.String(q.flag)); err != nil {
+			return fmt.Errorf("--%s: %w", q.flag, err)
+		}
+	}
+	scrub := c.Duration("scrub-interval")
+	if scrub <= 0 {
+		scrub = -1
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
@@ -124,14 +153,16 @@ func run(c *cli.Context) error {
 	defer ln.Close()
 
 	cfg := node.Config{
-		DataDir:      dir,
-		Name:         c.String("registry-name"),
-		MaxCrateSize: maxSize,
-		MaxSkew:      c.Duration("max-skew"),
-		Version:      version,
-		Logger:       log,
-		Announce:     os.Stdout,
-		Workers:      c.Int("pipeline-workers"),
+		DataDir:       dir,
+		Name:          c.String("registry-name"),
+		MaxCrateSize:  maxSize,
+		MaxSkew:       c.Duration("max-skew"),
+		Version:       version,
+		Logger:        log,
+		Announce:      os.Stdout,
+		Workers:       c.Int("pipeline-workers"),
+		Quotas:        quotas,
+		ScrubInterval: scrub,
 
 		CheckpointInterval: c.Duration("checkpoint-interval"),
 	}
@@ -147,6 +178,7 @@ func run(c *cli.Context) error {
 			MaxSkew:      c.Duration("max-skew"),
 			SyncInterval: interval,
 			Logger:       log.With("component", "p2p"),
+			Limits:       federation.Limits{MaxBlobSize: maxSize},
 		})
 	}
 	if c.Bool("pipeline") {
@@ -165,6 +197,11 @@ func run(c *cli.Context) error {
 	}
 	defer n.Close()
 	if c.Bool("reindex") {
+		rep, err := n.VerifyAtStart(ctx)
+		if err != nil {
+			return err
+		}
+		log.Info("verified", "records", rep.Records, "blobs", rep.Blobs, "damaged", len(rep.Damaged))
 		k, err := n.Store().Reindex()
 		if err != nil {
 			return err
@@ -224,6 +261,38 @@ func parseDatabaseURL(s string) (string, error) {
 		return "", fmt.Errorf("DATABASE_URL %q is not supported: this node stores its data in Badger only; give a directory path or badger://PATH", s)
 	}
 	return s, nil
+}
+
+// parseQuota reads "COUNT,SIZE", either part "unlimited" (-1).
+func parseQuota(s string) (count, bytes int64, err error) {
+	c, b, ok := strings.Cut(s, ",")
+	if !ok {
+		return 0, 0, fmt.Errorf("quota %q is not COUNT,SIZE (like 10000,64MiB)", s)
+	}
+	c, b = strings.TrimSpace(c), strings.TrimSpace(b)
+	if c == "unlimited" {
+		count = -1
+	} else if count, err = strconv.ParseInt(c, 10, 64); err != nil || count <= 0 {
+		return 0, 0, fmt.Errorf("quota %q: the count must be a positive number or unlimited", s)
+	}
+	if b == "unlimited" {
+		bytes = -1
+	} else if bytes, err = parseSize(b); err != nil {
+		return 0, 0, fmt.Errorf("quota %q: %w", s, err)
+	}
+	return count, bytes, nil
+}
+
+// quotaString is the flag form of a quota.
+func quotaString(count, bytes int64) string {
+	size := strconv.FormatInt(bytes, 10)
+	switch {
+	case bytes%(1<<30) == 0:
+		size = strconv.FormatInt(bytes>>30, 10) + "GiB"
+	case bytes%(1<<20) == 0:
+		size = strconv.FormatInt(bytes>>20, 10) + "MiB"
+	}
+	return strconv.FormatInt(count, 10) + "," + size
 }
 
 // parseSize reads "10485760", "512KiB", "10MiB" or "1GiB".

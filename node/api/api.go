@@ -138,6 +138,7 @@ func (s *Server) routes() {
 	s.route("/jobs/{id}", methods{"GET": s.getJob, "DELETE": s.auth(s.cancelJob)})
 	s.route("/audit", methods{"GET": s.auth(s.audit)})
 	s.logRoutes()
+	s.route("/verify", methods{"GET": s.getVerify, "POST": s.auth(s.postVerify)})
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, registry.Errorf("api", registry.ENOTFOUND, "no such endpoint: %s %s", r.Method, r.URL.Path))
 	})
