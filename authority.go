@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -31,6 +32,7 @@ type Trust struct {
 	all    bool
 	roots  map[string]bool
 	grants map[string][]*KeyBody // by key bytes: the live grants by authorized admins
+	admins []PublicKey           // roots and appointed admins, sorted
 	digest string
 }
 
@@ -89,6 +91,10 @@ func NewTrust(roots []PublicKey, keyRecs []*Record, now time.Time, maxSkew time.
 			}
 		}
 	}
+	for k := range admins {
+		t.admins = append(t.admins, PublicKey(k))
+	}
+	slices.SortFunc(t.admins, func(a, b PublicKey) int { return strings.Compare(string(a), string(b)) })
 	for subj, ls := range bySubject {
 		for _, l := range ls {
 			if admins[string(l.author)] {
@@ -121,6 +127,18 @@ func (t *Trust) May(key PublicKey, role, crate string) bool {
 
 // Witness implements Authority: roots and admins witness time.
 func (t *Trust) Witness(key PublicKey) bool { return t.May(key, RoleAdmin, "") }
+
+// Witnesses lists the keys whose checkpoints witness time: the roots and
+// the admins they appoint; nil when every key does (TrustEveryone).
+func (t *Trust) Witnesses() []PublicKey {
+	if t == nil {
+		return []PublicKey{}
+	}
+	if t.all {
+		return nil
+	}
+	return slices.Clone(t.admins)
+}
 
 // IsRoot reports whether key is one of the trust roots.
 func (t *Trust) IsRoot(key PublicKey) bool {

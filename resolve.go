@@ -388,3 +388,34 @@ func Resolve(recs []*Record, now time.Time, maxSkew time.Duration, auth Authorit
 	slices.SortFunc(st.Future, CompareNewest)
 	return st
 }
+
+// WitnessUnder returns the WitnessFunc of the checkpoints in recs under
+// auth: a record's witnessed time is the earliest time a checkpoint by one
+// of auth's witnesses included it.
+func WitnessUnder(recs []*Record, auth Authority) WitnessFunc {
+	best := map[ID]int64{}
+	for _, cr := range Witness(recs) {
+		if auth == nil || !auth.Witness(cr.Author) {
+			continue
+		}
+		for id, w := range cr.Times {
+			if t, ok := best[id]; !ok || w.Time < t {
+				best[id] = w.Time
+			}
+		}
+	}
+	return func(id ID) (int64, bool) {
+		t, ok := best[id]
+		return t, ok
+	}
+}
+
+// ResolveUnder computes the state of a whole record set under the trust
+// roots alone: the authority is derived from roots and the set's key
+// records, witnessed times from the set's checkpoints by that authority's
+// witnesses. It is the whole rule of DESIGN.md §2: the same roots and the
+// same set give the same state.
+func ResolveUnder(recs []*Record, now time.Time, maxSkew time.Duration, roots []PublicKey) *State {
+	auth := NewTrust(roots, recs, now, maxSkew)
+	return Resolve(recs, now, maxSkew, auth, WitnessUnder(recs, auth))
+}

@@ -259,3 +259,80 @@ func TestTiesAreBrokenByAuthorThenID(t *testing.T) {
 		t.Fatal("the tie was not broken by (author, ID)")
 	}
 }
+
+// logOf signs checkpoints by k over the IDs of recs in the given order,
+// cut into chunks, at increasing times from start: a node's honest log.
+func logOf(t *testing.T, rng *rand.Rand, k PrivateKey, recs []*Record, start time.Time) []*Record {
+	t.Helper()
+	var ids []ID
+	seen := map[ID]bool{}
+	for _, r := range recs {
+		if !seen[r.ID()] {
+			seen[r.ID()] = true
+			ids = append(ids, r.ID())
+		}
+	}
+	var out []*Record
+	prev := 0
+	at := start
+	for prev < len(ids) {
+		n := min(len(ids)-prev, 1+rng.Intn(12))
+		root := TreeRoot(ids[:prev+n])
+		body := NewCheckpointBody(k.Public().PeerID(), uint64(prev), ids[prev:prev+n], root)
+		out = append(out, mustSign(t, k, KindCheckpoint, k.Public().PeerID(), body, at))
+		prev += n
+		at = at.Add(time.Duration(1+rng.Intn(3)) * time.Second)
+	}
+	return out
+}
+
+// TestResolveUnderRootsIsOrderIndependent extends the convergence property
+// to authority and witnessed time: with the same trust roots, the same set
+// of records — key records delegating roles, and two nodes' logs
+// witnessing the others in different orders — gives the same state in any
+// delivery order.
+func TestResolveUnderRootsIsOrderIndependent(t *testing.T) {
+	keys := []PrivateKey{goldenKey(t, 1), goldenKey(t, 2), goldenKey(t, 3), goldenKey(t, 4)}
+	roots := []PublicKey{keys[0].Public()}
+	now := rt0.Add(time.Hour)
+	backdatedSeen, unauthorizedSeen, witnessedSeen := false, false, false
+	for seed := int64(0); seed < 40; seed++ {
+		rng := rand.New(rand.NewSource(seed))
+		recs := randomRecords(t, rng, keys, 10+rng.Intn(50))
+		for _, k := range keys[1:] {
+			if rng.Intn(2) == 0 {
+				roles := []string{RolePublisher}
+				if rng.Intn(3) == 0 {
+					roles = append(roles, RoleAdmin)
+				}
+				recs = append(recs, grant(t, keys[rng.Intn(2)], k.Public(), rt0, roles))
+			}
+		}
+		// Two logs, each in its own arrival order, starting after the
+		// records' claimed times so that some look backdated.
+		a := slices.Clone(recs)
+		rng.Shuffle(len(a), func(i, j int) { a[i], a[j] = a[j], a[i] })
+		b := slices.Clone(recs)
+		rng.Shuffle(len(b), func(i, j int) { b[i], b[j] = b[j], b[i] })
+		recs = append(recs, logOf(t, rng, keys[0], a, rt0.Add(5*time.Minute))...)
+		recs = append(recs, logOf(t, rng, keys[1], b[:len(b)/2], rt0.Add(time.Duration(rng.Intn(600))*time.Second))...)
+		want := summary(ResolveUnder(recs, now, DefaultMaxSkew, roots))
+		for perm := 0; perm < 6; perm++ {
+			shuffled := slices.Clone(recs)
+			rng.Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
+			if got := summary(ResolveUnder(shuffled, now, DefaultMaxSkew, roots)); got != want {
+				t.Fatalf("seed %d: order changed the state\nfirst:\n%s\nshuffled:\n%s", seed, want, got)
+			}
+		}
+		for _, cs := range ResolveUnder(recs, now, DefaultMaxSkew, roots).Crates {
+			for _, r := range cs.Releases {
+				backdatedSeen = backdatedSeen || r.Backdated
+				unauthorizedSeen = unauthorizedSeen || r.Unauthorized
+				witnessedSeen = witnessedSeen || !r.Order.Pending
+			}
+		}
+	}
+	if !backdatedSeen || !unauthorizedSeen || !witnessedSeen {
+		t.Fatalf("the random sets never exercised backdated (%v), unauthorized (%v) or witnessed (%v) releases", backdatedSeen, unauthorizedSeen, witnessedSeen)
+	}
+}

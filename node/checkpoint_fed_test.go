@@ -24,17 +24,6 @@ func fedNode(t *testing.T) *Node {
 	return n
 }
 
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting: %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // Over real libp2p: a node's checkpoints reach its peer, which computes the
 // records' witnessed time under the first node; both nodes then go quiet;
 // a forked checkpoint pair signed by a third key is detected on receipt.
@@ -48,7 +37,7 @@ func TestCheckpointsFederate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "B witnesses A's release under A's checkpoint", func() bool {
+	eventually(t, 30*time.Second, "B witnesses A's release under A's checkpoint", func() bool {
 		wt, _ := b.WitnessTimes(rel.ID)
 		for _, w := range wt {
 			if w.Author.Equal(a.PublicKey()) {
@@ -58,7 +47,7 @@ func TestCheckpointsFederate(t *testing.T) {
 		return false
 	})
 	// Both go quiet with the same records.
-	eventually(t, "the nodes settle", func() bool {
+	eventually(t, 30*time.Second, "the nodes settle", func() bool {
 		sa, sb := a.State(), b.State()
 		if sa.Digest != sb.Digest {
 			return false
@@ -82,7 +71,7 @@ func TestCheckpointsFederate(t *testing.T) {
 	if _, err := a.Ingest(ctx, "t", raws); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "B holds the equivocation as evidence", func() bool {
+	eventually(t, 30*time.Second, "B holds the equivocation as evidence", func() bool {
 		ev, _ := b.Evidence()
 		return len(ev) == 1 && ev[0].Author.Equal(k.Public()) && ev[0].Reason == registry.ReasonFork
 	})

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"encoding/binary"
 	"errors"
 
 	"github.com/dgraph-io/badger/v4"
@@ -15,6 +16,9 @@ import (
 type Authority interface {
 	registry.Authority
 	Digest() string
+	// Witnesses lists the keys whose checkpoints witness time (those for
+	// which Witness is true); nil means every key.
+	Witnesses() []registry.PublicKey
 }
 
 // authKey holds the Digest of the Authority the views were built with.
@@ -27,6 +31,7 @@ type noAuthority struct{}
 func (noAuthority) May(registry.PublicKey, string, string) bool { return false }
 func (noAuthority) Witness(registry.PublicKey) bool             { return false }
 func (noAuthority) Digest() string                              { return "" }
+func (noAuthority) Witnesses() []registry.PublicKey             { return []registry.PublicKey{} }
 
 func (db *DB) authority() Authority {
 	if a, ok := db.auth.Load().(Authority); ok {
@@ -119,7 +124,39 @@ func (db *DB) rebuildViews(names []string) error {
 	return nil
 }
 
-// witness gives the witnessed times the views use, as of txn.
+// witness gives the witnessed times the views use, as of txn: for a
+// record, the earliest time a checkpoint by one of auth's witnesses
+// included it.
 func (db *DB) witness(txn *badger.Txn, auth Authority) registry.WitnessFunc {
-	return registry.NoWitness
+	ws := auth.Witnesses()
+	return func(id registry.ID) (int64, bool) {
+		best, found := int64(0), false
+		consider := func(v []byte) {
+			if len(v) < 8 {
+				return
+			}
+			if t := int64(binary.BigEndian.Uint64(v)); !found || t < best {
+				best, found = t, true
+			}
+		}
+		if ws == nil {
+			prefix := append([]byte{pWitness}, id[:]...)
+			o := badger.DefaultIteratorOptions
+			o.Prefix = prefix
+			it := txn.NewIterator(o)
+			defer it.Close()
+			for it.Rewind(); it.Valid(); it.Next() {
+				_ = it.Item().Value(func(v []byte) error { consider(v); return nil })
+			}
+			return best, found
+		}
+		for _, w := range ws {
+			it, err := txn.Get(witnessKey(id, w))
+			if err != nil {
+				continue
+			}
+			_ = it.Value(func(v []byte) error { consider(v); return nil })
+		}
+		return best, found
+	}
 }

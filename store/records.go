@@ -132,24 +132,46 @@ func (db *DB) putBatch(recs []*registry.Record) ([]*registry.Record, error) {
 	if len(added) == 0 {
 		return nil, nil
 	}
-	// Views are derived from the committed records of each crate plus this
-	// batch's. Reading through a separate read-only transaction keeps
-	// Badger from re-sorting the batch's pending writes for every iterator;
-	// writeMu guarantees nothing else commits in between.
-	rtxn := db.bdb.NewTransaction(false)
-	defer rtxn.Discard()
-	for name, batch := range names {
-		held, err := db.readIndexed(rtxn, sepPrefix(pName, name))
-		if err != nil {
-			return nil, err
-		}
-		if err := db.writeViews(txn, name, append(held, batch...)); err != nil {
-			return nil, err
-		}
-	}
 	lg, err := db.appendLog(txn, added)
 	if err != nil {
 		return nil, err
+	}
+	// Views are derived from the committed records of each crate plus this
+	// batch's, and again for the crates whose releases, yanks or owners
+	// records this batch's checkpoints witnessed (their order may change).
+	// Reading through a separate read-only transaction keeps Badger from
+	// re-sorting the batch's pending writes for every iterator; writeMu
+	// guarantees nothing else commits in between.
+	rtxn := db.bdb.NewTransaction(false)
+	defer rtxn.Discard()
+	auth := db.authority()
+	for _, rw := range lg.rewitnessed {
+		if !auth.Witness(rw.author) {
+			continue
+		}
+		r, err := getRecord(txn, rw.id)
+		if err != nil {
+			continue // witnessed before it arrived here: its own arrival derives the views
+		}
+		switch r.Kind {
+		case registry.KindRelease, registry.KindYank, registry.KindOwners:
+			if n := r.SubjectName(); n != "" {
+				if _, ok := names[n]; !ok {
+					names[n] = nil
+				}
+			}
+		}
+	}
+	for name, batch := range names {
+		held, err := db.readIndexed(rtxn, sepPrefix(pName, name))
+		if err != nil {
+			lg.abort()
+			return nil, err
+		}
+		if err := db.writeViews(txn, name, append(held, batch...)); err != nil {
+			lg.abort()
+			return nil, err
+		}
 	}
 	if err := txn.Commit(); err != nil {
 		lg.abort()

@@ -196,6 +196,14 @@ type pendingLog struct {
 	frontier *registry.Frontier
 	content  uint64
 	touched  []string // authors whose cached chains saw this transaction
+	// rewitnessed are the records whose witnessed time under some witness
+	// author changed in this transaction, with those authors.
+	rewitnessed []rewitness
+}
+
+type rewitness struct {
+	id     registry.ID
+	author registry.PublicKey
 }
 
 func (p *pendingLog) commit() {
@@ -325,11 +333,13 @@ func (db *DB) appendLog(txn *badger.Txn, recs []*registry.Record) (_ *pendingLog
 		set(chainKey(r.Author), hb)
 		for _, w := range d.Witnessed {
 			set(witnessKey(w.ID, r.Author), encodeWitness(w))
+			p.rewitnessed = append(p.rewitnessed, rewitness{w.ID, r.Author})
 		}
 		for _, id := range d.Unwitnessed {
 			if werr == nil {
 				werr = txn.Delete(witnessKey(id, r.Author))
 			}
+			p.rewitnessed = append(p.rewitnessed, rewitness{id, r.Author})
 		}
 		for _, e := range d.Withdrawn {
 			if werr == nil {
