@@ -115,9 +115,14 @@ func superviseMain(args []string) int {
 		fmt.Fprintln(os.Stderr, "supervise:", err)
 		return 125
 	}
+	// No descriptor but stdin, stdout and stderr reaches the command,
+	// whatever the node itself inherited.
+	if err := unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
+		fmt.Fprintln(os.Stderr, "supervise: close_range:", err)
+		return 125
+	}
 	var report io.WriteCloser = nopWriteCloser{}
 	if o.reportFD >= 0 {
-		unix.CloseOnExec(o.reportFD)
 		report = os.NewFile(uintptr(o.reportFD), "supervise-report")
 	}
 	rep, code := supervise(o)
