@@ -130,7 +130,7 @@ func (p *Pipeline) cargo(ctx context.Context, ce *cargoEnv, timeout time.Duratio
 			res.firstError = m[1]
 		}
 	}}
-	stdoutScan := &lineScanner{max: maxCargoLine, fn: res.message}
+	stdoutScan := &lineScanner{max: maxCargoLine, maxTotal: maxCargoOutput, fn: res.message}
 	rw := []string{ce.target, ce.home}
 	ro := append([]string{ce.pkg}, ce.extraRO...)
 	if writablePkg {
@@ -151,7 +151,7 @@ func (p *Pipeline) cargo(ctx context.Context, ce *cargoEnv, timeout time.Duratio
 	if err != nil {
 		return res, err
 	}
-	if run.OutputTruncated {
+	if run.OutputTruncated || stdoutScan.overflow > 0 {
 		res.notes = append(res.notes, fmt.Sprintf("[cargo's output passed the pipeline's bound of %d MiB per stream; the rest was dropped]", maxCargoOutput>>20))
 	}
 	if stdoutScan.dropped > 0 {
@@ -191,9 +191,14 @@ func (r *cargoResult) message(line string) {
 
 // lineScanner calls fn for every complete line written to it of at most
 // max bytes (0: 1 MiB); longer lines are skipped and counted in dropped.
+// With maxTotal > 0, bytes past the first maxTotal are not looked at
+// (overflow counts them).
 type lineScanner struct {
 	fn       func(string)
 	max      int
+	maxTotal uint64
+	total    uint64
+	overflow uint64
 	buf      []byte
 	skipping bool
 	dropped  int
@@ -208,6 +213,14 @@ func (l *lineScanner) limit() int {
 
 func (l *lineScanner) Write(p []byte) (int, error) {
 	n := len(p)
+	if l.maxTotal > 0 {
+		if l.total+uint64(len(p)) > l.maxTotal {
+			keep := l.maxTotal - min(l.total, l.maxTotal)
+			l.overflow += uint64(len(p)) - keep
+			p = p[:keep]
+		}
+		l.total += uint64(len(p))
+	}
 	for len(p) > 0 {
 		i := bytes.IndexByte(p, '\n')
 		if i < 0 {

@@ -57,3 +57,14 @@ func TestCappedWriter(t *testing.T) {
 		t.Errorf("%q dropped %d", b.String(), c.dropped)
 	}
 }
+
+func TestLineScannerTotal(t *testing.T) {
+	n := 0
+	l := &lineScanner{maxTotal: 100, fn: func(string) { n++ }}
+	for range 1000 {
+		_, _ = l.Write([]byte("0123456789\n"))
+	}
+	if n != 9 || l.overflow != 11000-100 {
+		t.Errorf("%d lines, overflow %d", n, l.overflow)
+	}
+}

@@ -439,9 +439,20 @@ func (r runResult) supervisorLost() bool {
 	return slices.ContainsFunc(r.Refusals, func(x registry.Refusal) bool { return x.Action == refusalLost })
 }
 
+// boundedWriter is a writer that holds a bounded amount of memory however
+// much is written to it (limitedBuffer, lineScanner): it sees the whole
+// stream, so that it can keep its end.
+type boundedWriter interface {
+	io.Writer
+	boundedMemory()
+}
+
+func (*limitedBuffer) boundedMemory() {}
+func (*lineScanner) boundedMemory()   {}
+
 // cappedWriter passes at most left bytes to w (nil: none) and drops the
 // rest, counting it; it never fails, so the command is never blocked on a
-// full pipe.
+// full pipe. A boundedWriter gets everything.
 type cappedWriter struct {
 	w       io.Writer
 	left    uint64
@@ -450,6 +461,10 @@ type cappedWriter struct {
 
 func (c *cappedWriter) Write(p []byte) (int, error) {
 	n := len(p)
+	if _, ok := c.w.(boundedWriter); ok {
+		_, _ = c.w.Write(p)
+		return n, nil
+	}
 	if uint64(n) > c.left {
 		c.dropped += uint64(n) - c.left
 		p = p[:c.left]
