@@ -168,6 +168,11 @@ func TestHostileCrates(t *testing.T) {
 				t.Errorf("%s %s is not in the report's refusals:\n%s", want.Action, want.Detail, refusalText(tr.Refusals))
 			}
 		}
+		for _, r := range tr.Refusals {
+			if r.Action == refusalWrite && !strings.HasPrefix(r.Detail, "/usr/") && !strings.HasPrefix(r.Detail, "/etc/") {
+				t.Errorf("write evidence names an expected write: %s", r.Detail)
+			}
+		}
 		if !strings.Contains(strings.Join(b.Notes, "\n"), "tried to reach the network (127.0.0.1:47392") {
 			t.Errorf("the network attempt is not flagged in the notes: %q", b.Notes)
 		}

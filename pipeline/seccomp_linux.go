@@ -441,4 +441,7 @@ func (n *notifier) isWritable(p string) bool {
 }
 
 // writableAlways are the areas every sandboxed command may write.
-var writableAlways = []string{"/tmp", "/var/tmp", "/dev/null", "/dev/zero", "/dev/full", "/dev/tty", "/dev/stdout", "/dev/stderr", "/dev/pts", "/dev/shm", "/proc/self/fd", "/proc/thread-self"}
+// (Descriptors reopened through /dev/fd or /proc/self/fd were opened
+// before, where the kernel already checked them.)
+var writableAlways = []string{"/tmp", "/var/tmp", "/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom",
+	"/dev/tty", "/dev/stdin", "/dev/stdout", "/dev/stderr", "/dev/fd", "/dev/pts", "/dev/shm", "/proc/self/fd", "/proc/thread-self"}

@@ -90,6 +90,7 @@ bash -c 'exec 3<>/dev/tcp/127.0.0.1/` + strconv.Itoa(port) + `' 2>/dev/null && e
 touch /usr/wcr-write-probe 2>/dev/null && echo WROTE-USR
 mkdir /etc/wcr-dir-probe 2>/dev/null && echo WROTE-ETC
 touch ` + dir + `/inside /tmp/t /var/tmp/v
+exec 7>/dev/null; echo x >/dev/fd/7; echo x >/dev/stderr
 echo done`
 	res, out := runIn(t, runSpec{Args: []string{"/bin/sh", "-c", script}, Dir: dir, RW: []string{dir}})
 	if !res.ok() || strings.Contains(out, "CONNECTED") || strings.Contains(out, "WROTE") || !strings.Contains(out, "done") {
@@ -109,7 +110,7 @@ echo done`
 		}
 	}
 	for _, r := range res.Refusals {
-		if r.Action == refusalWrite && (strings.HasPrefix(r.Detail, dir) || strings.HasPrefix(r.Detail, "/tmp/") || strings.HasPrefix(r.Detail, "/var/tmp/")) {
+		if r.Action == refusalWrite && (strings.HasPrefix(r.Detail, dir) || strings.HasPrefix(r.Detail, "/tmp/") || strings.HasPrefix(r.Detail, "/var/tmp/") || strings.HasPrefix(r.Detail, "/dev/")) {
 			t.Errorf("a write inside the writable areas was reported: %s", r.Detail)
 		}
 	}
