@@ -325,8 +325,13 @@ func (sb *sandbox) run(ctx context.Context, spec runSpec) (runResult, error) {
 	args := sb.args(spec)
 	sb.log.Debug("sandbox", "args", args)
 	cmd := exec.Command(sb.bwrap, args...)
+	// One writer for both streams stays one (os/exec then never calls it
+	// from two goroutines at once).
 	stdout := &cappedWriter{w: spec.Stdout, left: spec.MaxOutput}
-	stderr := &cappedWriter{w: spec.Stderr, left: spec.MaxOutput}
+	stderr := stdout
+	if !sameWriter(spec.Stdout, spec.Stderr) {
+		stderr = &cappedWriter{w: spec.Stderr, left: spec.MaxOutput}
+	}
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	rpipe, wpipe, err := os.Pipe()
@@ -432,6 +437,16 @@ func (sb *sandbox) run(ctx context.Context, spec runSpec) (runResult, error) {
 		return res, registry.E(op, registry.ECANCELED, "the run was cancelled", ctx.Err())
 	}
 	return res, nil
+}
+
+// sameWriter reports whether a and b are the same comparable writer.
+func sameWriter(a, b io.Writer) (same bool) {
+	defer func() {
+		if recover() != nil {
+			same = false
+		}
+	}()
+	return a == b
 }
 
 // supervisorLost reports whether the supervisor sent no report.
