@@ -290,3 +290,50 @@ func TestSuperviseArgsHostile(t *testing.T) {
 		t.Errorf("%+v %v", o, err)
 	}
 }
+
+// FuzzSuperviseReport: whatever the supervisor's pipe carries, the host's
+// reading of it is bounded and never fails.
+func FuzzSuperviseReport(f *testing.F) {
+	f.Add([]byte(`{"exit":0,"max_rss":1024,"refusals":[{"action":"syscall","detail":"ptrace","count":1}]}`))
+	f.Add([]byte(`{"exit":-1,"signal":9}`))
+	f.Add([]byte(`{"refusals":[{"action":"more","count":18446744073709551615}]}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		rep, ok := parseSuperviseReport(b)
+		if !ok {
+			return
+		}
+		if len(rep.Refusals) > maxRefusals+1 || rep.Signal < 0 || rep.Signal > 64 {
+			t.Fatalf("%+v", rep)
+		}
+		n := 0
+		for _, r := range rep.Refusals {
+			n += len(r.Action) + len(r.Detail)
+		}
+		if n > maxRefusalBytes+64 {
+			t.Fatalf("%d bytes of refusals", n)
+		}
+	})
+}
+
+// FuzzLineScanner: lines passed on are never longer than the bound, and
+// the scanner's buffer stays bounded.
+func FuzzLineScanner(f *testing.F) {
+	f.Add([]byte("a\nbb\nccc"), 2)
+	f.Fuzz(func(t *testing.T, b []byte, max int) {
+		max = 1 + (max&0xff)%64
+		l := &lineScanner{max: max, fn: func(s string) {
+			if len(s) > max {
+				t.Fatalf("line of %d bytes passed a bound of %d", len(s), max)
+			}
+		}}
+		for len(b) > 0 {
+			k := min(len(b), 5)
+			_, _ = l.Write(b[:k])
+			b = b[k:]
+			if len(l.buf) > max {
+				t.Fatalf("buffer %d > %d", len(l.buf), max)
+			}
+		}
+		l.flush()
+	})
+}
