@@ -122,12 +122,15 @@ const (
 // cargo runs cargo with args in ce under the sandbox.
 func (p *Pipeline) cargo(ctx context.Context, ce *cargoEnv, timeout time.Duration, writablePkg bool, args ...string) (*cargoResult, error) {
 	res := &cargoResult{stderr: &limitedBuffer{limit: 48 << 10}}
+	// The two streams are scanned by two goroutines: each keeps its own
+	// findings until the command has ended.
+	var scriptFail string
 	stderrScan := &lineScanner{max: 64 << 10, fn: func(line string) {
-		if res.firstError != "" {
+		if scriptFail != "" {
 			return
 		}
 		if m := buildScriptFailRE.FindStringSubmatch(line); m != nil {
-			res.firstError = m[1]
+			scriptFail = m[1]
 		}
 	}}
 	stdoutScan := &lineScanner{max: maxCargoLine, maxTotal: maxCargoOutput, fn: res.message}
@@ -148,6 +151,9 @@ func (p *Pipeline) cargo(ctx context.Context, ce *cargoEnv, timeout time.Duratio
 	stderrScan.flush()
 	stdoutScan.flush()
 	res.run = run
+	if scriptFail != "" {
+		res.firstError = scriptFail // a failed build script comes first
+	}
 	if err != nil {
 		return res, err
 	}
