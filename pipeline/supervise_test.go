@@ -337,3 +337,19 @@ func FuzzLineScanner(f *testing.F) {
 		l.flush()
 	})
 }
+
+// A command that tries many refused things leaves a bounded list with a
+// count of the rest.
+func TestSupervisorRefusalsBounded(t *testing.T) {
+	res, out := runIn(t, runSpec{Args: []string{"/bin/sh", "-c", "i=0; while [ $i -lt 100 ]; do touch /usr/wcr-many-$i 2>/dev/null; i=$((i+1)); done; echo done"}})
+	if !res.ok() || !strings.Contains(out, "done") {
+		t.Fatalf("exit %d: %s", res.Exit, out)
+	}
+	if len(res.Refusals) != maxRefusals+1 {
+		t.Fatalf("%d entries:\n%s", len(res.Refusals), refusalText(res.Refusals))
+	}
+	last := res.Refusals[len(res.Refusals)-1]
+	if last.Action != refusalMore || last.Count != 100-maxRefusals || last.Detail != "+68 more" {
+		t.Errorf("last entry %+v", last)
+	}
+}
