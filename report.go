@@ -89,8 +89,21 @@ type TargetReport struct {
 	PeakMemory  uint64       `cbor:"11,keyasint,omitempty" json:"peak_memory,omitempty"` // wasm: peak linear memory; native: peak RSS (bytes)
 	Artifacts   []Artifact   `cbor:"12,keyasint,omitempty" json:"artifacts,omitempty"`
 	Modules     []WasmModule `cbor:"13,keyasint,omitempty" json:"modules,omitempty"`
-	Install     string       `cbor:"14,keyasint,omitempty" json:"install,omitempty"` // for toolchain-missing: how to install what is missing
-	Runner      string       `cbor:"15,keyasint,omitempty" json:"runner,omitempty"`  // native | wazero
+	Install     string       `cbor:"14,keyasint,omitempty" json:"install,omitempty"`  // for toolchain-missing: how to install what is missing
+	Runner      string       `cbor:"15,keyasint,omitempty" json:"runner,omitempty"`   // native | wazero
+	Refusals    []Refusal    `cbor:"16,keyasint,omitempty" json:"refusals,omitempty"` // what the sandbox refused or saw attempted while building and testing this target
+}
+
+// Refusal is one kind of action the sandbox refused (or saw attempted and
+// let the kernel refuse) while a target was built and tested: Action is
+// "syscall" (Detail: the system call), "network-attempt" (Detail: the
+// address and port), "write-outside" (Detail: the path), "supervisor-lost"
+// (a command killed the sandbox's supervisor, so its actions are unknown)
+// or "more" (Count further refusals were not kept). Lists are bounded.
+type Refusal struct {
+	Action string `cbor:"1,keyasint" json:"action"`
+	Detail string `cbor:"2,keyasint,omitempty" json:"detail,omitempty"`
+	Count  uint64 `cbor:"3,keyasint,omitempty" json:"count,omitempty"`
 }
 
 // TestCounts counts one target's tests. Failed excludes timeouts and OOMs.

@@ -1,10 +1,10 @@
 package pipeline
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -82,6 +82,7 @@ type cargoResult struct {
 	// firstError is the package ID of the first package with a compiler
 	// error or a failed build script.
 	firstError string
+	notes      []string // where the output was truncated
 }
 
 func (r *cargoResult) ok() bool { return r.run.ok() }
@@ -97,7 +98,10 @@ func (r *cargoResult) log() (string, bool) {
 		}
 	}
 	b.WriteString(r.stderr.String())
-	return b.String(), r.stderr.Truncated()
+	for _, n := range r.notes {
+		b.WriteString("\n" + n)
+	}
+	return b.String(), r.stderr.Truncated() || len(r.notes) > 0
 }
 
 const maxKeptErrors = 4
@@ -107,18 +111,29 @@ var (
 	couldNotCompileRE = regexp.MustCompile("could not compile `([^`]+)`")
 )
 
+// Bounds of cargo's output: its JSON message stream (stdout) is parsed
+// line by line as it arrives; a line longer than maxCargoLine is skipped,
+// and at most maxCargoOutput bytes are read from each stream.
+const (
+	maxCargoLine   = 4 << 20
+	maxCargoOutput = 64 << 20
+)
+
 // cargo runs cargo with args in ce under the sandbox.
 func (p *Pipeline) cargo(ctx context.Context, ce *cargoEnv, timeout time.Duration, writablePkg bool, args ...string) (*cargoResult, error) {
 	res := &cargoResult{stderr: &limitedBuffer{limit: 48 << 10}}
-	var stdout bytes.Buffer
-	stderrScan := &lineScanner{fn: func(line string) {
-		if res.firstError != "" {
+	// The two streams are scanned by two goroutines: each keeps its own
+	// findings until the command has ended.
+	var scriptFail string
+	stderrScan := &lineScanner{max: 64 << 10, fn: func(line string) {
+		if scriptFail != "" {
 			return
 		}
 		if m := buildScriptFailRE.FindStringSubmatch(line); m != nil {
-			res.firstError = m[1]
+			scriptFail = m[1]
 		}
 	}}
+	stdoutScan := &lineScanner{max: maxCargoLine, maxTotal: maxCargoOutput, fn: res.message}
 	rw := []string{ce.target, ce.home}
 	ro := append([]string{ce.pkg}, ce.extraRO...)
 	if writablePkg {
@@ -129,39 +144,24 @@ func (p *Pipeline) cargo(ctx context.Context, ce *cargoEnv, timeout time.Duratio
 		Args: append([]string{ce.tc.Cargo}, args...), Env: ce.env(), Dir: ce.pkg,
 		RW: rw, RO: ro, Network: ce.network,
 		Timeout: timeout, Mem: p.cfg.Limits.Memory, CPU: p.cfg.Limits.CPUTime, Procs: p.cfg.Limits.Processes,
-		FileSize: p.cfg.Limits.Disk, DiskDir: ce.diskDir, DiskLimit: ce.diskLimit,
-		Stdout: &stdout, Stderr: multiWriter{res.stderr, stderrScan},
+		FileSize: p.cfg.Limits.Disk, DiskDir: ce.diskDir, DiskLimit: ce.diskLimit, MaxOutput: maxCargoOutput,
+		Stdout: stdoutScan, Stderr: multiWriter{res.stderr, stderrScan},
 	}
 	run, err := p.sb.run(ctx, spec)
 	stderrScan.flush()
+	stdoutScan.flush()
 	res.run = run
+	if scriptFail != "" {
+		res.firstError = scriptFail // a failed build script comes first
+	}
 	if err != nil {
 		return res, err
 	}
-	sc := bufio.NewScanner(&stdout)
-	sc.Buffer(make([]byte, 0, 64<<10), 16<<20)
-	for sc.Scan() {
-		line := sc.Bytes()
-		if len(line) == 0 || line[0] != '{' {
-			continue
-		}
-		var m cargoMessage
-		if json.Unmarshal(line, &m) != nil {
-			continue
-		}
-		switch m.Reason {
-		case "compiler-artifact":
-			res.artifacts = append(res.artifacts, m)
-		case "compiler-message":
-			if m.Message != nil && m.Message.Level == "error" {
-				if len(res.errors) < maxKeptErrors {
-					res.errors = append(res.errors, m.Message.Rendered)
-				}
-				if res.firstError == "" {
-					res.firstError = m.PackageID
-				}
-			}
-		}
+	if run.OutputTruncated || stdoutScan.overflow > 0 {
+		res.notes = append(res.notes, fmt.Sprintf("[cargo's output passed the pipeline's bound of %d MiB per stream; the rest was dropped]", maxCargoOutput>>20))
+	}
+	if stdoutScan.dropped > 0 {
+		res.notes = append(res.notes, fmt.Sprintf("[%d of cargo's JSON messages were longer than %d MiB and were skipped]", stdoutScan.dropped, maxCargoLine>>20))
 	}
 	if res.firstError == "" {
 		if m := couldNotCompileRE.FindStringSubmatch(res.stderr.String()); m != nil {
@@ -171,33 +171,92 @@ func (p *Pipeline) cargo(ctx context.Context, ce *cargoEnv, timeout time.Duratio
 	return res, nil
 }
 
-// lineScanner calls fn for every complete line written to it.
+// message takes one line of cargo's --message-format=json output.
+func (r *cargoResult) message(line string) {
+	if len(line) == 0 || line[0] != '{' {
+		return
+	}
+	var m cargoMessage
+	if json.Unmarshal([]byte(line), &m) != nil {
+		return
+	}
+	switch m.Reason {
+	case "compiler-artifact":
+		r.artifacts = append(r.artifacts, m)
+	case "compiler-message":
+		if m.Message != nil && m.Message.Level == "error" {
+			if len(r.errors) < maxKeptErrors {
+				r.errors = append(r.errors, m.Message.Rendered)
+			}
+			if r.firstError == "" {
+				r.firstError = m.PackageID
+			}
+		}
+	}
+}
+
+// lineScanner calls fn for every complete line written to it of at most
+// max bytes (0: 1 MiB); longer lines are skipped and counted in dropped.
+// With maxTotal > 0, bytes past the first maxTotal are not looked at
+// (overflow counts them).
 type lineScanner struct {
-	fn  func(string)
-	buf []byte
+	fn       func(string)
+	max      int
+	maxTotal uint64
+	total    uint64
+	overflow uint64
+	buf      []byte
+	skipping bool
+	dropped  int
+}
+
+func (l *lineScanner) limit() int {
+	if l.max <= 0 {
+		return 1 << 20
+	}
+	return l.max
 }
 
 func (l *lineScanner) Write(p []byte) (int, error) {
-	l.buf = append(l.buf, p...)
-	for {
-		i := bytes.IndexByte(l.buf, '\n')
+	n := len(p)
+	if l.maxTotal > 0 {
+		if l.total+uint64(len(p)) > l.maxTotal {
+			keep := l.maxTotal - min(l.total, l.maxTotal)
+			l.overflow += uint64(len(p)) - keep
+			p = p[:keep]
+		}
+		l.total += uint64(len(p))
+	}
+	for len(p) > 0 {
+		i := bytes.IndexByte(p, '\n')
 		if i < 0 {
+			if !l.skipping {
+				l.buf = append(l.buf, p...)
+				if len(l.buf) > l.limit() {
+					l.buf, l.skipping = l.buf[:0], true
+					l.dropped++
+				}
+			}
 			break
 		}
-		l.fn(string(l.buf[:i]))
-		l.buf = l.buf[i+1:]
-	}
-	if len(l.buf) > 1<<20 {
+		if l.skipping {
+			l.skipping = false
+		} else if len(l.buf)+i > l.limit() {
+			l.dropped++
+		} else {
+			l.fn(string(append(l.buf, p[:i]...)))
+		}
 		l.buf = l.buf[:0]
+		p = p[i+1:]
 	}
-	return len(p), nil
+	return n, nil
 }
 
 func (l *lineScanner) flush() {
-	if len(l.buf) > 0 {
+	if len(l.buf) > 0 && !l.skipping {
 		l.fn(string(l.buf))
-		l.buf = nil
 	}
+	l.buf, l.skipping = nil, false
 }
 
 type multiWriter []interface{ Write([]byte) (int, error) }

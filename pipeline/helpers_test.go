@@ -229,6 +229,7 @@ func testPipeline(t testing.TB) *Pipeline {
 
 func TestMain(m *testing.M) {
 	MaybeRunHelper()
+	addFixtureDeps()
 	code := m.Run()
 	if sharedP != nil {
 		_ = sharedP.Close()
@@ -366,7 +367,9 @@ func wantCounts(t *testing.T, tr *registry.TargetReport, passed, failed, ignored
 	}
 }
 
-func init() {
+// addFixtureDeps fills the fixtures' registry. It runs from TestMain after
+// MaybeRunHelper: a helper process runs elsewhere, without testdata.
+func addFixtureDeps() {
 	// The C-dependency fixture's -sys crate is offered by the registry, and
 	// the registry already knows it is incompatible with wasm.
 	fixtureReg.add(nopT{}, packDirMust(fixtureDir("cdep-sys")), registry.WasmIncompatible)

@@ -364,6 +364,9 @@ func (r *jobRun) resolveOnline(ctx context.Context, ce *cargoEnv, pkgSrc string,
 // runTarget builds one target and, for the host and wasm32-wasip1, builds
 // and runs its tests.
 func (r *jobRun) runTarget(ctx context.Context, ts *targetState) error {
+	refused := newRefusalSet()
+	defer func() { r.addRefusals(ts, refused.list()) }()
+	ctx = withRefusals(ctx, refused)
 	rep := ts.rep
 	target := ts.status.Target
 	if ts.status.Toolchain == "" {
@@ -469,6 +472,22 @@ func (r *jobRun) runTarget(ctx context.Context, ts *targetState) error {
 		return err
 	}
 	return r.stage("test", target, func() (string, error) { return r.runTests(ctx, ts, bins) })
+}
+
+// addRefusals records what the sandbox refused while ts was built and
+// tested, and flags a network attempt in the notes, whatever the crate
+// printed about it.
+func (r *jobRun) addRefusals(ts *targetState, rs []registry.Refusal) {
+	ts.rep.Refusals = rs
+	var dests []string
+	for _, x := range rs {
+		if x.Action == refusalNetwork {
+			dests = append(dests, x.Detail)
+		}
+	}
+	if len(dests) > 0 {
+		r.notes = append(r.notes, ts.status.Target+": code of the crate or of a dependency (a build script, a proc macro or a test) tried to reach the network ("+strings.Join(dests, ", ")+"); the sandbox refused it")
+	}
 }
 
 // upgradeHint says how to get a toolchain new enough for a crate.

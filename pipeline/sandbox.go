@@ -26,16 +26,22 @@ const sandboxUID = 65534
 // sandbox runs commands under bubblewrap: new PID, network, IPC and UTS
 // namespaces; a root of read-only binds of /usr and a few files of /etc,
 // the toolchains and sources; writable binds only where the caller says;
-// resource limits set by prlimit; and, when the pipeline runs as root, the
-// command itself runs as an unprivileged user so that it cannot read
-// root-only files and so that the process limit applies.
+// /tmp and /var/tmp as size-capped tmpfs. When the pipeline runs as root the
+// command runs as an unprivileged user (so that it cannot read root-only
+// files and so that the process limit applies), under the supervisor
+// (supervise.go): no_new_privs, a seccomp filter, the whole process tree
+// waited for and measured, the refusals reported; resource limits are set
+// by prlimit just before the command.
 type sandbox struct {
 	bwrap   string
 	prlimit string
 	setpriv string // empty when not running as root
 	ro      []string
-	exe     string // the pipeline's own executable, bound at helperPath (empty: none)
+	exe     string // the pipeline's own executable, bound at helperPath
 	log     *slog.Logger
+	// recordWrites makes the supervisor record write-intent path calls
+	// outside the writable areas (one notification per such call).
+	recordWrites bool
 }
 
 // helperPath is where the sandbox sees the pipeline's own executable, the
@@ -56,13 +62,37 @@ type runSpec struct {
 	CPU      time.Duration
 	Procs    uint64
 	FileSize uint64
-	// DiskDir is watched while the command runs; when it grows beyond
-	// DiskLimit bytes the command is killed.
+	// DiskDir is watched while the command runs (every diskPoll); when it
+	// grows beyond DiskLimit bytes the command is killed. The kernel bounds
+	// each file (FileSize) and the tmpfs (TmpSize); the poll bounds the
+	// directory's total.
 	DiskDir   string
 	DiskLimit uint64
+	// TmpSize is the size of each of the /tmp and /var/tmp tmpfs (0:
+	// tmpSizeFor(FileSize)).
+	TmpSize uint64
+	// MaxOutput bounds the bytes passed to Stdout and to Stderr each (0:
+	// defaultMaxOutput); the rest is read and dropped.
+	MaxOutput uint64
 
 	Stdout, Stderr io.Writer
 }
+
+// defaultMaxOutput is the most a sandboxed command may send to each of
+// its output writers.
+const defaultMaxOutput = 64 << 20
+
+// tmpSizeFor is the size of each tmpfs of a command whose files may reach
+// fileSize bytes: a sixteenth of it, between 16 MiB and 512 MiB (256 MiB
+// when unbounded). The tmpfs live in memory.
+func tmpSizeFor(fileSize uint64) uint64 {
+	if fileSize == 0 {
+		return 256 << 20
+	}
+	return min(max(fileSize/16, 16<<20), 512<<20)
+}
+
+const diskPoll = 250 * time.Millisecond
 
 // runResult is how a sandboxed command ended. Exit is -1 when it was killed
 // by a signal (Signal says which).
@@ -73,7 +103,17 @@ type runResult struct {
 	DiskExceeded bool
 	Canceled     bool
 	Wall         time.Duration
-	MaxRSS       uint64 // bytes, largest process of the tree
+	MaxRSS       uint64 // bytes, largest process of the tree (from the supervisor)
+	// OutputTruncated is set when the command wrote more than MaxOutput to
+	// stdout or stderr.
+	OutputTruncated bool
+	// Refusals are what the supervisor refused or saw attempted (bounded).
+	Refusals []registry.Refusal
+}
+
+// networkAttempt reports whether the command tried to reach the network.
+func (r runResult) networkAttempt() bool {
+	return slices.ContainsFunc(r.Refusals, func(x registry.Refusal) bool { return x.Action == refusalNetwork })
 }
 
 func (r runResult) ok() bool { return r.Exit == 0 && !r.TimedOut && !r.DiskExceeded && !r.Canceled }
@@ -90,7 +130,10 @@ func newSandbox(ctx context.Context, bwrap, exe string, ro []string, log *slog.L
 	} else {
 		return nil, registry.E(op, registry.EUNAVAILABLE, "bubblewrap is not installed; untrusted code cannot run without it (apt-get install bubblewrap)", err)
 	}
-	sb := &sandbox{bwrap: bwrap, exe: exe, log: log}
+	if exe == "" {
+		return nil, registry.E(op, registry.EINVALID, "the sandbox needs the pipeline's own executable for its supervisor", nil)
+	}
+	sb := &sandbox{bwrap: bwrap, exe: exe, log: log, recordWrites: true}
 	var err error
 	if sb.prlimit, err = exec.LookPath("prlimit"); err != nil {
 		return nil, registry.E(op, registry.EUNAVAILABLE, "prlimit (util-linux) is not installed", err)
@@ -122,8 +165,8 @@ func newSandbox(ctx context.Context, bwrap, exe string, ro []string, log *slog.L
 	if err != nil {
 		return nil, err
 	}
-	if !res.ok() {
-		return nil, registry.Errorf(op, registry.EUNAVAILABLE, "bubblewrap does not work on this machine (exit %d): %s", res.Exit, out.String())
+	if !res.ok() || res.supervisorLost() {
+		return nil, registry.Errorf(op, registry.EUNAVAILABLE, "bubblewrap or the sandbox's supervisor does not work on this machine (exit %d): %s", res.Exit, out.String())
 	}
 	if _, err := os.Stat(filepath.Join(dir, "ok")); err != nil {
 		return nil, registry.Errorf(op, registry.EUNAVAILABLE, "bubblewrap ran but its writable directory did not work")
@@ -181,10 +224,10 @@ func (sb *sandbox) args(spec runSpec) []string {
 	for _, e := range etc {
 		a = append(a, "--ro-bind-try", e, e)
 	}
-	if sb.exe != "" {
-		a = append(a, "--perms", "0755", "--dir", "/run", "--perms", "0755", "--dir", "/run/wcr", "--ro-bind", sb.exe, helperPath)
-	}
-	a = append(a, "--dev", "/dev", "--proc", "/proc", "--perms", "1777", "--tmpfs", "/tmp", "--perms", "1777", "--tmpfs", "/var/tmp")
+	a = append(a, "--perms", "0755", "--dir", "/run", "--perms", "0755", "--dir", "/run/wcr", "--ro-bind", sb.exe, helperPath)
+	tmp := strconv.FormatUint(spec.TmpSize, 10)
+	a = append(a, "--dev", "/dev", "--proc", "/proc",
+		"--perms", "1777", "--size", tmp, "--tmpfs", "/tmp", "--perms", "1777", "--size", tmp, "--tmpfs", "/var/tmp")
 	// bubblewrap creates missing parents of a bind's destination as 0700
 	// root directories, which the sandbox user could not traverse.
 	binds := append(append(slices.Clone(sb.ro), spec.RO...), spec.RW...)
@@ -222,7 +265,21 @@ func (sb *sandbox) args(spec runSpec) []string {
 			a = append(a, "--setenv", k, v)
 		}
 	}
-	a = append(a, "--", sb.prlimit, "--core=0")
+	a = append(a, "--")
+	if sb.setpriv != "" {
+		id := strconv.Itoa(sandboxUID)
+		a = append(a, sb.setpriv, "--reuid="+id, "--regid="+id, "--clear-groups",
+			"--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--")
+	}
+	sup := []string{"--report-fd", strconv.Itoa(reportFD)}
+	if sb.recordWrites {
+		sup = append(sup, "--record-writes")
+		for _, p := range spec.RW {
+			sup = append(sup, "--rw", p)
+		}
+	}
+	a = append(a, helperArgs(helperPath, superviseHelper, append(sup, "--")...)...)
+	a = append(a, sb.prlimit, "--core=0")
 	if spec.Mem > 0 {
 		a = append(a, "--as="+strconv.FormatUint(spec.Mem, 10))
 	}
@@ -236,13 +293,12 @@ func (sb *sandbox) args(spec runSpec) []string {
 		a = append(a, "--fsize="+strconv.FormatUint(spec.FileSize, 10))
 	}
 	a = append(a, "--")
-	if sb.setpriv != "" {
-		id := strconv.Itoa(sandboxUID)
-		a = append(a, sb.setpriv, "--reuid="+id, "--regid="+id, "--clear-groups",
-			"--inh-caps=-all", "--bounding-set=-all", "--")
-	}
 	return append(a, spec.Args...)
 }
+
+// reportFD is the descriptor on which the supervisor writes its report
+// (the first of cmd.ExtraFiles; bubblewrap and setpriv pass it through).
+const reportFD = 3
 
 func cut(s string, sep byte) (string, string, bool) {
 	for i := 0; i < len(s); i++ {
@@ -254,25 +310,48 @@ func cut(s string, sep byte) (string, string, bool) {
 }
 
 // run runs spec and waits for it. The error is non-nil only when the
-// sandbox itself could not start; a command that fails is a result.
+// sandbox itself could not start; a command that fails is a result. When
+// ctx carries a refusal set (withRefusals), the command's refusals are
+// added to it as well as returned.
 func (sb *sandbox) run(ctx context.Context, spec runSpec) (runResult, error) {
 	const op = "pipeline.sandbox.run"
 	var res runResult
+	if spec.TmpSize == 0 {
+		spec.TmpSize = tmpSizeFor(spec.FileSize)
+	}
+	if spec.MaxOutput == 0 {
+		spec.MaxOutput = defaultMaxOutput
+	}
 	args := sb.args(spec)
 	sb.log.Debug("sandbox", "args", args)
 	cmd := exec.Command(sb.bwrap, args...)
-	cmd.Stdout, cmd.Stderr = spec.Stdout, spec.Stderr
-	if cmd.Stdout == nil {
-		cmd.Stdout = io.Discard
+	// One writer for both streams stays one (os/exec then never calls it
+	// from two goroutines at once).
+	stdout := &cappedWriter{w: spec.Stdout, left: spec.MaxOutput}
+	stderr := stdout
+	if !sameWriter(spec.Stdout, spec.Stderr) {
+		stderr = &cappedWriter{w: spec.Stderr, left: spec.MaxOutput}
 	}
-	if cmd.Stderr == nil {
-		cmd.Stderr = io.Discard
-	}
+	cmd.Stdout, cmd.Stderr = stdout, stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	rpipe, wpipe, err := os.Pipe()
+	if err != nil {
+		return res, registry.E(op, registry.EINTERNAL, "cannot create the supervisor's report pipe", err)
+	}
+	defer rpipe.Close()
+	cmd.ExtraFiles = []*os.File{wpipe} // reportFD
 	start := time.Now()
-	if err := cmd.Start(); err != nil {
+	err = cmd.Start()
+	wpipe.Close()
+	if err != nil {
 		return res, registry.E(op, registry.EINTERNAL, "cannot start bubblewrap", err)
 	}
+	reportc := make(chan []byte, 1)
+	go func() {
+		b, _ := io.ReadAll(io.LimitReader(rpipe, maxSupervisorReport+1))
+		_, _ = io.Copy(io.Discard, rpipe)
+		reportc <- b
+	}()
 	var killed atomic.Int32 // 1 timeout, 2 disk, 3 canceled
 	kill := func(why int32) {
 		if killed.CompareAndSwap(0, why) {
@@ -290,7 +369,7 @@ func (sb *sandbox) run(ctx context.Context, spec runSpec) (runResult, error) {
 		}
 		var tick <-chan time.Time
 		if spec.DiskDir != "" && spec.DiskLimit > 0 {
-			tk := time.NewTicker(time.Second)
+			tk := time.NewTicker(diskPoll)
 			defer tk.Stop()
 			tick = tk.C
 		}
@@ -312,9 +391,10 @@ func (sb *sandbox) run(ctx context.Context, spec runSpec) (runResult, error) {
 			}
 		}
 	}()
-	err := cmd.Wait()
+	err = cmd.Wait()
 	close(done)
 	res.Wall = time.Since(start)
+	res.OutputTruncated = stdout.dropped > 0 || stderr.dropped > 0
 	switch killed.Load() {
 	case 1:
 		res.TimedOut = true
@@ -322,9 +402,6 @@ func (sb *sandbox) run(ctx context.Context, spec runSpec) (runResult, error) {
 		res.DiskExceeded = true
 	case 3:
 		res.Canceled = true
-	}
-	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok && ru != nil {
-		res.MaxRSS = uint64(ru.Maxrss) * 1024
 	}
 	var ee *exec.ExitError
 	if err != nil && !errors.As(err, &ee) {
@@ -337,15 +414,81 @@ func (sb *sandbox) run(ctx context.Context, spec runSpec) (runResult, error) {
 	default:
 		res.Exit = ws.ExitStatus()
 		// A process killed inside the sandbox shows as 128+signal from
-		// bubblewrap's init.
+		// the supervisor and bubblewrap's init.
 		if res.Exit > 128 && res.Exit < 128+65 {
 			res.Signal = syscall.Signal(res.Exit - 128)
 		}
+	}
+	if rep, ok := parseSuperviseReport(<-reportc); ok {
+		res.MaxRSS = rep.MaxRSS
+		res.Refusals = rep.Refusals
+		if rep.Exit == -1 && rep.Signal > 0 {
+			res.Exit, res.Signal = -1, syscall.Signal(rep.Signal)
+		}
+	} else if killed.Load() == 0 {
+		// The supervisor died before reporting: something in the sandbox
+		// killed it (it is undumpable, so nothing can have written to it).
+		res.Refusals = []registry.Refusal{{Action: refusalLost, Count: 1}}
+	}
+	if set := refusalsFrom(ctx); set != nil {
+		set.addAll(res.Refusals)
 	}
 	if res.Canceled {
 		return res, registry.E(op, registry.ECANCELED, "the run was cancelled", ctx.Err())
 	}
 	return res, nil
+}
+
+// sameWriter reports whether a and b are the same comparable writer.
+func sameWriter(a, b io.Writer) (same bool) {
+	defer func() {
+		if recover() != nil {
+			same = false
+		}
+	}()
+	return a == b
+}
+
+// supervisorLost reports whether the supervisor sent no report.
+func (r runResult) supervisorLost() bool {
+	return slices.ContainsFunc(r.Refusals, func(x registry.Refusal) bool { return x.Action == refusalLost })
+}
+
+// boundedWriter is a writer that holds a bounded amount of memory however
+// much is written to it (limitedBuffer, lineScanner): it sees the whole
+// stream, so that it can keep its end.
+type boundedWriter interface {
+	io.Writer
+	boundedMemory()
+}
+
+func (*limitedBuffer) boundedMemory() {}
+func (*lineScanner) boundedMemory()   {}
+
+// cappedWriter passes at most left bytes to w (nil: none) and drops the
+// rest, counting it; it never fails, so the command is never blocked on a
+// full pipe. A boundedWriter gets everything.
+type cappedWriter struct {
+	w       io.Writer
+	left    uint64
+	dropped uint64
+}
+
+func (c *cappedWriter) Write(p []byte) (int, error) {
+	n := len(p)
+	if _, ok := c.w.(boundedWriter); ok {
+		_, _ = c.w.Write(p)
+		return n, nil
+	}
+	if uint64(n) > c.left {
+		c.dropped += uint64(n) - c.left
+		p = p[:c.left]
+	}
+	c.left -= uint64(len(p))
+	if len(p) > 0 && c.w != nil {
+		_, _ = c.w.Write(p)
+	}
+	return n, nil
 }
 
 // dirSize is the total size of the regular files under dir.

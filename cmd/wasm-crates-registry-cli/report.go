@@ -21,7 +21,12 @@ type reportDetail struct {
 		PeakMemory uint64 `json:"peak_memory"`
 		Runner     string `json:"runner"`
 		Install    string `json:"install"`
-		Tests      *struct {
+		Refusals   []struct {
+			Action string `json:"action"`
+			Detail string `json:"detail"`
+			Count  uint64 `json:"count"`
+		} `json:"refusals"`
+		Tests *struct {
 			Passed  uint64 `json:"passed"`
 			Failed  uint64 `json:"failed"`
 			Ignored uint64 `json:"ignored"`
@@ -52,7 +57,8 @@ type reportDetail struct {
 		Points uint64 `json:"points"`
 		Max    uint64 `json:"max"`
 	} `json:"score_breakdown"`
-	Wazero string `json:"wazero"`
+	Wazero string   `json:"wazero"`
+	Notes  []string `json:"notes"`
 	Logs   []struct {
 		Step   string `json:"step"`
 		Target string `json:"target"`
@@ -146,6 +152,19 @@ func printReport(r *reportWithBody) {
 				fmt.Printf("  %s: %s\n", tg.Target, tg.Install)
 			}
 		}
+		for _, tg := range d.Targets {
+			if len(tg.Refusals) == 0 {
+				continue
+			}
+			fmt.Printf("\nsandbox refusals (%s):\n", tg.Target)
+			for _, r := range tg.Refusals {
+				fmt.Printf("  %-16s %s", r.Action, terminalSafe(r.Detail))
+				if r.Count > 1 {
+					fmt.Printf(" (×%d)", r.Count)
+				}
+				fmt.Println()
+			}
+		}
 	}
 	if len(d.GCChecks) > 0 {
 		fmt.Println("\nGC readiness:")
@@ -163,6 +182,12 @@ func printReport(r *reportWithBody) {
 			fmt.Printf("  %3d/%-3d %s\n", b.Points, b.Max, b.Name)
 		}
 	}
+	if len(d.Notes) > 0 {
+		fmt.Println("\nnotes:")
+		for _, n := range d.Notes {
+			fmt.Printf("  %s\n", terminalSafe(n))
+		}
+	}
 	for _, l := range d.Logs {
 		fmt.Printf("\nlog %s %s:\n%s\n", l.Step, l.Target, indent(l.Text))
 	}
@@ -174,4 +199,15 @@ func indent(s string) string {
 		lines = append(lines[:20], fmt.Sprintf("… %d more lines (see --json)", len(lines)-20))
 	}
 	return "  " + strings.Join(lines, "\n  ")
+}
+
+// terminalSafe replaces control characters, which a report's author
+// controls, so that printing it cannot drive the terminal.
+func terminalSafe(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+			return '?'
+		}
+		return r
+	}, s)
 }

@@ -56,7 +56,9 @@ func TestDashboardPages(t *testing.T) {
 		Release: rel.ID.Bytes(), Outcome: registry.OutcomeTestPass, Wasm: registry.WasmCompatible, GCReady: true, Dual: true,
 		Score: 88, Gate: registry.GateCurated, Started: 1, Finished: 2, Message: "all good",
 		Targets: []registry.TargetReport{{Target: "wasm32-wasip1", Outcome: registry.OutcomeTestPass, Build: "ok", Runner: "wazero",
-			Tests: &registry.TestCounts{Passed: 3}}},
+			Tests:    &registry.TestCounts{Passed: 3},
+			Refusals: []registry.Refusal{{Action: "network-attempt", Detail: "<script>203.0.113.9:443</script>", Count: 2}, {Action: "syscall", Detail: "ptrace", Count: 1}}}},
+		Notes:    []string{"wasm32-wasip1: code of the crate tried to reach the network"},
 		GCChecks: []registry.GCCheck{{Name: "no-shared-memory", Pass: true, Reason: "memory is not shared"}},
 	}
 	rec, err := registry.Sign(tester, registry.KindReport, rel.Subject, rep, time.Now())
@@ -81,7 +83,8 @@ func TestDashboardPages(t *testing.T) {
 		t.Fatalf("filtered index lists an excluded crate: %d", code)
 	}
 	code, body = get(t, srv, "/ui/crates/dashcrate@1.2.3")
-	for _, want := range []string{"wasm32-wasip1", "all good", "no-shared-memory", "memory is not shared", rel.ID.String(), `<span class="badge ok">trusted</span>`} {
+	for _, want := range []string{"wasm32-wasip1", "all good", "no-shared-memory", "memory is not shared", rel.ID.String(), `<span class="badge ok">trusted</span>`,
+		"Sandbox refusals", "network-attempt", "&lt;script&gt;203.0.113.9:443&lt;/script&gt;", "ptrace", "tried to reach the network"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("crate page lacks %q", want)
 		}

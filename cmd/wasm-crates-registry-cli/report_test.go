@@ -1,0 +1,45 @@
+package main
+
+import (
+	"encoding/json"
+	"io"
+	"os"
+	"strings"
+	"testing"
+
+	registry "github.com/wasmrust/wasm-crates-registry"
+)
+
+// The sandbox's refusals and the notes of a report are printed, with the
+// control characters their author controls neutralised.
+func TestPrintReportShowsRefusals(t *testing.T) {
+	body, err := json.Marshal(&registry.ReportBody{
+		Outcome: registry.OutcomeTestPass, Wasm: registry.WasmCompatible,
+		Targets: []registry.TargetReport{{Target: "x86_64-unknown-linux-gnu", Outcome: registry.OutcomeTestPass, Refusals: []registry.Refusal{
+			{Action: "network-attempt", Detail: "127.0.0.1:47392", Count: 3},
+			{Action: "write-outside", Detail: "/etc/\x1b[31mevil", Count: 1},
+		}}},
+		Notes: []string{"x86_64-unknown-linux-gnu: code of the crate tried to reach the network (127.0.0.1:47392)"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout := os.Stdout
+	os.Stdout = w
+	printReport(&reportWithBody{Report: body})
+	os.Stdout = stdout
+	w.Close()
+	out, _ := io.ReadAll(r)
+	for _, want := range []string{"sandbox refusals (x86_64-unknown-linux-gnu)", "network-attempt", "127.0.0.1:47392 (×3)", "/etc/?[31mevil", "tried to reach the network"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(string(out), "\x1b") {
+		t.Errorf("an escape sequence reached the terminal:\n%q", out)
+	}
+}

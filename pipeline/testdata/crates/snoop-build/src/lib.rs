@@ -1,0 +1,2 @@
+//! Never builds: its build script fails on purpose.
+pub fn unreachable() {}
