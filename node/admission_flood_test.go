@@ -123,7 +123,7 @@ func TestFloodStaysWithinQuotasAndMemory(t *testing.T) {
 	victim := openFederated(t, victimDir, q, limits)
 	honest := openFederated(t, t.TempDir(), Quotas{}, federation.Limits{})
 	ctx := context.Background()
-	if _, err := victim.AddPeer(ctx, "test", honest.net.Addrs()[0]); err != nil {
+	if _, err := victim.AddPeer(ctx, "test", honest.net.Addrs()[0], true); err != nil {
 		t.Fatal(err)
 	}
 

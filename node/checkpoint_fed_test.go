@@ -30,7 +30,7 @@ func fedNode(t *testing.T) *Node {
 func TestCheckpointsFederate(t *testing.T) {
 	a, b := fedNode(t), fedNode(t)
 	ctx := context.Background()
-	if _, err := b.AddPeer(ctx, "t", a.Health(ctx).Addrs[0]); err != nil {
+	if _, err := b.AddPeer(ctx, "t", a.Health(ctx).Addrs[0], true); err != nil {
 		t.Fatal(err)
 	}
 	rel, _, err := a.Submit(ctx, "t", crateBytes(t, "witnessed", "1.0.0"))

@@ -47,15 +47,26 @@ func (n *Node) Peers(ctx context.Context) ([]federation.PeerInfo, error) {
 	return p, nil
 }
 
-// AddPeer joins another node by its full multiaddr.
-func (n *Node) AddPeer(ctx context.Context, actor, addr string) (federation.PeerInfo, error) {
+// AddPeer joins another node by its full multiaddr. With trust, the peer
+// becomes a trust root of this node and the node vouches for it in a key
+// record; without, it only exchanges records (its own are untrusted
+// claims here unless someone this node trusts vouches for it).
+func (n *Node) AddPeer(ctx context.Context, actor, addr string, trust bool) (federation.PeerInfo, error) {
 	if n.net == nil {
 		return federation.PeerInfo{}, n.netOff("node.AddPeer")
 	}
 	p, err := n.net.AddPeer(ctx, addr)
-	n.trustChanged()
+	if p.ID != "" {
+		if terr := n.setPeerTrust(ctx, p.ID, trust); terr != nil && err == nil {
+			err = terr
+		}
+	}
 	if err == nil {
-		n.audit(store.AuditEntry{Action: "peer-add", Actor: actor, Subject: p.ID, Detail: addr})
+		detail := addr
+		if !trust {
+			detail += " (no trust)"
+		}
+		n.audit(store.AuditEntry{Action: "peer-add", Actor: actor, Subject: p.ID, Detail: detail})
 	}
 	return p, err
 }
@@ -66,8 +77,12 @@ func (n *Node) RemovePeer(ctx context.Context, actor, peer string) error {
 		return n.netOff("node.RemovePeer")
 	}
 	err := n.net.RemovePeer(ctx, peer)
-	n.trustChanged()
 	if err == nil {
+		if id := peerIDOf(peer); !n.startedTrusting(id) {
+			if terr := n.setPeerTrust(ctx, id, false); terr != nil {
+				n.log.Warn("revoking trust in a removed peer", "peer", id, "err", terr)
+			}
+		}
 		n.audit(store.AuditEntry{Action: "peer-remove", Actor: actor, Subject: peer})
 	}
 	return err

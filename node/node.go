@@ -146,6 +146,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		db.Close()
 		return nil, err
 	}
+	n.vouchForStartPeers(ctx)
 	n.Trust() // the views follow this node's trust before anything is served
 	if n.adm, err = newAdmission(db, cfg.Quotas, key.Public(), n.Trust); err != nil {
 		db.Close()

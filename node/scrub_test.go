@@ -58,7 +58,7 @@ func TestVerifyQuarantinesAndPeersRepair(t *testing.T) {
 		}
 		ids = append(ids, rel.ID)
 	}
-	if _, err := b.AddPeer(ctx, "test", a.net.Addrs()[0]); err != nil {
+	if _, err := b.AddPeer(ctx, "test", a.net.Addrs()[0], true); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, 10*time.Second, "b to hold a's records", func() bool { return b.State().Digest == a.State().Digest })

@@ -290,15 +290,38 @@ func printRelease(r *release) {
 		yank += ")"
 	}
 	t.kv("yanked", yank)
-	if r.Unauthorized {
-		t.kv("warning", "published by a key that is not an owner of the crate")
+	switch {
+	case r.Witnessed != nil:
+		t.kv("witnessed", r.Witnessed.Format(time.RFC3339)+" (first included in a trusted checkpoint)")
+	default:
+		t.kv("witnessed", "pending (no trusted checkpoint includes it yet)")
 	}
-	for i, c := range r.Conflicts {
+	if r.Backdated {
+		t.kv("warning", "backdated: it claims a time well before it was first witnessed")
+	}
+	if r.Unauthorized {
+		t.kv("warning", "untrusted claim: no key this node trusts to publish the crate signed it; it is not indexed or served")
+	}
+	for i, c := range r.Claims {
 		label := ""
 		if i == 0 {
 			label = "conflicts"
 		}
-		t.kv(label, c+" (another release of the same version, kept as evidence)")
+		var why []string
+		if !c.Authorized {
+			why = append(why, "untrusted claim")
+		}
+		if c.Backdated {
+			why = append(why, "backdated")
+		}
+		if c.Witnessed == nil {
+			why = append(why, "pending")
+		}
+		desc := c.ID + " by " + c.Author + " (another release of the same version, kept as evidence"
+		if len(why) > 0 {
+			desc += "; " + strings.Join(why, ", ")
+		}
+		t.kv(label, desc+")")
 	}
 	t.kv("owners", strings.Join(r.Owners, ", "))
 	score := "-"
@@ -671,17 +694,23 @@ func peersCmd() *cli.Command {
 		}),
 		Subcommands: []*cli.Command{
 			{
-				Name: "add", Usage: "join a node by its full multiaddr (…/p2p/12D3Koo…)", ArgsUsage: "MULTIADDR",
+				Name: "add", Usage: "join a node by its full multiaddr (…/p2p/12D3Koo…) and trust it as a trust root (--no-trust: exchange records only)", ArgsUsage: "MULTIADDR",
+				Flags: []cli.Flag{&cli.BoolFlag{Name: "no-trust", Usage: "join without trusting the peer: its records are untrusted claims here"}},
 				Action: action(func(e *env) error {
 					addr, err := oneArg(e.c, "multiaddr")
 					if err != nil {
 						return err
 					}
+					trust := !e.c.Bool("no-trust")
 					var p peerInfo
-					if done, err := e.send(http.MethodPost, "/peers", map[string]string{"addr": addr}, &p); done || err != nil {
+					if done, err := e.send(http.MethodPost, "/peers", map[string]any{"addr": addr, "trust": trust}, &p); done || err != nil {
 						return err
 					}
-					fmt.Printf("joined %s (connected: %s)\n", p.ID, yesNo(p.Connected))
+					how := "trusted"
+					if !trust {
+						how = "not trusted"
+					}
+					fmt.Printf("joined %s (connected: %s, %s)\n", p.ID, yesNo(p.Connected), how)
 					return nil
 				}),
 			},

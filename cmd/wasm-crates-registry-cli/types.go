@@ -71,7 +71,10 @@ type release struct {
 		Reason string    `json:"reason"`
 	} `json:"yank"`
 	Unauthorized bool            `json:"unauthorized"`
+	Witnessed    *time.Time      `json:"witnessed"`
+	Backdated    bool            `json:"backdated"`
 	Conflicts    []string        `json:"conflicts"`
+	Claims       []claim         `json:"claims"`
 	Owners       []string        `json:"owners"`
 	Wasm         string          `json:"wasm"`
 	GCReady      bool            `json:"gc_ready"`
@@ -144,4 +147,14 @@ type syncReport struct {
 		DurationNS int64  `json:"duration_ns"`
 		Error      string `json:"error"`
 	} `json:"peers"`
+}
+
+// claim is another release of the same name@version that did not win.
+type claim struct {
+	ID         string     `json:"id"`
+	Author     string     `json:"author"`
+	Claimed    time.Time  `json:"claimed"`
+	Witnessed  *time.Time `json:"witnessed"`
+	Authorized bool       `json:"authorized"`
+	Backdated  bool       `json:"backdated"`
 }

@@ -92,7 +92,9 @@ func flags() []cli.Flag {
 			Value: cli.NewStringSlice(federation.DefaultListen...),
 			Usage: "libp2p listen multiaddrs, repeatable or comma-separated"},
 		&cli.StringSliceFlag{Name: "peer", EnvVars: []string{"PEERS"}, Category: "Federation",
-			Usage: "full multiaddr of a node to join (/ip4/…/tcp/…/p2p/12D3Koo…), repeatable; remembered across restarts"},
+			Usage: "full multiaddr of a node to join and trust (/ip4/…/tcp/…/p2p/12D3Koo…), repeatable; remembered across restarts. A trusted peer is a trust root: its releases, yanks, owners changes, reports and key records count here, and this node vouches for it to its own peers"},
+		&cli.StringSliceFlag{Name: "peer-no-trust", EnvVars: []string{"PEERS_NO_TRUST"}, Category: "Federation",
+			Usage: "full multiaddr of a node to join without trusting it (records are exchanged; its own are untrusted claims here unless a trusted key vouches for it), repeatable"},
 		&cli.StringFlag{Name: "network", EnvVars: []string{"NETWORK"}, Value: federation.DefaultNetwork, Category: "Federation",
 			Usage: "gossip network name: nodes on different networks never exchange records"},
 		&cli.DurationFlag{Name: "sync-interval", EnvVars: []string{"SYNC_INTERVAL"}, Value: time.Minute, Category: "Federation",
@@ -165,6 +167,7 @@ func run(c *cli.Context) error {
 		ScrubInterval: scrub,
 
 		CheckpointInterval: c.Duration("checkpoint-interval"),
+		TrustedPeers:       c.StringSlice("peer"),
 	}
 	if c.Bool("p2p") {
 		interval := c.Duration("sync-interval")
@@ -174,7 +177,7 @@ func run(c *cli.Context) error {
 		cfg.Network = node.Federation(federation.Config{
 			Listen:       c.StringSlice("p2p-listen"),
 			Network:      c.String("network"),
-			Bootstrap:    c.StringSlice("peer"),
+			Bootstrap:    append(append([]string{}, c.StringSlice("peer")...), c.StringSlice("peer-no-trust")...),
 			MaxSkew:      c.Duration("max-skew"),
 			SyncInterval: interval,
 			Logger:       log.With("component", "p2p"),

@@ -418,13 +418,15 @@ func (s *Server) peers(w http.ResponseWriter, r *http.Request) (int, any, error)
 func (s *Server) addPeer(w http.ResponseWriter, r *http.Request) (int, any, error) {
 	var body struct {
 		Addr string `json:"addr"`
+		// Trust (default true) makes the peer a trust root of this node.
+		Trust *bool `json:"trust"`
 	}
 	if err := readJSON(w, r, &body, false); err != nil {
 		return 0, nil, err
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
 	defer cancel()
-	p, err := s.n.AddPeer(ctx, actor(r), body.Addr)
+	p, err := s.n.AddPeer(ctx, actor(r), body.Addr, body.Trust == nil || *body.Trust)
 	return 201, p, err
 }
 

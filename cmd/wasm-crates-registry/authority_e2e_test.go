@@ -1,0 +1,214 @@
+package main
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	registry "github.com/wasmrust/wasm-crates-registry"
+)
+
+type claimJSON struct {
+	ID         string `json:"id"`
+	Authorized bool   `json:"authorized"`
+	Backdated  bool   `json:"backdated"`
+}
+
+type authorityReleaseJSON struct {
+	ID           string      `json:"id"`
+	Cksum        string      `json:"cksum"`
+	Yanked       bool        `json:"yanked"`
+	Unauthorized bool        `json:"unauthorized"`
+	Witnessed    *time.Time  `json:"witnessed"`
+	Owners       []string    `json:"owners"`
+	Claims       []claimJSON `json:"claims"`
+}
+
+// postRecord imports a signed record into d through POST /records with d's
+// admin token.
+func postRecord(t *testing.T, d *daemon, r *registry.Record) {
+	t.Helper()
+	tok, err := os.ReadFile(filepath.Join(d.dataDir, "admin-token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodPost, d.url+"/records", bytes.NewReader(r.Bytes()))
+	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
+	req.Header.Set("Content-Type", "application/cbor")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode/100 != 2 {
+		b, _ := io.ReadAll(res.Body)
+		t.Fatalf("POST /records: %s %s", res.Status, b)
+	}
+}
+
+// TestBackdatedTakeoverFails is the takeover an attacker tried (DESIGN.md
+// §2, "Authority and time"): a fresh key outside every trust set signs
+// releases, an owners record and a yank for the victim's crate, all dated
+// 1970, hands them to its own node, which dials the victim's node. On the
+// victim's node the crate keeps its owner, its index, its downloads and
+// its owner's yank; the attacker's records show as untrusted claims.
+func TestBackdatedTakeoverFails(t *testing.T) {
+	v := startDaemon(t, filepath.Join(t.TempDir(), "victim"), "--pipeline=false")
+	var hv healthJSON
+	v.cliJSON(t, &hv, "health")
+	fixture := filepath.Join(repoRoot(t), "testdata", "crates", "wcr-fixture-add", "Cargo.toml")
+	v.mustCLI(t, "submit", "--manifest", fixture)
+	var real authorityReleaseJSON
+	v.cliJSON(t, &real, "show", "wcr-fixture-add@0.1.0")
+	eventually(t, 20*time.Second, "the victim's release was not witnessed by its own checkpoint", func() bool {
+		var r authorityReleaseJSON
+		v.cliJSON(t, &r, "show", "wcr-fixture-add@0.1.0")
+		return r.Witnessed != nil
+	})
+
+	// The attacker's node joins the victim; the victim never trusted it.
+	x := startDaemon(t, filepath.Join(t.TempDir(), "attacker"), "--pipeline=false", "--peer", hv.Addrs[0])
+	key, err := registry.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	epoch := time.UnixMilli(1000)
+	fakeRelease := func(version, content string) *registry.Record {
+		crate := makeCrate(t, "wcr-fixture-add", version, content)
+		sum := sha256.Sum256(crate)
+		body := &registry.ReleaseBody{Name: "wcr-fixture-add", Version: version, Cksum: hex.EncodeToString(sum[:]),
+			Blob: registry.Sum(crate).Bytes(), Size: uint64(len(crate))}
+		r, err := registry.Sign(key, registry.KindRelease, "wcr-fixture-add@"+version, body, epoch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	sign := func(kind registry.Kind, subject string, body any) *registry.Record {
+		r, err := registry.Sign(key, kind, subject, body, epoch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	attack := []*registry.Record{
+		fakeRelease("0.0.1", "pub fn pwned() {}"),
+		fakeRelease("0.1.0", "pub fn replaced() {}"),
+		sign(registry.KindOwners, "wcr-fixture-add", registry.NewOwnersBody([]registry.PublicKey{key.Public()})),
+		sign(registry.KindYank, "wcr-fixture-add@0.1.0", &registry.YankBody{Yanked: true, Reason: "mine now"}),
+	}
+	for _, r := range attack {
+		postRecord(t, x, r)
+	}
+	eventually(t, 30*time.Second, "the attacker's records did not reach the victim's node", func() bool {
+		for _, r := range attack {
+			if _, _, code := v.cli(t, "record", r.ID().String()); code != 0 {
+				return false
+			}
+		}
+		return true
+	})
+
+	// Owners, winner, yank state: unchanged.
+	var after authorityReleaseJSON
+	v.cliJSON(t, &after, "show", "wcr-fixture-add@0.1.0")
+	if after.ID != real.ID || after.Yanked || after.Unauthorized || after.Cksum != real.Cksum {
+		t.Fatalf("the victim's 0.1.0 changed: %+v, was %+v", after, real)
+	}
+	if len(after.Owners) != 1 || after.Owners[0] != hv.PeerID {
+		t.Fatalf("owners %v, want only the victim %s", after.Owners, hv.PeerID)
+	}
+	var claim *claimJSON
+	for i := range after.Claims {
+		if after.Claims[i].ID == attack[1].ID().String() {
+			claim = &after.Claims[i]
+		}
+	}
+	if claim == nil || claim.Authorized {
+		t.Fatalf("the attacker's 0.1.0 is not shown as an unauthorized claim: %+v", after.Claims)
+	}
+	var fake authorityReleaseJSON
+	v.cliJSON(t, &fake, "show", "wcr-fixture-add@0.0.1")
+	if !fake.Unauthorized {
+		t.Fatalf("the attacker's 0.0.1 is not an untrusted claim: %+v", fake)
+	}
+	show := v.mustCLI(t, "show", "wcr-fixture-add@0.0.1")
+	if !strings.Contains(show, "untrusted claim") {
+		t.Fatalf("show does not say the release is an untrusted claim:\n%s", show)
+	}
+
+	// The Cargo index serves only the owner's release.
+	res, err := http.Get(v.url + "/index/wc/r-/wcr-fixture-add")
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	lines := strings.Split(strings.TrimSpace(string(idx)), "\n")
+	if res.StatusCode != 200 || len(lines) != 1 {
+		t.Fatalf("index: %s\n%s", res.Status, idx)
+	}
+	var line struct {
+		Vers   string `json:"vers"`
+		Cksum  string `json:"cksum"`
+		Yanked bool   `json:"yanked"`
+	}
+	if err := json.Unmarshal([]byte(lines[0]), &line); err != nil || line.Vers != "0.1.0" || line.Cksum != real.Cksum || line.Yanked {
+		t.Fatalf("index line %q (%v)", lines[0], err)
+	}
+
+	// Downloads: the owner's release is served, the claim is refused.
+	dl := v.mustCLI(t, "download", "-o", filepath.Join(t.TempDir(), "real.crate"), "wcr-fixture-add@0.1.0")
+	if !strings.Contains(dl, "cksum verified") {
+		t.Fatalf("download: %s", dl)
+	}
+	if _, _, code := v.cli(t, "download", "-o", filepath.Join(t.TempDir(), "fake.crate"), "wcr-fixture-add@0.0.1"); code == 0 {
+		t.Fatal("the untrusted claim was served for download")
+	}
+
+	// A name the attacker claimed first is still founded by the first
+	// publisher this node trusts: an untrusted claim founds nothing.
+	squat, err := registry.Sign(key, registry.KindRelease, "wcr-squatted@9.9.9", func() *registry.ReleaseBody {
+		crate := makeCrate(t, "wcr-squatted", "9.9.9", "pub fn squatted() {}")
+		sum := sha256.Sum256(crate)
+		return &registry.ReleaseBody{Name: "wcr-squatted", Version: "9.9.9", Cksum: hex.EncodeToString(sum[:]),
+			Blob: registry.Sum(crate).Bytes(), Size: uint64(len(crate))}
+	}(), epoch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	postRecord(t, x, squat)
+	eventually(t, 30*time.Second, "the squatting release did not reach the victim's node", func() bool {
+		_, _, code := v.cli(t, "record", squat.ID().String())
+		return code == 0
+	})
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "src"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "Cargo.toml"), []byte("[package]\nname = \"wcr-squatted\"\nversion = \"0.1.0\"\nedition = \"2021\"\nlicense = \"MIT\"\ndescription = \"x\"\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "src", "lib.rs"), []byte("pub fn mine() {}\n"), 0o644)
+	v.mustCLI(t, "submit", "--manifest", filepath.Join(dir, "Cargo.toml"))
+	var sq authorityReleaseJSON
+	v.cliJSON(t, &sq, "show", "wcr-squatted@0.1.0")
+	if sq.Unauthorized || len(sq.Owners) != 1 || sq.Owners[0] != hv.PeerID {
+		t.Fatalf("the victim's first trusted release did not found the crate: %+v", sq)
+	}
+
+	// The real owner can still yank and unyank.
+	v.mustCLI(t, "yank", "--reason", "still mine", "wcr-fixture-add@0.1.0")
+	v.cliJSON(t, &after, "show", "wcr-fixture-add@0.1.0")
+	if !after.Yanked {
+		t.Fatal("the owner's yank was refused or not applied")
+	}
+	v.mustCLI(t, "unyank", "wcr-fixture-add@0.1.0")
+}
