@@ -191,8 +191,8 @@ var (
 )
 
 // testPipeline is one Pipeline shared by the tests of this package, with
-// its work and cache directories in a temporary directory removed by
-// TestMain.
+// its private directory (0700, as a node's) in a temporary directory
+// removed by TestMain.
 func testPipeline(t testing.TB) *Pipeline {
 	t.Helper()
 	sharedOnce.Do(func() {
@@ -200,16 +200,12 @@ func testPipeline(t testing.TB) *Pipeline {
 		if sharedErr != nil {
 			return
 		}
-		if sharedErr = os.Chmod(sharedDir, 0o755); sharedErr != nil {
-			return
-		}
 		lvl := slog.LevelWarn
 		if os.Getenv("WCR_PIPELINE_DEBUG") != "" {
 			lvl = slog.LevelDebug
 		}
 		sharedP, sharedErr = New(Config{
-			WorkDir:          filepath.Join(sharedDir, "work"),
-			CacheDir:         filepath.Join(sharedDir, "cache"),
+			Dir:              filepath.Join(sharedDir, "pipeline"),
 			DirectorySources: []string{DebianRegistry},
 			Limits:           testLimits(),
 			KeepWork:         os.Getenv("WCR_PIPELINE_KEEP") != "",
@@ -229,6 +225,7 @@ func testPipeline(t testing.TB) *Pipeline {
 
 func TestMain(m *testing.M) {
 	MaybeRunHelper()
+	addFixtureReleases()
 	code := m.Run()
 	if sharedP != nil {
 		_ = sharedP.Close()
@@ -366,7 +363,10 @@ func wantCounts(t *testing.T, tr *registry.TargetReport, passed, failed, ignored
 	}
 }
 
-func init() {
+// addFixtureReleases fills the registry the fixtures resolve against. It
+// runs from TestMain, after MaybeRunHelper: a helper process runs in the
+// sandbox, where the package's testdata is not there to read.
+func addFixtureReleases() {
 	// The C-dependency fixture's -sys crate is offered by the registry, and
 	// the registry already knows it is incompatible with wasm.
 	fixtureReg.add(nopT{}, packDirMust(fixtureDir("cdep-sys")), registry.WasmIncompatible)
