@@ -183,6 +183,27 @@ func testLimits() Limits {
 	}
 }
 
+// pipelineLog holds everything the shared pipeline logged, at every level,
+// so that tests can check what never reaches a log.
+var pipelineLog syncBuffer
+
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
 var (
 	sharedOnce sync.Once
 	sharedP    *Pipeline
@@ -209,7 +230,9 @@ func testPipeline(t testing.TB) *Pipeline {
 			DirectorySources: []string{DebianRegistry},
 			Limits:           testLimits(),
 			KeepWork:         os.Getenv("WCR_PIPELINE_KEEP") != "",
-			Logger:           slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl})),
+			Logger: slog.New(slog.NewMultiHandler(
+				slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}),
+				slog.NewTextHandler(&pipelineLog, &slog.HandlerOptions{Level: slog.LevelDebug}))),
 		})
 	})
 	if sharedErr != nil {
