@@ -215,6 +215,11 @@ func TestRunnerSandboxSeesNothingOfTheNode(t *testing.T) {
 	p := testPipeline(t)
 	c := plantCanary(t)
 	data := filepath.Dir(p.cfg.Dir)
+	// A data directory open to everyone: only the sandbox's view keeps
+	// its files from the runner.
+	if err := os.Chmod(data, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	for _, f := range []string{"node.key", "admin-token"} {
 		if err := os.WriteFile(filepath.Join(data, f), []byte(c.secrets[0]), 0o644); err != nil {
 			t.Fatal(err)
