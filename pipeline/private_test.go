@@ -109,6 +109,9 @@ func TestPipelineDirectoryModes(t *testing.T) {
 			t.Errorf("%s: mode %#o, want %#o", c.path, fi.Mode().Perm(), c.mode)
 		}
 	}
+	if ents, _ := os.ReadDir(p.cfg.WorkDir); len(ents) > 0 {
+		t.Errorf("work directory holds %d entries after the runs ended; want none", len(ents))
+	}
 	if len(p.wcache.files) == 0 {
 		t.Error("the compilation cache's manifest lists nothing after a wasm run")
 	}
@@ -131,5 +134,27 @@ func TestCrateCargoConfigNeverApplies(t *testing.T) {
 	wantCounts(t, targetOf(t, b, TargetWasip1), 1, 0, 0, 0, 0)
 	if d := depOf(b, "itoa"); d == nil {
 		t.Errorf("the dependency on itoa was not resolved from the configured sources: %+v", b.Deps)
+	}
+}
+
+// Work directories that a killed node left behind are removed when the
+// pipeline starts.
+func TestStaleWorkSwept(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "pipeline")
+	if err := PrivateDir(dir); err != nil {
+		t.Fatal(err)
+	}
+	stale := filepath.Join(dir, "work", "job-123", "tc0", "target")
+	if err := os.MkdirAll(stale, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	p, err := New(Config{Dir: dir, DirectorySources: []string{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if _, err := os.Stat(filepath.Join(dir, "work", "job-123")); err == nil {
+		t.Error("a stale job directory survived the start")
 	}
 }

@@ -254,3 +254,38 @@ func TestRunnerSandboxSeesNothingOfTheNode(t *testing.T) {
 	}
 	c.unchanged(t)
 }
+
+// A wasm test that never ends is stopped at the per-test deadline inside
+// the runner and counted as a timeout; the binary's other tests are still
+// run and counted, and no runner process outlives the run.
+func TestWasmTestNeverEndsLeavesNoProcess(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("waits for the per-test deadline twice")
+	}
+	b := runFixture(t, fixtureDir("hang")).body
+	wantCounts(t, targetOf(t, b, TargetWasip1), 3, 0, 0, 1, 0)
+	if c := testOf(t, b, "lib::tests::b_spins_forever"); c.Wasm != registry.TestTimeout {
+		t.Errorf("spinning test: %+v", c)
+	}
+	if left := processesMentioning("wcr_fx_hang"); len(left) > 0 {
+		t.Errorf("processes left behind: %q", left)
+	}
+}
+
+// processesMentioning lists the command lines of this machine's processes
+// that contain s.
+func processesMentioning(s string) []string {
+	var out []string
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		if e.Name()[0] < '0' || e.Name()[0] > '9' {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err == nil && strings.Contains(string(b), s) {
+			out = append(out, e.Name()+": "+strings.ReplaceAll(string(b), "\x00", " "))
+		}
+	}
+	return out
+}
