@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -156,5 +157,41 @@ func TestStaleWorkSwept(t *testing.T) {
 	defer p.Close()
 	if _, err := os.Stat(filepath.Join(dir, "work", "job-123")); err == nil {
 		t.Error("a stale job directory survived the start")
+	}
+}
+
+// A release in the store never shadows a configured directory source's
+// copy of the same name@version: the directory's copy is the one Cargo
+// sees, and the store only adds what the directories lack.
+func TestDirectorySourcesWinOverStoreReleases(t *testing.T) {
+	t.Parallel()
+	p := testPipeline(t)
+	dir := t.TempDir()
+	fake := filepath.Join(dir, "fake-itoa")
+	if err := os.MkdirAll(filepath.Join(fake, "src"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(fake, "Cargo.toml"), []byte("[package]\nname = \"itoa\"\nversion = \"1.0.1\"\nedition = \"2018\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(fake, "src", "lib.rs"), []byte("compile_error!(\"a shadowing release\");\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	reg := newMemRegistry()
+	reg.add(t, packDir(t, fake), "")
+	reg.add(t, packDir(t, fixtureDir("cdep-sys")), "")
+	job := &Job{Body: &registry.ReleaseBody{Name: "x", Version: "0.0.0"}, Local: reg}
+	idx, _, err := p.materialise(context.Background(), job, filepath.Join(dir, "vendor"), filepath.Join(dir, "home"), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if idx["itoa@1.0.1"] != sourceDirectory {
+		t.Errorf("itoa@1.0.1 comes from %q, want the directory source", idx["itoa@1.0.1"])
+	}
+	if target, err := os.Readlink(filepath.Join(dir, "vendor", "itoa-1.0.1")); err != nil || target != filepath.Join(DebianRegistry, "itoa-1.0.1") {
+		t.Errorf("vendor/itoa-1.0.1 -> %q (%v), want Debian's copy", target, err)
+	}
+	if idx["wcr-fx-cdep-sys@0.1.0"] != sourceRegistry {
+		t.Errorf("a release the directories lack is not offered from the store: %v", idx["wcr-fx-cdep-sys@0.1.0"])
 	}
 }
