@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -193,5 +194,121 @@ func TestDirectorySourcesWinOverStoreReleases(t *testing.T) {
 	}
 	if idx["wcr-fx-cdep-sys@0.1.0"] != sourceRegistry {
 		t.Errorf("a release the directories lack is not offered from the store: %v", idx["wcr-fx-cdep-sys@0.1.0"])
+	}
+}
+
+// An unpacked store crate is reused only while it matches the digest taken
+// when it was unpacked: one changed behind the node's back is unpacked
+// again from the verified archive.
+func TestTamperedStoreCrateUnpackedAgain(t *testing.T) {
+	p := testPipeline(t)
+	src := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(src, "src"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	lib := "pub fn honest() -> u32 { 1 }\n"
+	_ = os.WriteFile(filepath.Join(src, "Cargo.toml"), []byte("[package]\nname = \"wcr-fx-tamper\"\nversion = \"0.1.0\"\n"), 0o644)
+	_ = os.WriteFile(filepath.Join(src, "src", "lib.rs"), []byte(lib), 0o644)
+	reg := newMemRegistry()
+	rb := reg.add(t, packDir(t, src), "")
+	job := &Job{Body: &registry.ReleaseBody{Name: "x", Version: "0.0.0"}, Local: reg}
+	cached := filepath.Join(p.cfg.CacheDir, "crates", rb.Cksum, "src", "lib.rs")
+	materialise := func() {
+		t.Helper()
+		dir := t.TempDir()
+		if _, _, err := p.materialise(context.Background(), job, filepath.Join(dir, "vendor"), filepath.Join(dir, "home"), false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	materialise()
+	if err := os.WriteFile(cached, []byte("pub fn honest() -> u32 { 666 }\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// A new process has verified nothing yet.
+	p.cratesMu.Lock()
+	delete(p.crates, rb.Cksum)
+	p.cratesMu.Unlock()
+	materialise()
+	if b, _ := os.ReadFile(cached); string(b) != lib {
+		t.Errorf("the tampered copy was used: %q", b)
+	}
+	if reg.blobHits != 2 {
+		t.Errorf("blob fetched %d times, want twice (once more after the tampering)", reg.blobHits)
+	}
+}
+
+// The compilation cache keeps only what the node hashed: a file planted in
+// it, or an entry changed after it was adopted, is removed before a runner
+// mounts the cache, and again when the node starts.
+func TestCompilationCacheVerified(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	log := slog.New(slog.DiscardHandler)
+	c, err := openWasmCache(filepath.Join(dir, "wazero"), filepath.Join(dir, "wazero.manifest"), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stage := filepath.Join(dir, "stage")
+	if err := c.stage(stage); err != nil {
+		t.Fatal(err)
+	}
+	sub := filepath.Join(stage, "wazero-v1-amd64-linux")
+	_ = os.MkdirAll(sub, 0o755)
+	for _, f := range []string{"aaaa", "bbbb", "cccc"} {
+		if err := os.WriteFile(filepath.Join(sub, f), []byte("compiled "+f), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_ = os.WriteFile(filepath.Join(sub, "dddd.123.tmp"), []byte("partial"), 0o600)
+	_ = os.Symlink("/etc/passwd", filepath.Join(sub, "eeee"))
+	if err := c.adopt(stage); err != nil {
+		t.Fatal(err)
+	}
+	shared := filepath.Join(c.dir, "wazero-v1-amd64-linux")
+	ents, _ := os.ReadDir(shared)
+	if len(ents) != 3 {
+		t.Fatalf("adopted %d entries, want the 3 regular files", len(ents))
+	}
+	if fi, _ := os.Stat(filepath.Join(shared, "aaaa")); fi.Mode().Perm() != 0o644 {
+		t.Errorf("adopted entry mode %v", fi.Mode())
+	}
+	if fi, _ := os.Stat(c.manifest); fi.Mode().Perm() != 0o600 {
+		t.Errorf("manifest mode %v", fi.Mode())
+	}
+	// A second staging area links to what is cached.
+	stage2 := filepath.Join(dir, "stage2")
+	if err := c.stage(stage2); err != nil {
+		t.Fatal(err)
+	}
+	if target, err := os.Readlink(filepath.Join(stage2, "wazero-v1-amd64-linux", "aaaa")); err != nil || target != filepath.Join(shared, "aaaa") {
+		t.Errorf("staged link %q %v", target, err)
+	}
+	// Tamper: change one entry (same size), plant another, replace one by a link.
+	if err := os.WriteFile(filepath.Join(shared, "aaaa"), []byte("evilledd aaaa"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_ = os.WriteFile(filepath.Join(shared, "ffff"), []byte("planted"), 0o644)
+	_ = os.Remove(filepath.Join(shared, "bbbb"))
+	_ = os.Symlink("/etc/passwd", filepath.Join(shared, "bbbb"))
+	if err := c.verify(); err != nil {
+		t.Fatal(err)
+	}
+	ents, _ = os.ReadDir(shared)
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	if strings.Join(names, ",") != "cccc" {
+		t.Errorf("after verify the cache holds %v; want only the untouched cccc", names)
+	}
+	// On start-up the manifest is checked again, file by file.
+	_ = os.WriteFile(filepath.Join(shared, "cccc"), []byte("changed cccc"), 0o644)
+	_ = os.WriteFile(filepath.Join(shared, "gggg"), []byte("planted"), 0o644)
+	c2, err := openWasmCache(c.dir, c.manifest, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ents, _ = os.ReadDir(shared); len(ents) != 0 || len(c2.files) != 0 {
+		t.Errorf("after a restart the cache holds %d files, the manifest %d; want none", len(ents), len(c2.files))
 	}
 }

@@ -86,7 +86,12 @@ func (p *Pipeline) storeCrateDir(ctx context.Context, local LocalRegistry, rb *r
 	verified := p.crates[rb.Cksum]
 	p.cratesMu.Unlock()
 	if verified {
-		return final, nil
+		if fi, err := os.Lstat(final); err == nil && fi.IsDir() {
+			return final, nil
+		}
+		p.cratesMu.Lock()
+		delete(p.crates, rb.Cksum)
+		p.cratesMu.Unlock()
 	}
 	if fi, err := os.Lstat(final); err == nil {
 		want, _ := os.ReadFile(sumFile)
