@@ -322,13 +322,11 @@ func (p *Pipeline) wasmTests(ctx context.Context, bin testBinary, jobDir string,
 	if err := p.sb.prepareWritable(scratch); err != nil {
 		return nil, err
 	}
-	left := time.Until(budget.deadline)
-	if left <= 0 || budget.left <= 0 {
-		br.ListError = "the test stage's deadline or test cap was reached before this binary ran"
-		return br, nil
-	}
+	// With the budget spent, the runner still lists the tests and reports
+	// them not-run.
+	left := max(time.Until(budget.deadline), 0)
 	req := wasmRunRequest{Label: bin.Label, Module: bin.Path, Cache: p.wcache.dir, Scratch: scratch,
-		Pages: uint32(min(lim.TestMemory/65536, 65536)), TestTime: lim.TestTime, Budget: left, MaxTests: budget.left}
+		Pages: uint32(min(lim.TestMemory/65536, 65536)), TestTime: lim.TestTime, Budget: left, MaxTests: max(budget.left, 0)}
 	// The runner stops starting tests at the budget; listing, baselines and
 	// the last test may take a few more test deadlines.
 	var out wasmRunResult
@@ -383,7 +381,8 @@ func (p *Pipeline) helper(ctx context.Context, name string, req any, ro, rw []st
 		Dir:  "/", RO: ro, RW: rw, Timeout: timeout,
 		// Linear memories are reserved at their limit; the address-space
 		// limit leaves room for that, the compiled code and the runtime.
-		Mem: helperMemory(lim.TestMemory), CPU: timeout, Procs: lim.Processes, FileSize: lim.Disk,
+		// CPU time: GOMAXPROCS is 2, so at most twice the wall time.
+		Mem: helperMemory(lim.TestMemory), CPU: 2 * timeout, Procs: lim.Processes, FileSize: lim.Disk,
 		DiskDir: diskDir, DiskLimit: lim.Disk,
 		Stdout: stdout, Stderr: stderr,
 	})
