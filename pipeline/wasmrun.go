@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/tetratelabs/wazero"
@@ -338,14 +339,58 @@ func (p *Pipeline) wasmTests(ctx context.Context, bin testBinary, jobDir string,
 		br.ListError = "the wasm test runner " + runnerEnd(run, stderr)
 		return br, nil
 	}
-	*br = out.Run
-	br.Label = bin.Label
+	*br = sanitizeRun(out.Run, bin.Label, req.MaxTests)
 	br.CompileUS = comp.CompileUS
-	budget.left -= max(out.Taken, 0)
+	budget.left -= min(max(out.Taken, 0), req.MaxTests)
 	if out.Uncached {
 		p.log.Warn("the wasm runner did not find the binary in the verified compilation cache", "binary", bin.Label)
 	}
 	return br, nil
+}
+
+// maxRunnerTests bounds the tests one runner reply may list, ignored and
+// not-run ones included.
+const maxRunnerTests = 20000
+
+// sanitizeRun bounds what a runner reported. The runner ran guest code, so
+// its reply is the crate's word: it can only describe the crate's own
+// tests, and within the report's limits. Unknown states count as failed;
+// names and outputs are cut; the list is capped; the label is the host's.
+func sanitizeRun(br binaryRun, label string, maxTests int) binaryRun {
+	br.Label = label
+	br.ListError = truncateText(br.ListError, maxRunnerOutput)
+	if len(br.Tests) > maxRunnerTests {
+		br.Tests = br.Tests[:maxRunnerTests]
+	}
+	ran := 0
+	prefix := label + "::"
+	for i := range br.Tests {
+		t := &br.Tests[i]
+		if !strings.HasPrefix(t.Name, prefix) {
+			t.Name = prefix + t.Name
+		}
+		t.Name = truncateText(t.Name, 512)
+		t.Output = tail(t.Output, maxRunnerOutput)
+		switch t.State {
+		case registry.TestPassed, registry.TestFailed, registry.TestTimeout, registry.TestOOM:
+			ran++
+			if ran > maxTests {
+				t.State, t.Output, t.US, t.Peak = registry.TestNotRun, "more tests than the per-target cap; not run", 0, 0
+			}
+		case registry.TestIgnored, registry.TestNotRun:
+		default:
+			t.Output = "the runner reported an unknown state " + strconv.Quote(truncateText(t.State, 40))
+			t.State = registry.TestFailed
+		}
+	}
+	return br
+}
+
+func truncateText(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
 }
 
 // runnerEnd says how a helper that failed ended.

@@ -289,3 +289,43 @@ func processesMentioning(s string) []string {
 	}
 	return out
 }
+
+// A runner's reply is bounded and checked like any input from guest code:
+// unknown states fail, names stay under the binary's label, outputs are
+// cut, and no more tests count as run than the budget allowed.
+func TestRunnerReplySanitized(t *testing.T) {
+	long := strings.Repeat("x", 100<<10)
+	in := binaryRun{Label: "forged", ListError: long, Tests: []testRun{
+		{Name: "lib::a", State: registry.TestPassed, Output: long},
+		{Name: "other::b", State: "excellent"},
+		{Name: "lib::c", State: registry.TestPassed},
+		{Name: "lib::d", State: registry.TestIgnored},
+		{Name: "lib::e", State: registry.TestFailed},
+	}}
+	out := sanitizeRun(in, "lib", 2)
+	if out.Label != "lib" || len(out.ListError) > maxRunnerOutput+8 {
+		t.Errorf("label %q, list error %d bytes", out.Label, len(out.ListError))
+	}
+	want := []struct{ name, state string }{
+		{"lib::a", registry.TestPassed},
+		{"lib::other::b", registry.TestFailed},
+		{"lib::c", registry.TestPassed},
+		{"lib::d", registry.TestIgnored},
+		{"lib::e", registry.TestNotRun},
+	}
+	for i, w := range want {
+		if out.Tests[i].Name != w.name || out.Tests[i].State != w.state {
+			t.Errorf("test %d: %s %s; want %s %s", i, out.Tests[i].Name, out.Tests[i].State, w.name, w.state)
+		}
+		if len(out.Tests[i].Output) > maxRunnerOutput+8 {
+			t.Errorf("test %d keeps %d bytes of output", i, len(out.Tests[i].Output))
+		}
+	}
+	many := binaryRun{Tests: make([]testRun, maxRunnerTests+5)}
+	for i := range many.Tests {
+		many.Tests[i].State = registry.TestIgnored
+	}
+	if n := len(sanitizeRun(many, "lib", 10).Tests); n != maxRunnerTests {
+		t.Errorf("%d tests kept, want %d", n, maxRunnerTests)
+	}
+}
