@@ -188,17 +188,28 @@ func (ce *cargoEnv) manifest() string { return filepath.Join(ce.pkg, "Cargo.toml
 // to the home (Cargo reads config before config.toml), and none of them
 // may apply to a later step.
 func (r *jobRun) cargo(ctx context.Context, ce *cargoEnv, timeout time.Duration, writablePkg bool, args ...string) (*cargoResult, error) {
-	if cfg, ok := r.homeCfg[ce.home]; ok {
-		for _, f := range []string{"config", "config.toml"} {
-			if err := os.RemoveAll(filepath.Join(ce.home, f)); err != nil {
-				return nil, registry.E("pipeline.cargo", registry.EINTERNAL, "cannot restore the job's cargo configuration", err)
-			}
-		}
-		if err := os.WriteFile(filepath.Join(ce.home, "config.toml"), cfg, 0o644); err != nil {
-			return nil, registry.E("pipeline.cargo", registry.EINTERNAL, "cannot restore the job's cargo configuration", err)
-		}
+	if err := r.restoreHome(ce); err != nil {
+		return nil, err
 	}
 	return r.p.cargo(ctx, ce, timeout, writablePkg, args...)
+}
+
+// restoreHome puts back the configuration the node wrote in ce's cargo
+// home, removing any other Cargo configuration file there.
+func (r *jobRun) restoreHome(ce *cargoEnv) error {
+	cfg, ok := r.homeCfg[ce.home]
+	if !ok {
+		return nil
+	}
+	for _, f := range []string{"config", "config.toml"} {
+		if err := os.RemoveAll(filepath.Join(ce.home, f)); err != nil {
+			return registry.E("pipeline.cargo", registry.EINTERNAL, "cannot restore the job's cargo configuration", err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(ce.home, "config.toml"), cfg, 0o644); err != nil {
+		return registry.E("pipeline.cargo", registry.EINTERNAL, "cannot restore the job's cargo configuration", err)
+	}
+	return nil
 }
 
 // protectHome hands a job's CARGO_HOME to the sandbox user, who must write
