@@ -147,6 +147,7 @@ type Pipeline struct {
 	plan       []TargetStatus
 	host       string
 	wcache     *wasmCache
+	compiled   sync.Map // sha256 of wasm test binaries compiled into wcache by this process
 	wazeroV    string
 	seq        atomic.Int64
 

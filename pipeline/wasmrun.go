@@ -3,6 +3,8 @@ package pipeline
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -277,38 +279,49 @@ func runWasmBinary(ctx context.Context, req wasmRunRequest, log *slog.Logger) (*
 // wasmTests runs a wasm32-wasip1 test binary's tests in the sandbox: the
 // wasm-compile helper fills the compilation cache, the host verifies and
 // adopts what it wrote, and the wasm-run helper runs the tests against the
-// read-only cache. Only the helpers' JSON comes back.
+// read-only cache. Only the helpers' JSON comes back. A binary this
+// process has already compiled into the cache (by its sha256) skips the
+// compile step; if the cache lost it since, the runner compiles it in
+// memory and the next run compiles it again.
 func (p *Pipeline) wasmTests(ctx context.Context, bin testBinary, jobDir string, budget *testBudget) (*binaryRun, error) {
 	const op = "pipeline.wasmTests"
 	lim := p.cfg.Limits
 	br := &binaryRun{Label: bin.Label}
 	seq := strconv.FormatInt(p.seq.Add(1), 10)
 
-	// Compile, with a staging copy of the cache as the only writable place.
-	stage := filepath.Join(jobDir, "wcache-"+seq)
-	if err := p.wcache.stage(stage); err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(stage)
-	if err := p.sb.prepareWritable(stage); err != nil {
-		return nil, err
+	sum, err := fileSHA256(bin.Path)
+	if err != nil {
+		return nil, registry.E(op, registry.EINTERNAL, "cannot read the wasm test binary", err)
 	}
 	var comp wasmCompileResult
-	run, stderr, err := p.helper(ctx, "wasm-compile", wasmCompileRequest{Module: bin.Path, Cache: stage},
-		[]string{bin.Path}, []string{stage}, lim.BuildTime, stage, &comp)
-	if err != nil {
-		return nil, err
-	}
-	if !run.ok() {
-		br.ListError = "the wasm compiler " + runnerEnd(run, stderr)
-		return br, nil
-	}
-	if comp.Error != "" {
-		br.ListError = "wazero cannot compile the test binary: " + comp.Error
-		return br, nil
-	}
-	if err := p.wcache.adopt(stage); err != nil {
-		return nil, err
+	if _, done := p.compiled.Load(sum); !done {
+		// Compile, with a staging copy of the cache as the only writable
+		// place.
+		stage := filepath.Join(jobDir, "wcache-"+seq)
+		if err := p.wcache.stage(stage); err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(stage)
+		if err := p.sb.prepareWritable(stage); err != nil {
+			return nil, err
+		}
+		run, stderr, err := p.helper(ctx, "wasm-compile", wasmCompileRequest{Module: bin.Path, Cache: stage},
+			[]string{bin.Path}, []string{stage}, lim.BuildTime, stage, &comp)
+		if err != nil {
+			return nil, err
+		}
+		if !run.ok() {
+			br.ListError = "the wasm compiler " + runnerEnd(run, stderr)
+			return br, nil
+		}
+		if comp.Error != "" {
+			br.ListError = "wazero cannot compile the test binary: " + truncateText(comp.Error, maxRunnerOutput)
+			return br, nil
+		}
+		if err := p.wcache.adopt(stage); err != nil {
+			return nil, err
+		}
+		p.compiled.Store(sum, true)
 	}
 
 	// Run, with the verified cache read-only and a fresh scratch directory.
@@ -331,7 +344,7 @@ func (p *Pipeline) wasmTests(ctx context.Context, bin testBinary, jobDir string,
 	// The runner stops starting tests at the budget; listing, baselines and
 	// the last test may take a few more test deadlines.
 	var out wasmRunResult
-	run, stderr, err = p.helper(ctx, "wasm-run", req, []string{bin.Path}, []string{scratch}, left+4*lim.TestTime+30*time.Second, scratch, &out)
+	run, stderr, err := p.helper(ctx, "wasm-run", req, []string{bin.Path}, []string{scratch}, left+4*lim.TestTime+30*time.Second, scratch, &out)
 	if err != nil {
 		return nil, err
 	}
@@ -340,9 +353,12 @@ func (p *Pipeline) wasmTests(ctx context.Context, bin testBinary, jobDir string,
 		return br, nil
 	}
 	*br = sanitizeRun(out.Run, bin.Label, req.MaxTests)
-	br.CompileUS = comp.CompileUS
+	if comp.CompileUS > 0 {
+		br.CompileUS = comp.CompileUS
+	}
 	budget.left -= min(max(out.Taken, 0), req.MaxTests)
 	if out.Uncached {
+		p.compiled.Delete(sum)
 		p.log.Warn("the wasm runner did not find the binary in the verified compilation cache", "binary", bin.Label)
 	}
 	return br, nil
@@ -391,6 +407,20 @@ func truncateText(s string, n int) string {
 		return s
 	}
 	return s[:n] + "…"
+}
+
+// fileSHA256 is the hex sha256 of a file's contents.
+func fileSHA256(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // runnerEnd says how a helper that failed ended.
