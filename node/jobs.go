@@ -205,9 +205,11 @@ func (jr *jobRunner) run(job *store.Job) {
 }
 
 // localCrates serves the node's own crates to the pipeline: every release
-// that Cargo would pick (authorized, not yanked) and what the reports of
-// the authors in trust say of each. One is made per job, with the trust
-// set of that moment.
+// that Cargo would pick (authorized, not yanked) whose author this node
+// trusts, and what the reports of the authors in trust say of each. A
+// release that any peer signed and relayed is never offered as a
+// dependency source unless this node trusts its author. One is made per
+// job, with the trust set of that moment.
 type localCrates struct {
 	n     *Node
 	trust *TrustSet
@@ -216,7 +218,9 @@ type localCrates struct {
 var _ pipeline.LocalRegistry = localCrates{}
 
 func (l localCrates) Releases(ctx context.Context) ([]*registry.ReleaseBody, error) {
-	views, _, err := l.n.db.ListViews(store.ListQuery{Match: func(v *store.ReleaseView) bool { return !v.Unauthorized && !v.Yanked }})
+	views, _, err := l.n.db.ListViews(store.ListQuery{Match: func(v *store.ReleaseView) bool {
+		return !v.Unauthorized && !v.Yanked && l.trust.May(v.Author, registry.RolePublisher, v.Name)
+	}})
 	if err != nil {
 		return nil, err
 	}

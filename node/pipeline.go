@@ -2,11 +2,8 @@ package node
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -15,12 +12,11 @@ import (
 	"github.com/wasmrust/wasm-crates-registry/store"
 )
 
-// PipelineTester runs the real testing pipeline. The sandbox user must be
-// able to reach the pipeline's directories, which a private data directory
-// (mode 0700, or under /root) does not allow, so by default they live in
-// the system's temporary directory, in a folder named after the data
-// directory: <tmp>/wcr-pipeline-<hash>/{work,cache}. cfg.WorkDir and
-// cfg.CacheDir override that.
+// PipelineTester runs the real testing pipeline. Its private directory
+// (pipeline.Config.Dir) defaults to <data-dir>/pipeline: created with mode
+// 0700, and refused at start-up when it exists owned by another user or
+// open to others. The sandbox reaches the directories it needs through
+// binds, so the data directory itself may stay private.
 func PipelineTester(dataDir string, cfg pipeline.Config) TesterFactory {
 	return func(log *slog.Logger) (Tester, error) {
 		const op = "node.PipelineTester"
@@ -28,25 +24,15 @@ func PipelineTester(dataDir string, cfg pipeline.Config) TesterFactory {
 		if err != nil {
 			return nil, registry.E(op, registry.EINVALID, "data directory", err)
 		}
-		sum := sha256.Sum256([]byte(abs))
-		base := filepath.Join(os.TempDir(), "wcr-pipeline-"+hex.EncodeToString(sum[:6]))
-		if cfg.WorkDir == "" {
-			cfg.WorkDir = filepath.Join(base, "work")
-		}
-		if cfg.CacheDir == "" {
-			cfg.CacheDir = filepath.Join(base, "cache")
-		}
-		for _, d := range []string{filepath.Dir(cfg.WorkDir), filepath.Dir(cfg.CacheDir)} {
-			if err := os.MkdirAll(d, 0o755); err != nil {
-				return nil, registry.E(op, registry.EINTERNAL, "cannot create "+d, err)
-			}
+		if cfg.Dir == "" && (cfg.WorkDir == "" || cfg.CacheDir == "") {
+			cfg.Dir = filepath.Join(abs, "pipeline")
 		}
 		cfg.Logger = log
 		p, err := pipeline.New(cfg)
 		if err != nil {
 			return nil, registry.E(op, registry.KindOf(err), "the testing pipeline cannot start (run the node with --pipeline=false to go without it)", err)
 		}
-		log.Info("testing pipeline ready", "work", cfg.WorkDir, "cache", cfg.CacheDir)
+		log.Info("testing pipeline ready", "dir", cfg.Dir, "work", cfg.WorkDir, "cache", cfg.CacheDir)
 		return &pipelineTester{p: p}, nil
 	}
 }

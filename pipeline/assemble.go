@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -283,9 +284,12 @@ type cargoMetadata struct {
 func (r *jobRun) depTree(ctx context.Context, ts *targetState) ([]registry.DepReport, error) {
 	var out strings.Builder
 	errb := &limitedBuffer{limit: 8 << 10}
+	if err := r.restoreHome(ts.ce); err != nil {
+		return nil, err
+	}
 	run, err := r.p.sb.run(ctx, runSpec{
-		Args: []string{ts.ce.tc.Cargo, "metadata", "--offline", "--format-version", "1", "--filter-platform", ts.status.Triple},
-		Env:  ts.ce.env(), Dir: ts.ce.pkg, RW: []string{ts.ce.home}, RO: append([]string{ts.ce.pkg, ts.ce.target}, ts.ce.extraRO...),
+		Args: []string{ts.ce.tc.Cargo, "metadata", "--offline", "--manifest-path", ts.ce.manifest(), "--format-version", "1", "--filter-platform", ts.status.Triple},
+		Env:  ts.ce.env(), Dir: filepath.Dir(ts.ce.pkg), RW: []string{ts.ce.home}, RO: append([]string{ts.ce.pkg, ts.ce.target}, ts.ce.extraRO...),
 		Timeout: r.p.cfg.Limits.BuildTime, Mem: r.p.cfg.Limits.Memory, Procs: r.p.cfg.Limits.Processes,
 		Stdout: &out, Stderr: errb,
 	})

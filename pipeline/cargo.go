@@ -141,7 +141,7 @@ func (p *Pipeline) cargo(ctx context.Context, ce *cargoEnv, timeout time.Duratio
 		ro = ce.extraRO
 	}
 	spec := runSpec{
-		Args: append([]string{ce.tc.Cargo}, args...), Env: ce.env(), Dir: ce.pkg,
+		Args: append([]string{ce.tc.Cargo}, args...), Env: ce.env(), Dir: filepath.Dir(ce.pkg),
 		RW: rw, RO: ro, Network: ce.network,
 		Timeout: timeout, Mem: p.cfg.Limits.Memory, CPU: p.cfg.Limits.CPUTime, Procs: p.cfg.Limits.Processes,
 		FileSize: p.cfg.Limits.Disk, DiskDir: ce.diskDir, DiskLimit: ce.diskLimit, MaxOutput: maxCargoOutput,

@@ -183,6 +183,27 @@ func testLimits() Limits {
 	}
 }
 
+// pipelineLog holds everything the shared pipeline logged, at every level,
+// so that tests can check what never reaches a log.
+var pipelineLog syncBuffer
+
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
 var (
 	sharedOnce sync.Once
 	sharedP    *Pipeline
@@ -191,8 +212,8 @@ var (
 )
 
 // testPipeline is one Pipeline shared by the tests of this package, with
-// its work and cache directories in a temporary directory removed by
-// TestMain.
+// its private directory (0700, as a node's) in a temporary directory
+// removed by TestMain.
 func testPipeline(t testing.TB) *Pipeline {
 	t.Helper()
 	sharedOnce.Do(func() {
@@ -200,20 +221,18 @@ func testPipeline(t testing.TB) *Pipeline {
 		if sharedErr != nil {
 			return
 		}
-		if sharedErr = os.Chmod(sharedDir, 0o755); sharedErr != nil {
-			return
-		}
 		lvl := slog.LevelWarn
 		if os.Getenv("WCR_PIPELINE_DEBUG") != "" {
 			lvl = slog.LevelDebug
 		}
 		sharedP, sharedErr = New(Config{
-			WorkDir:          filepath.Join(sharedDir, "work"),
-			CacheDir:         filepath.Join(sharedDir, "cache"),
+			Dir:              filepath.Join(sharedDir, "pipeline"),
 			DirectorySources: []string{DebianRegistry},
 			Limits:           testLimits(),
 			KeepWork:         os.Getenv("WCR_PIPELINE_KEEP") != "",
-			Logger:           slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl})),
+			Logger: slog.New(slog.NewMultiHandler(
+				slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}),
+				slog.NewTextHandler(&pipelineLog, &slog.HandlerOptions{Level: slog.LevelDebug}))),
 		})
 	})
 	if sharedErr != nil {
@@ -229,7 +248,7 @@ func testPipeline(t testing.TB) *Pipeline {
 
 func TestMain(m *testing.M) {
 	MaybeRunHelper()
-	addFixtureDeps()
+	addFixtureReleases()
 	code := m.Run()
 	if sharedP != nil {
 		_ = sharedP.Close()
@@ -367,9 +386,10 @@ func wantCounts(t *testing.T, tr *registry.TargetReport, passed, failed, ignored
 	}
 }
 
-// addFixtureDeps fills the fixtures' registry. It runs from TestMain after
-// MaybeRunHelper: a helper process runs elsewhere, without testdata.
-func addFixtureDeps() {
+// addFixtureReleases fills the registry the fixtures resolve against. It
+// runs from TestMain, after MaybeRunHelper: a helper process runs in the
+// sandbox, where the package's testdata is not there to read.
+func addFixtureReleases() {
 	// The C-dependency fixture's -sys crate is offered by the registry, and
 	// the registry already knows it is incompatible with wasm.
 	fixtureReg.add(nopT{}, packDirMust(fixtureDir("cdep-sys")), registry.WasmIncompatible)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -11,9 +13,10 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
-	"github.com/tetratelabs/wazero"
 	registry "github.com/wasmrust/wasm-crates-registry"
 )
 
@@ -86,12 +89,18 @@ const DebianRegistry = "/usr/share/cargo/registry"
 
 // Config configures a Pipeline.
 type Config struct {
-	// WorkDir holds one fresh directory per run, removed when the run ends
-	// (required).
+	// Dir is the pipeline's private directory: created 0700, and refused
+	// when it exists owned by another user or open to others. WorkDir and
+	// CacheDir default to Dir/work and Dir/cache.
+	Dir string
+	// WorkDir holds one fresh directory per run, removed when the run ends;
+	// whatever it holds when the pipeline starts is removed (required
+	// unless Dir is set).
 	WorkDir string
 	// CacheDir holds the wazero compilation cache and the node's own
 	// releases unpacked for Cargo (default WorkDir/cache). It may be shared
-	// by runs and survives them.
+	// by runs and survives them; both caches are verified against hashes
+	// the pipeline keeps before they are used.
 	CacheDir string
 	// DirectorySources are Cargo directory sources (directories of unpacked
 	// crates with .cargo-checksum.json). Nil means DebianRegistry when it
@@ -137,17 +146,38 @@ type Pipeline struct {
 	toolchains []Toolchain
 	plan       []TargetStatus
 	host       string
-	wasmCache  wazero.CompilationCache
+	wcache     *wasmCache
+	compiled   sync.Map // sha256 of wasm test binaries compiled into wcache by this process
 	wazeroV    string
-	closeOnce  sync.Once
+	seq        atomic.Int64
+
+	cratesMu sync.Mutex
+	crates   map[string]bool // store crates whose unpacked tree was verified in this process
 }
 
 // New detects the toolchains and checks the sandbox. It fails only when
-// the configuration cannot work: no work directory, or no working
-// bubblewrap (EUNAVAILABLE), since untrusted code must never run outside
-// it. Missing toolchains are not an error; Targets says what is missing.
+// the configuration cannot work: no work directory, a private directory
+// that is not private (EINVALID), or no working bubblewrap (EUNAVAILABLE),
+// since untrusted code must never run outside it. Missing toolchains are
+// not an error; Targets says what is missing.
 func New(cfg Config) (*Pipeline, error) {
 	const op = "pipeline.New"
+	if cfg.Dir != "" {
+		d, err := filepath.Abs(cfg.Dir)
+		if err != nil {
+			return nil, registry.E(op, registry.EINVALID, "pipeline directory", err)
+		}
+		if err := PrivateDir(d); err != nil {
+			return nil, err
+		}
+		cfg.Dir = d
+		if cfg.WorkDir == "" {
+			cfg.WorkDir = filepath.Join(d, "work")
+		}
+		if cfg.CacheDir == "" {
+			cfg.CacheDir = filepath.Join(d, "cache")
+		}
+	}
 	if cfg.WorkDir == "" {
 		return nil, registry.Errorf(op, registry.EINVALID, "the pipeline needs a work directory")
 	}
@@ -184,20 +214,22 @@ func New(cfg Config) (*Pipeline, error) {
 		cfg.MaxCrateSize = registry.DefaultMaxCrateSize
 	}
 	cfg.Limits = cfg.Limits.withDefaults()
-	for _, d := range []string{cfg.WorkDir, cfg.CacheDir, filepath.Join(cfg.CacheDir, "crates")} {
+	// The sandbox reaches the work and cache directories through binds of
+	// the job's own directories and of the cache, so their parents may be
+	// private; the cache itself is read by the sandbox user.
+	if err := os.MkdirAll(cfg.WorkDir, 0o700); err != nil {
+		return nil, registry.E(op, registry.EINVALID, "cannot create "+cfg.WorkDir, err)
+	}
+	for _, d := range []string{cfg.CacheDir, filepath.Join(cfg.CacheDir, "crates")} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, registry.E(op, registry.EINVALID, "cannot create "+d, err)
 		}
-	}
-	_ = os.Chmod(cfg.WorkDir, 0o755)
-	if os.Geteuid() == 0 {
-		for _, d := range append([]string{cfg.WorkDir, cfg.CacheDir}, cfg.DirectorySources...) {
-			if err := traversable(d); err != nil {
-				return nil, err
-			}
+		if err := os.Chmod(d, 0o755); err != nil {
+			return nil, registry.E(op, registry.EINVALID, "cannot use "+d, err)
 		}
 	}
-	p := &Pipeline{cfg: cfg, log: cfg.Logger}
+	p := &Pipeline{cfg: cfg, log: cfg.Logger, crates: map[string]bool{}}
+	p.sweep()
 	ctx := context.Background()
 	p.toolchains = DetectToolchains(ctx, cfg.ToolchainDirs)
 	p.host = hostTriple(p.toolchains)
@@ -220,9 +252,8 @@ func New(cfg Config) (*Pipeline, error) {
 	if p.sb, err = newSandbox(ctx, cfg.Bwrap, cfg.HelperExe, ro, p.log); err != nil {
 		return nil, err
 	}
-	cacheDir := filepath.Join(cfg.CacheDir, "wazero")
-	if p.wasmCache, err = wazero.NewCompilationCacheWithDir(cacheDir); err != nil {
-		return nil, registry.E(op, registry.EINVALID, "cannot use the wazero compilation cache in "+cacheDir, err)
+	if p.wcache, err = openWasmCache(filepath.Join(cfg.CacheDir, "wazero"), filepath.Join(cfg.CacheDir, "wazero.manifest"), p.log); err != nil {
+		return nil, err
 	}
 	p.wazeroV = wazeroVersion()
 	for _, t := range p.plan {
@@ -235,10 +266,24 @@ func New(cfg Config) (*Pipeline, error) {
 	return p, nil
 }
 
-// Close releases the compilation cache's in-memory state.
-func (p *Pipeline) Close() error {
-	p.closeOnce.Do(func() { _ = p.wasmCache.Close(context.Background()) })
-	return nil
+// Close releases the pipeline. Runs in progress are not waited for.
+func (p *Pipeline) Close() error { return nil }
+
+// sweep removes what earlier processes left in the work directory: the
+// directories of jobs that a crash or a kill did not let finish.
+func (p *Pipeline) sweep() {
+	ents, err := os.ReadDir(p.cfg.WorkDir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		if err := os.RemoveAll(filepath.Join(p.cfg.WorkDir, e.Name())); err != nil {
+			p.log.Warn("cannot remove a stale work directory", "dir", e.Name(), "err", err)
+		}
+	}
+	if len(ents) > 0 {
+		p.log.Info("stale work directories removed", "dir", p.cfg.WorkDir, "count", len(ents))
+	}
 }
 
 func wazeroVersion() string {
@@ -369,20 +414,38 @@ func (p *Pipeline) Run(ctx context.Context, job Job, progress func(Event)) (*reg
 	return body, nil
 }
 
-// traversable checks that the sandbox user can reach dir: dir and every
-// directory above it must be searchable by others.
-func traversable(dir string) error {
-	for d := dir; ; d = filepath.Dir(d) {
-		fi, err := os.Stat(d)
-		if err != nil {
-			return registry.E("pipeline.New", registry.EINVALID, "cannot use "+dir, err)
-		}
-		if fi.Mode().Perm()&0o001 == 0 {
-			return registry.Errorf("pipeline.New", registry.EINVALID,
-				"%s is not searchable by other users, so the sandbox user cannot reach %s; chmod o+x %s or choose another directory", d, dir, d)
-		}
-		if d == "/" || d == "." {
-			return nil
-		}
+// PrivateDir makes dir the pipeline's private directory: it is created
+// with mode 0700 when missing; when it exists it must be a directory (not
+// a link) owned by this process's user and closed to group and others.
+// Anything else is refused (EINVALID) with a sentence saying what is wrong
+// and what to do, since whoever else controls the directory could plant
+// sources, caches or compiled code that the pipeline would use.
+func PrivateDir(dir string) error {
+	const op = "pipeline.PrivateDir"
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return registry.E(op, registry.EINVALID, "cannot create the parent of the pipeline directory "+dir, err)
 	}
+	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return registry.E(op, registry.EINVALID, "cannot create the pipeline directory "+dir, err)
+	}
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return registry.E(op, registry.EINVALID, "cannot use the pipeline directory "+dir, err)
+	}
+	if !fi.IsDir() {
+		return registry.Errorf(op, registry.EINVALID,
+			"the pipeline directory %s is not a directory (it is a %s); remove it, or choose another pipeline directory", dir, fi.Mode().Type())
+	}
+	me := os.Geteuid()
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != me {
+		return registry.Errorf(op, registry.EINVALID,
+			"the pipeline directory %s is owned by uid %d, not by this node's user (uid %d), so someone else may have planted what it holds; remove it (rm -rf %s) or choose another pipeline directory, and the node creates a fresh private one",
+			dir, st.Uid, me, dir)
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		return registry.Errorf(op, registry.EINVALID,
+			"the pipeline directory %s has mode %#o, open to other users who could plant sources or caches in it; remove it (rm -rf %s) or choose another pipeline directory, and the node creates a fresh one with mode 0700",
+			dir, perm, dir)
+	}
+	return nil
 }

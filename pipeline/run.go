@@ -51,6 +51,7 @@ type jobRun struct {
 	started  time.Time
 	log      *slog.Logger
 
+	homeCfg  map[string][]byte // each cargo home's config.toml, as the node wrote it
 	vendor   vendorIndex
 	envs     map[string]*cargoEnv
 	resolved map[string]*resolution
@@ -176,6 +177,80 @@ func (r *jobRun) run(ctx context.Context) (*registry.ReportBody, error) {
 	return r.assemble(ctx)
 }
 
+// manifest is the crate's Cargo.toml. Cargo always runs with
+// --manifest-path and its working directory outside the crate, so that
+// Cargo's configuration search never reaches a directory the crate
+// controls.
+func (ce *cargoEnv) manifest() string { return filepath.Join(ce.pkg, "Cargo.toml") }
+
+// cargo runs cargo for the job after restoring its cargo home's
+// configuration: a build script of an earlier step may have added files
+// to the home (Cargo reads config before config.toml), and none of them
+// may apply to a later step.
+func (r *jobRun) cargo(ctx context.Context, ce *cargoEnv, timeout time.Duration, writablePkg bool, args ...string) (*cargoResult, error) {
+	if err := r.restoreHome(ce); err != nil {
+		return nil, err
+	}
+	return r.p.cargo(ctx, ce, timeout, writablePkg, args...)
+}
+
+// restoreHome puts back the configuration the node wrote in ce's cargo
+// home, removing any other Cargo configuration file there.
+func (r *jobRun) restoreHome(ce *cargoEnv) error {
+	cfg, ok := r.homeCfg[ce.home]
+	if !ok {
+		return nil
+	}
+	for _, f := range []string{"config", "config.toml"} {
+		if err := os.RemoveAll(filepath.Join(ce.home, f)); err != nil {
+			return registry.E("pipeline.cargo", registry.EINTERNAL, "cannot restore the job's cargo configuration", err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(ce.home, "config.toml"), cfg, 0o644); err != nil {
+		return registry.E("pipeline.cargo", registry.EINTERNAL, "cannot restore the job's cargo configuration", err)
+	}
+	return nil
+}
+
+// protectHome hands a job's CARGO_HOME to the sandbox user, who must write
+// Cargo's caches there, while keeping the node's config.toml out of its
+// reach: the directory stays the node's with the sticky bit (others may
+// add files, not replace the node's) and config.toml stays the node's
+// and read-only, so no build script can change the sources or flags of a
+// later step.
+func (p *Pipeline) protectHome(home string) error {
+	if err := p.sb.prepareWritable(home); err != nil {
+		return err
+	}
+	if p.sb.setpriv == "" {
+		return nil // the sandbox runs as this user; there is no other owner to keep
+	}
+	uid, gid := os.Geteuid(), os.Getegid()
+	for _, f := range []string{home, filepath.Join(home, "config.toml")} {
+		if err := os.Lchown(f, uid, gid); err != nil {
+			return registry.E("pipeline.resolve", registry.EINTERNAL, "cannot protect the job's cargo home", err)
+		}
+	}
+	if err := os.Chmod(home, 0o1777); err != nil {
+		return registry.E("pipeline.resolve", registry.EINTERNAL, "cannot protect the job's cargo home", err)
+	}
+	return os.Chmod(filepath.Join(home, "config.toml"), 0o644)
+}
+
+// keepHome protects a cargo home that materialise wrote and remembers its
+// configuration for r.cargo to restore.
+func (r *jobRun) keepHome(home string) error {
+	cfg, err := os.ReadFile(filepath.Join(home, "config.toml"))
+	if err != nil {
+		return registry.E("pipeline.resolve", registry.EINTERNAL, "", err)
+	}
+	if r.homeCfg == nil {
+		r.homeCfg = map[string][]byte{}
+	}
+	r.homeCfg[home] = cfg
+	return r.p.protectHome(home)
+}
+
 func isWasm(target string) bool {
 	return strings.HasPrefix(target, "wasm32-") || strings.HasPrefix(target, "wasm64-")
 }
@@ -192,7 +267,7 @@ func (r *jobRun) resolve(ctx context.Context, pkgSrc string) (string, error) {
 		return "", err
 	}
 	r.notes = append(r.notes, notes...)
-	if err := p.sb.prepareWritable(home); err != nil {
+	if err := r.keepHome(home); err != nil {
 		return "", err
 	}
 	r.envs = map[string]*cargoEnv{}
@@ -254,7 +329,7 @@ func (r *jobRun) resolveOne(ctx context.Context, ce *cargoEnv) *resolution {
 				why: fmt.Sprintf("the crate declares rust-version %s; this toolchain is rustc %s", rv, ce.tc.Version)}
 		}
 	}
-	res, err := r.p.cargo(ctx, ce, lim.BuildTime, true, "generate-lockfile", "--offline")
+	res, err := r.cargo(ctx, ce, lim.BuildTime, true, "generate-lockfile", "--offline", "--manifest-path", ce.manifest())
 	if err != nil {
 		return &resolution{outcome: registry.OutcomeError, why: registry.MessageOf(err)}
 	}
@@ -305,7 +380,7 @@ func (r *jobRun) resolveOne(ctx context.Context, ce *cargoEnv) *resolution {
 		if err := os.WriteFile(mf, a.manifest, 0o644); err != nil {
 			return &resolution{outcome: registry.OutcomeError, why: err.Error()}
 		}
-		res2, err := r.p.cargo(ctx, ce, lim.BuildTime, true, "generate-lockfile", "--offline")
+		res2, err := r.cargo(ctx, ce, lim.BuildTime, true, "generate-lockfile", "--offline", "--manifest-path", ce.manifest())
 		if err != nil {
 			return &resolution{outcome: registry.OutcomeError, why: registry.MessageOf(err)}
 		}
@@ -335,7 +410,7 @@ func (r *jobRun) resolveOnline(ctx context.Context, ce *cargoEnv, pkgSrc string,
 	if _, _, err := r.p.materialise(ctx, r.job, filepath.Join(r.dir, "vendor"), home, true); err != nil {
 		return offline
 	}
-	if err := r.p.sb.prepareWritable(home); err != nil {
+	if err := r.keepHome(home); err != nil {
 		return offline
 	}
 	_ = os.RemoveAll(ce.pkg)
@@ -345,8 +420,8 @@ func (r *jobRun) resolveOnline(ctx context.Context, ce *cargoEnv, pkgSrc string,
 	_ = os.Remove(filepath.Join(ce.pkg, "Cargo.lock"))
 	online := *ce
 	online.home, online.network = home, true
-	for _, args := range [][]string{{"generate-lockfile"}, {"fetch"}} {
-		res, err := r.p.cargo(ctx, &online, r.p.cfg.Limits.BuildTime, true, args...)
+	for _, args := range [][]string{{"generate-lockfile", "--manifest-path", ce.manifest()}, {"fetch", "--manifest-path", ce.manifest()}} {
+		res, err := r.cargo(ctx, &online, r.p.cfg.Limits.BuildTime, true, args...)
 		if err != nil || !res.ok() {
 			text := ""
 			if res != nil {
@@ -388,7 +463,7 @@ func (r *jobRun) runTarget(ctx context.Context, ts *targetState) error {
 	triple := ts.status.Triple
 	var built bool
 	err := r.stage("build", target, func() (string, error) {
-		cr, err := r.p.cargo(ctx, ts.ce, lim.BuildTime, false, "build", "--offline", "--target", triple, "--message-format", "json")
+		cr, err := r.cargo(ctx, ts.ce, lim.BuildTime, false, "build", "--offline", "--manifest-path", ts.ce.manifest(), "--target", triple, "--message-format", "json")
 		if err != nil {
 			return "", err
 		}
@@ -446,7 +521,7 @@ func (r *jobRun) runTarget(ctx context.Context, ts *targetState) error {
 	var bins []testBinary
 	var testBuilt bool
 	err = r.stage("test-build", target, func() (string, error) {
-		cr, err := r.p.cargo(ctx, ts.ce, lim.BuildTime, false, "test", "--offline", "--no-run", "--target", triple, "--message-format", "json")
+		cr, err := r.cargo(ctx, ts.ce, lim.BuildTime, false, "test", "--offline", "--no-run", "--manifest-path", ts.ce.manifest(), "--target", triple, "--message-format", "json")
 		if err != nil {
 			return "", err
 		}
@@ -589,7 +664,7 @@ func (r *jobRun) cdylib(ctx context.Context, ts *targetState) (string, error) {
 	if ts.isProc {
 		return "-a proc-macro crate runs on the host at compile time; it has no wasm module", nil
 	}
-	cr, err := r.p.cargo(ctx, ts.ce, r.p.cfg.Limits.BuildTime, false, "rustc", "--offline", "--lib", "--release",
+	cr, err := r.cargo(ctx, ts.ce, r.p.cfg.Limits.BuildTime, false, "rustc", "--offline", "--manifest-path", ts.ce.manifest(), "--lib", "--release",
 		"--target", ts.status.Triple, "--crate-type", "cdylib", "--message-format", "json")
 	if err != nil {
 		return "", err
@@ -623,7 +698,6 @@ func (r *jobRun) runTests(ctx context.Context, ts *targetState, bins []testBinar
 	lim := r.p.cfg.Limits
 	budget := &testBudget{deadline: time.Now().Add(lim.TestsTime), left: lim.MaxTests}
 	wasm := isWasm(ts.status.Target)
-	scratch := filepath.Join(r.dir, "scratch")
 	for _, b := range bins {
 		var br *binaryRun
 		var err error
@@ -633,7 +707,7 @@ func (r *jobRun) runTests(ctx context.Context, ts *targetState, bins []testBinar
 				continue
 			}
 			r.addModule(ts, b.Path, "test:"+b.Label)
-			br, err = r.p.wasmTests(ctx, b, scratch, budget)
+			br, err = r.p.wasmTests(ctx, b, r.dir, budget)
 		} else {
 			br, err = r.p.nativeTests(ctx, b, ts.ce, budget)
 		}
@@ -735,7 +809,7 @@ func (r *jobRun) controlBuild(ctx context.Context) {
 		failsToo, seen := done[ts.tc.ID]
 		if !seen {
 			_ = r.stage("control-build", r.p.host, func() (string, error) {
-				cr, err := r.p.cargo(ctx, ts.ce, r.p.cfg.Limits.BuildTime, false, "build", "--offline", "--target", r.p.host, "--message-format", "json")
+				cr, err := r.cargo(ctx, ts.ce, r.p.cfg.Limits.BuildTime, false, "build", "--offline", "--manifest-path", ts.ce.manifest(), "--target", r.p.host, "--message-format", "json")
 				if err != nil {
 					return "", err
 				}

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/pelletier/go-toml/v2"
 	registry "github.com/wasmrust/wasm-crates-registry"
@@ -27,9 +29,10 @@ const (
 
 // unpackCrate writes the files of a .crate archive into dir, without the
 // archive's top "name-version/" directory, and returns that directory's
-// name. Files are made
-// readable by everyone and never executable, since the sandbox user reads
-// them.
+// name. Files are made readable by everyone and never executable, since
+// the sandbox user reads them. Cargo configuration shipped in the archive
+// (.cargo/config, .cargo/config.toml) is removed: a crate never chooses
+// the sources, flags or programs it is built with.
 func unpackCrate(b []byte, dir string, maxSize int64) (string, error) {
 	const op = "pipeline.unpack"
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -56,21 +59,51 @@ func unpackCrate(b []byte, dir string, maxSize int64) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	for _, f := range []string{"config", "config.toml"} {
+		p := filepath.Join(dir, ".cargo", f)
+		if err := os.RemoveAll(p); err != nil {
+			return "", registry.E(op, registry.EINTERNAL, "cannot remove the crate's own "+p, err)
+		}
+	}
 	return top, nil
 }
 
 // storeCrateDir returns the directory holding the unpacked release rb, with
 // the .cargo-checksum.json a Cargo directory source needs, unpacking the
 // blob into the cache the first time. Entries are content-addressed by the
-// release's checksum, so a cached entry never goes stale.
+// release's checksum, so a cached entry never goes stale; beside each, a
+// digest of the unpacked tree that only the node can read
+// (crates/<cksum>.tree, 0600) lets the first use in each process check
+// that nobody changed it. An entry that does not match is unpacked again.
 func (p *Pipeline) storeCrateDir(ctx context.Context, local LocalRegistry, rb *registry.ReleaseBody) (string, error) {
 	const op = "pipeline.storeCrate"
-	if len(rb.Cksum) != 64 {
+	if len(rb.Cksum) != 64 || !isHex(rb.Cksum) {
 		return "", registry.Errorf(op, registry.EINVALID, "release %s@%s has no valid checksum", rb.Name, rb.Version)
 	}
 	final := filepath.Join(p.cfg.CacheDir, "crates", rb.Cksum)
-	if _, err := os.Stat(filepath.Join(final, ".cargo-checksum.json")); err == nil {
-		return final, nil
+	sumFile := final + ".tree"
+	p.cratesMu.Lock()
+	verified := p.crates[rb.Cksum]
+	p.cratesMu.Unlock()
+	if verified {
+		if fi, err := os.Lstat(final); err == nil && fi.IsDir() {
+			return final, nil
+		}
+		p.cratesMu.Lock()
+		delete(p.crates, rb.Cksum)
+		p.cratesMu.Unlock()
+	}
+	if fi, err := os.Lstat(final); err == nil {
+		want, _ := os.ReadFile(sumFile)
+		got, err := treeDigest(final)
+		if fi.IsDir() && err == nil && len(want) > 0 && string(want) == got {
+			p.markCrate(rb.Cksum)
+			return final, nil
+		}
+		p.log.Warn("an unpacked store crate did not match its digest and is unpacked again", "crate", rb.Name+"@"+rb.Version)
+		if err := os.RemoveAll(final); err != nil {
+			return "", registry.E(op, registry.EINTERNAL, "cannot remove a stale unpacked crate", err)
+		}
 	}
 	blob, err := local.Blob(ctx, rb.BlobID())
 	if err != nil {
@@ -96,13 +129,77 @@ func (p *Pipeline) storeCrateDir(ctx context.Context, local LocalRegistry, rb *r
 	if err := os.WriteFile(filepath.Join(src, ".cargo-checksum.json"), ck, 0o644); err != nil {
 		return "", registry.E(op, registry.EINTERNAL, "", err)
 	}
+	digest, err := treeDigest(src)
+	if err != nil {
+		return "", registry.E(op, registry.EINTERNAL, "", err)
+	}
+	if err := os.WriteFile(sumFile+".tmp", []byte(digest), 0o600); err != nil {
+		return "", registry.E(op, registry.EINTERNAL, "", err)
+	}
+	if err := os.Rename(sumFile+".tmp", sumFile); err != nil {
+		return "", registry.E(op, registry.EINTERNAL, "", err)
+	}
 	if err := os.Rename(src, final); err != nil {
-		if _, statErr := os.Stat(filepath.Join(final, ".cargo-checksum.json")); statErr == nil {
-			return final, nil // another job unpacked it first
+		// Another job unpacked it first: the same bytes, the same digest.
+		if got, derr := treeDigest(final); derr == nil && got == digest {
+			p.markCrate(rb.Cksum)
+			return final, nil
 		}
 		return "", registry.E(op, registry.EINTERNAL, "cannot move the unpacked crate into the cache", err)
 	}
+	p.markCrate(rb.Cksum)
 	return final, nil
+}
+
+func (p *Pipeline) markCrate(cksum string) {
+	p.cratesMu.Lock()
+	p.crates[cksum] = true
+	p.cratesMu.Unlock()
+}
+
+func isHex(s string) bool {
+	_, err := hex.DecodeString(s)
+	return err == nil
+}
+
+// treeDigest is a sha256 over an unpacked crate: every entry's path, type,
+// permissions and, for files, contents, in lexical order. A link or any
+// other special file makes it fail: unpacking never creates one.
+func treeDigest(dir string) (string, error) {
+	h := sha256.New()
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		switch {
+		case d.IsDir():
+			fmt.Fprintf(h, "d %q %o\n", rel, fi.Mode().Perm())
+		case d.Type().IsRegular():
+			f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+			if err != nil {
+				return err
+			}
+			fh := sha256.New()
+			_, err = io.Copy(fh, f)
+			f.Close()
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(h, "f %q %o %x\n", rel, fi.Mode().Perm(), fh.Sum(nil))
+		default:
+			return fmt.Errorf("%s is not a regular file or directory", rel)
+		}
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // vendorIndex records where each package of the combined source came from,
@@ -112,7 +209,9 @@ type vendorIndex map[string]string
 // materialise builds the job's combined offline source: a Cargo directory
 // source whose entries are symbolic links to the node's own releases
 // (unpacked into the cache) and to the crates of the configured directory
-// sources. The node's own release wins when both hold a name@version. It
+// sources. A configured directory source wins when both hold a
+// name@version: the node's releases only add what the directories lack,
+// so no release from the federation can shadow a vetted copy. It
 // writes CARGO_HOME/config.toml so that crates.io is replaced by it, unless
 // network is true, in which case crates.io is used directly.
 func (p *Pipeline) materialise(ctx context.Context, job *Job, vendor, home string, network bool) (vendorIndex, []string, error) {
@@ -160,7 +259,7 @@ func (p *Pipeline) materialise(ctx context.Context, job *Job, vendor, home strin
 			return nil, nil, registry.E(op, registry.EINTERNAL, "", err)
 		}
 		for _, rb := range rels {
-			if rb == nil || (rb.Name == job.Body.Name && rb.Version == job.Body.Version) {
+			if rb == nil || (rb.Name == job.Body.Name && rb.Version == job.Body.Version) || idx[rb.Name+"@"+rb.Version] != "" {
 				continue
 			}
 			d, err := p.storeCrateDir(ctx, job.Local, rb)

@@ -2,17 +2,11 @@ package pipeline
 
 import (
 	"context"
-	"errors"
-	"os"
+	"log/slog"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
-	"github.com/tetratelabs/wazero"
-	"github.com/tetratelabs/wazero/experimental"
-	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
-	"github.com/tetratelabs/wazero/sys"
 	registry "github.com/wasmrust/wasm-crates-registry"
 )
 
@@ -24,21 +18,21 @@ type testBinary struct {
 
 // testRun is one test's result on one side.
 type testRun struct {
-	Name        string // "<label>::<test>"
-	State       string // registry.Test*
-	US          uint64 // time attributable to the test: the run's wall time less the binary's baseline
-	Peak        uint64 // wasm: linear memory at the end of the run; native: peak RSS
-	ShouldPanic bool   // wasm reported it ignored because it is #[should_panic]
-	Output      string // the run's output, kept for failing tests
+	Name        string `json:"name"`                   // "<label>::<test>"
+	State       string `json:"state"`                  // registry.Test*
+	US          uint64 `json:"us,omitempty"`           // time attributable to the test: the run's wall time less the binary's baseline
+	Peak        uint64 `json:"peak,omitempty"`         // wasm: peak linear memory of the run; native: peak RSS
+	ShouldPanic bool   `json:"should_panic,omitempty"` // wasm reported it ignored because it is #[should_panic]
+	Output      string `json:"output,omitempty"`       // the run's output, kept for failing tests
 }
 
 // binaryRun is what running one test binary gave.
 type binaryRun struct {
-	Label      string
-	Tests      []testRun
-	BaselineUS uint64
-	CompileUS  uint64 // wasm: wazero compilation (from the cache when warm)
-	ListError  string // the binary could not list its tests
+	Label      string    `json:"label"`
+	Tests      []testRun `json:"tests,omitempty"`
+	BaselineUS uint64    `json:"baseline_us,omitempty"`
+	CompileUS  uint64    `json:"compile_us,omitempty"` // wasm: wazero compilation (from the cache when warm)
+	ListError  string    `json:"list_error,omitempty"` // the binary could not list its tests
 }
 
 // labelFor names a test binary from cargo's artifact message.
@@ -92,103 +86,6 @@ func (b *testBudget) take() (bool, string) {
 	return true, ""
 }
 
-// wasmTests runs every test of a wasm32-wasip1 test binary in wazero: the
-// module is compiled once (through the on-disk compilation cache) and each
-// test runs in a fresh instance with a page limit, a deadline and only a
-// fresh empty directory mounted, so that a trap or abort cannot hide the
-// other tests.
-func (p *Pipeline) wasmTests(ctx context.Context, bin testBinary, scratch string, budget *testBudget) (*binaryRun, error) {
-	const op = "pipeline.wasmTests"
-	br := &binaryRun{Label: bin.Label}
-	code, err := os.ReadFile(bin.Path)
-	if err != nil {
-		return nil, registry.E(op, registry.EINTERNAL, "cannot read the wasm test binary", err)
-	}
-	pages := uint32(min(p.cfg.Limits.TestMemory/65536, 65536))
-	rcfg := wazero.NewRuntimeConfig().
-		WithCompilationCache(p.wasmCache).
-		WithMemoryLimitPages(pages).
-		WithCloseOnContextDone(true).
-		WithDebugInfoEnabled(false)
-	rt := wazero.NewRuntimeWithConfig(ctx, rcfg)
-	defer rt.Close(context.WithoutCancel(ctx))
-	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
-		return nil, registry.E(op, registry.EINTERNAL, "cannot set up WASI", err)
-	}
-	t0 := time.Now()
-	mod, err := rt.CompileModule(ctx, code)
-	br.CompileUS = uint64(time.Since(t0).Microseconds())
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, registry.E(op, registry.ECANCELED, "", ctx.Err())
-		}
-		br.ListError = "wazero cannot compile the test binary: " + err.Error()
-		return br, nil
-	}
-	defer mod.Close(context.WithoutCancel(ctx))
-
-	seq := 0
-	runOne := func(timeout time.Duration, args ...string) (oneRun, error) {
-		var r oneRun
-		seq++
-		dir := filepath.Join(scratch, "wasi", strings.NewReplacer("/", "_", ":", "_").Replace(bin.Label)+"-"+strconv.Itoa(seq))
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return r, registry.E(op, registry.EINTERNAL, "", err)
-		}
-		defer os.RemoveAll(dir)
-		out := &limitedBuffer{limit: 16 << 10}
-		cfg := wazero.NewModuleConfig().
-			WithName("").
-			WithArgs(append([]string{filepath.Base(bin.Path)}, args...)...).
-			WithEnv("RUST_BACKTRACE", "0").
-			WithStdout(out).WithStderr(out).
-			WithFSConfig(wazero.NewFSConfig().WithDirMount(dir, "/")).
-			WithSysWalltime().WithSysNanotime().WithSysNanosleep().
-			WithStartFunctions()
-		mem := &instanceMemory{}
-		defer mem.release()
-		tctx, cancel := context.WithTimeout(experimental.WithMemoryAllocator(ctx, mem), timeout)
-		defer cancel()
-		start := time.Now()
-		inst, err := rt.InstantiateModule(tctx, mod, cfg)
-		if err != nil {
-			r.out = out.String() + "\n" + err.Error()
-			r.wall = time.Since(start)
-			return r, nil
-		}
-		_, err = inst.ExportedFunction("_start").Call(tctx)
-		r.wall = time.Since(start)
-		_ = inst.Close(context.WithoutCancel(ctx))
-		r.peak = mem.Peak()
-		r.out = out.String()
-		var exit *sys.ExitError
-		switch {
-		case err == nil:
-			r.ok = true
-		case errors.As(err, &exit) && exit.ExitCode() == 0:
-			r.ok = true
-		case errors.As(err, &exit) && exit.ExitCode() == sys.ExitCodeDeadlineExceeded:
-			r.timed = true
-		case tctx.Err() != nil && ctx.Err() == nil:
-			r.timed = true
-		default:
-			r.out += "\n" + firstLine(err.Error())
-		}
-		if ctx.Err() != nil {
-			return r, registry.E(op, registry.ECANCELED, "", ctx.Err())
-		}
-		return r, nil
-	}
-
-	return br, p.runEach(br, " under wazero", runOne, budget, func(r oneRun) (string, bool) {
-		state, shouldPanic := singleTestState(r.out, r.ok)
-		if state == registry.TestFailed && r.peak >= uint64(pages)*65536 {
-			state = registry.TestOOM
-		}
-		return state, shouldPanic
-	})
-}
-
 // nativeTests runs every test of a native test binary, each in its own
 // sandboxed process with the test limits.
 func (p *Pipeline) nativeTests(ctx context.Context, bin testBinary, ce *cargoEnv, budget *testBudget) (*binaryRun, error) {
@@ -222,7 +119,7 @@ func (p *Pipeline) nativeTests(ctx context.Context, bin testBinary, ce *cargoEnv
 		r.out, r.ok, r.timed, r.wall, r.peak = out.String(), run.ok(), run.TimedOut, run.Wall, run.MaxRSS
 		return r, nil
 	}
-	return br, p.runEach(br, "", runOne, budget, func(r oneRun) (string, bool) {
+	return br, runEach(br, "", lim.TestTime, p.log, runOne, budget, func(r oneRun) (string, bool) {
 		state, _ := singleTestState(r.out, r.ok)
 		return state, false
 	})
@@ -240,11 +137,11 @@ type oneRun struct {
 
 // runEach lists a test binary's tests with run, measures the binary's
 // baseline (a run whose filter matches no test, best of two), then runs
-// every test that is not #[ignore]d alone and classifies it. where names
-// the runner in a listing failure (" under wazero").
-func (p *Pipeline) runEach(br *binaryRun, where string, run func(time.Duration, ...string) (oneRun, error),
+// every test that is not #[ignore]d alone, each with timeout, and
+// classifies it. where names the runner in a listing failure (" under
+// wazero").
+func runEach(br *binaryRun, where string, timeout time.Duration, log *slog.Logger, run func(time.Duration, ...string) (oneRun, error),
 	budget *testBudget, classify func(oneRun) (state string, shouldPanic bool)) error {
-	timeout := p.cfg.Limits.TestTime
 	all, err := run(timeout, "--list")
 	if err != nil {
 		return err
@@ -270,7 +167,7 @@ func (p *Pipeline) runEach(br *binaryRun, where string, run func(time.Duration, 
 		base = min(base, r.wall)
 	}
 	br.BaselineUS = uint64(base.Microseconds())
-	p.log.Debug("test binary", "binary", br.Label, "runner", strings.TrimSpace(where), "compile", time.Duration(br.CompileUS)*time.Microsecond, "baseline", base, "tests", len(tests))
+	log.Debug("test binary", "binary", br.Label, "runner", strings.TrimSpace(where), "compile", time.Duration(br.CompileUS)*time.Microsecond, "baseline", base, "tests", len(tests))
 	for _, t := range tests {
 		tr := testRun{Name: br.Label + "::" + t.Name}
 		if t.Ignored {

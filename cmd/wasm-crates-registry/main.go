@@ -107,7 +107,7 @@ func flags() []cli.Flag {
 		&cli.StringSliceFlag{Name: "cargo-source", EnvVars: []string{"CARGO_SOURCES"}, Category: "Testing pipeline",
 			Usage: "directory source of crates for dependencies, repeatable (default: /usr/share/cargo/registry when present)"},
 		&cli.StringFlag{Name: "pipeline-dir", EnvVars: []string{"PIPELINE_DIR"}, Category: "Testing pipeline",
-			Usage: "where builds run and the wazero cache lives; the sandbox user must be able to reach it (default: a folder in the system temp directory)"},
+			Usage: "the pipeline's private directory, where builds run and its caches live; created 0700, refused if another user owns it or others may write it (default: <data-dir>/pipeline)"},
 		&cli.BoolFlag{Name: "allow-network", EnvVars: []string{"PIPELINE_ALLOW_NETWORK"}, Category: "Testing pipeline",
 			Usage: "let cargo fetch missing dependencies from crates.io (builds and tests still run offline)"},
 	}
@@ -187,7 +187,7 @@ func run(c *cli.Context) error {
 	if c.Bool("pipeline") {
 		pc := pipeline.Config{AllowNetwork: c.Bool("allow-network"), MaxCrateSize: maxSize}
 		if d := c.String("pipeline-dir"); d != "" {
-			pc.WorkDir, pc.CacheDir = filepath.Join(d, "work"), filepath.Join(d, "cache")
+			pc.Dir = d
 		}
 		if c.IsSet("cargo-source") {
 			pc.DirectorySources = append([]string{}, c.StringSlice("cargo-source")...)
