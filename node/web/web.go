@@ -35,7 +35,7 @@ func New(n *node.Node, log *slog.Logger) *Handler {
 		"ms":    func(us uint64) string { return fmt.Sprintf("%.1f ms", float64(us)/1000) },
 		"ratio": func(m uint64) string { return fmt.Sprintf("%.2f×", float64(m)/1000) },
 		"bytes": humanBytes,
-		"time":  func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") },
+		"time":  fmtTime,
 		"short": func(s string) string {
 			if len(s) > 16 {
 				return s[:8] + "…" + s[len(s)-6:]
@@ -177,4 +177,17 @@ func humanBytes(n uint64) string {
 		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
 	}
 	return fmt.Sprintf("%d B", n)
+}
+
+// fmtTime formats a time or a non-nil *time.Time for the dashboard.
+func fmtTime(v any) string {
+	switch t := v.(type) {
+	case time.Time:
+		return t.UTC().Format("2006-01-02 15:04 UTC")
+	case *time.Time:
+		if t != nil {
+			return t.UTC().Format("2006-01-02 15:04 UTC")
+		}
+	}
+	return ""
 }

@@ -101,4 +101,25 @@ func TestDashboardPages(t *testing.T) {
 	if code, body = get(t, srv, "/ui/peers"); code != 200 || !strings.Contains(body, n.PeerID()) {
 		t.Fatalf("peers page: %d", code)
 	}
+
+	// A stranger's release, backdated to 1970, of a version the node never
+	// published: shown as an untrusted claim, and the owner's release as
+	// witnessed (or pending) and not as a claim.
+	stranger, _ := registry.GenerateKey(nil)
+	fake := crateBytes("dashcrate", "0.0.1")
+	sum := registry.Sum(fake)
+	claim, err := registry.Sign(stranger, registry.KindRelease, "dashcrate@0.0.1", &registry.ReleaseBody{
+		Name: "dashcrate", Version: "0.0.1", Cksum: sum.Hex(), Blob: sum.Bytes(), Size: uint64(len(fake))}, time.UnixMilli(1000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.Ingest(ctx, "test", [][]byte{claim.Bytes()}); err != nil {
+		t.Fatal(err)
+	}
+	if code, body = get(t, srv, "/ui/crates/dashcrate@0.0.1"); code != 200 || !strings.Contains(body, "untrusted claim") {
+		t.Fatalf("the stranger's release is not shown as an untrusted claim: %d\n%s", code, body)
+	}
+	if _, body = get(t, srv, "/ui/crates/dashcrate@1.2.3"); strings.Contains(body, "untrusted claim") || !strings.Contains(body, "Witnessed") {
+		t.Fatalf("the owner's release page: %s", body)
+	}
 }
