@@ -1,6 +1,7 @@
 package cargo
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -154,6 +155,10 @@ func TestCargoThroughAnotherNode(t *testing.T) {
 		t.Fatalf("building through B before it synced should fail to find wcr-mid:\n%s", out)
 	}
 	syncRecords(t, a, b)
+	// B serves A's releases once it trusts A, as it would a peer it joined.
+	if _, err := b.n.UpdateSettings(context.Background(), "t", []byte(`{"trust":{"keys":["`+a.n.PeerID()+`"]}}`)); err != nil {
+		t.Fatal(err)
+	}
 	env = newCargoEnv(t, bin, "sparse+"+b.url+"/index/", "")
 	dir := fixture(t, "wcr-app-mid", "")
 	if got := strings.TrimSpace(env.mustRun(dir, "run", "--quiet")); got != "double(21) = 42 with wcr-leaf 0.1.0" {

@@ -2,6 +2,7 @@ package cargo
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -335,6 +336,11 @@ func TestDownload(t *testing.T) {
 	// A release whose archive this node lacks, with no peers to ask.
 	body, err := registry.ParseCrate(simpleCrate(t, "orphan", "1.0.0", ""), 0)
 	if err != nil {
+		t.Fatal(err)
+	}
+	// Its publisher is trusted here, so only the missing archive stands in
+	// the way.
+	if _, err := tn.n.UpdateSettings(context.Background(), "t", []byte(`{"trust":{"keys":["`+testKey(t, 3).Public().PeerID()+`"]}}`)); err != nil {
 		t.Fatal(err)
 	}
 	rec, err := registry.Sign(testKey(t, 3), registry.KindRelease, "orphan@1.0.0", &registry.ReleaseBody{
