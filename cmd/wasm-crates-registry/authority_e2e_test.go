@@ -212,3 +212,56 @@ func TestBackdatedTakeoverFails(t *testing.T) {
 	}
 	v.mustCLI(t, "unyank", "wcr-fixture-add@0.1.0")
 }
+
+// TestTrustFollowsALineOfNodes: in a line A–B–C, B joined A with trust and
+// C joined B with trust. C never heard of A, yet A's release is authorized
+// on C, because B's key record vouches for A. A node D that C joined
+// without trust is not vouched for: its release stays an untrusted claim
+// on C.
+func TestTrustFollowsALineOfNodes(t *testing.T) {
+	a := startDaemon(t, filepath.Join(t.TempDir(), "a"), "--pipeline=false")
+	var ha, hb healthJSON
+	a.cliJSON(t, &ha, "health")
+	b := startDaemon(t, filepath.Join(t.TempDir(), "b"), "--pipeline=false", "--peer", ha.Addrs[0])
+	b.cliJSON(t, &hb, "health")
+	d := startDaemon(t, filepath.Join(t.TempDir(), "d"), "--pipeline=false")
+	var hd healthJSON
+	d.cliJSON(t, &hd, "health")
+	c := startDaemon(t, filepath.Join(t.TempDir(), "c"), "--pipeline=false", "--peer", hb.Addrs[0], "--peer-no-trust", hd.Addrs[0])
+
+	a.mustCLI(t, "submit", "--manifest", filepath.Join(repoRoot(t), "testdata", "crates", "wcr-fixture-add", "Cargo.toml"))
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "src"), 0o755)
+	os.WriteFile(filepath.Join(dir, "Cargo.toml"), []byte("[package]\nname = \"wcr-from-d\"\nversion = \"0.1.0\"\nedition = \"2021\"\nlicense = \"MIT\"\ndescription = \"x\"\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "src", "lib.rs"), []byte("pub fn d() {}\n"), 0o644)
+	d.mustCLI(t, "submit", "--manifest", filepath.Join(dir, "Cargo.toml"))
+
+	eventually(t, 30*time.Second, "A's release did not reach C authorized", func() bool {
+		var r authorityReleaseJSON
+		out, _, code := c.cli(t, "--json", "show", "wcr-fixture-add@0.1.0")
+		return code == 0 && json.Unmarshal([]byte(out), &r) == nil && !r.Unauthorized && len(r.Owners) == 1 && r.Owners[0] == ha.PeerID
+	})
+	eventually(t, 30*time.Second, "D's release did not reach C", func() bool {
+		_, _, code := c.cli(t, "show", "wcr-from-d@0.1.0")
+		return code == 0
+	})
+	var fromD authorityReleaseJSON
+	c.cliJSON(t, &fromD, "show", "wcr-from-d@0.1.0")
+	if !fromD.Unauthorized {
+		t.Fatalf("a release by a peer C joined without trust is authorized on C: %+v", fromD)
+	}
+	// C's Cargo index lists A's crate and not D's.
+	for _, c2 := range []struct {
+		path string
+		want int
+	}{{"/index/wc/r-/wcr-fixture-add", 200}, {"/index/wc/r-/wcr-from-d", 404}} {
+		res, err := http.Get(c.url + c2.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != c2.want {
+			t.Errorf("C's index %s: %d, want %d", c2.path, res.StatusCode, c2.want)
+		}
+	}
+}
