@@ -145,6 +145,7 @@ func (db *DB) putBatch(recs []*registry.Record) ([]*registry.Record, error) {
 	rtxn := db.bdb.NewTransaction(false)
 	defer rtxn.Discard()
 	auth := db.authority()
+	rederive := map[string]bool{}
 	for _, rw := range lg.rewitnessed {
 		if !auth.Witness(rw.author) {
 			continue
@@ -156,6 +157,7 @@ func (db *DB) putBatch(recs []*registry.Record) ([]*registry.Record, error) {
 		switch r.Kind {
 		case registry.KindRelease, registry.KindYank, registry.KindOwners:
 			if n := r.SubjectName(); n != "" {
+				rederive[n] = true
 				if _, ok := names[n]; !ok {
 					names[n] = nil
 				}
@@ -163,6 +165,13 @@ func (db *DB) putBatch(recs []*registry.Record) ([]*registry.Record, error) {
 		}
 	}
 	for name, batch := range names {
+		if !rederive[name] && onlyVerdicts(batch) {
+			if err := db.applyVerdicts(txn, batch); err != nil {
+				lg.abort()
+				return nil, err
+			}
+			continue
+		}
 		held, err := db.readIndexed(rtxn, sepPrefix(pName, name))
 		if err != nil {
 			lg.abort()
