@@ -75,4 +75,17 @@ func TestCheckpointsFederate(t *testing.T) {
 		ev, _ := b.Evidence()
 		return len(ev) == 1 && ev[0].Author.Equal(k.Public()) && ev[0].Reason == registry.ReasonFork
 	})
+	// /health shows it; the equivocating key is no witness of B's, so B is
+	// not degraded by it.
+	h := b.Health(ctx)
+	if len(h.Equivocations) != 1 || h.Equivocations[0].Author != k.Public().PeerID() || h.Equivocations[0].Trusted || h.Status != "ok" {
+		t.Fatalf("health: status %s, equivocations %+v", h.Status, h.Equivocations)
+	}
+	// Once B trusts that key, the equivocation degrades B's health.
+	if _, err := b.UpdateSettings(ctx, "t", []byte(`{"trust":{"keys":["`+k.Public().PeerID()+`"]}}`)); err != nil {
+		t.Fatal(err)
+	}
+	if h := b.Health(ctx); h.Status != "degraded" || !h.Equivocations[0].Trusted {
+		t.Fatalf("health after trusting the equivocating key: status %s, %+v", h.Status, h.Equivocations)
+	}
 }
