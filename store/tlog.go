@@ -108,17 +108,9 @@ func (db *DB) loadLog() error {
 		} else if !errors.Is(err, badger.ErrKeyNotFound) {
 			return internal(op, err)
 		}
-		var hs []registry.Hash
-		for _, n := range registry.FrontierNodes(size) {
-			h, err := getTreeNode(txn, n)
-			if err != nil {
-				return err
-			}
-			hs = append(hs, h)
-		}
-		f, err := registry.FrontierFrom(size, hs)
+		f, err := readFrontier(txn, op, size)
 		if err != nil {
-			return registry.E(op, registry.EINTERNAL, "the log's tree is corrupt", err)
+			return err
 		}
 		db.tl.frontier = f
 		o := badger.DefaultIteratorOptions
@@ -436,6 +428,23 @@ func (db *DB) loadChain(author registry.PublicKey) (*registry.Chain, error) {
 	return ch, nil
 }
 
+// readFrontier reads the compact range of the log's first size entries.
+func readFrontier(txn *badger.Txn, op string, size uint64) (*registry.Frontier, error) {
+	var hs []registry.Hash
+	for _, n := range registry.FrontierNodes(size) {
+		h, err := getTreeNode(txn, n)
+		if err != nil {
+			return nil, err
+		}
+		hs = append(hs, h)
+	}
+	f, err := registry.FrontierFrom(size, hs)
+	if err != nil {
+		return nil, registry.E(op, registry.EINTERNAL, "the log's tree is corrupt", err)
+	}
+	return f, nil
+}
+
 func getTreeNode(txn *badger.Txn, n registry.TreeNode) (registry.Hash, error) {
 	const op = "store.tree"
 	var h registry.Hash
@@ -503,17 +512,9 @@ func (db *DB) LogRoot(size uint64) (registry.Hash, error) {
 	}
 	var root registry.Hash
 	err := db.bdb.View(func(txn *badger.Txn) error {
-		var hs []registry.Hash
-		for _, n := range registry.FrontierNodes(size) {
-			h, err := getTreeNode(txn, n)
-			if err != nil {
-				return err
-			}
-			hs = append(hs, h)
-		}
-		f, err := registry.FrontierFrom(size, hs)
+		f, err := readFrontier(txn, op, size)
 		if err != nil {
-			return registry.E(op, registry.EINTERNAL, "", err)
+			return err
 		}
 		root = f.Root()
 		return nil
