@@ -110,6 +110,8 @@ func flags() []cli.Flag {
 			Usage: "the pipeline's private directory, where builds run and its caches live; created 0700, refused if another user owns it or others may write it (default: <data-dir>/pipeline)"},
 		&cli.BoolFlag{Name: "allow-network", EnvVars: []string{"PIPELINE_ALLOW_NETWORK"}, Category: "Testing pipeline",
 			Usage: "let cargo fetch missing dependencies from crates.io (builds and tests still run offline)"},
+		&cli.DurationFlag{Name: "test-time", EnvVars: []string{"PIPELINE_TEST_TIME"}, Value: pipeline.DefaultLimits().TestTime, Category: "Testing pipeline",
+			Usage: "wall time (and native CPU time) one test may take before it is stopped and reported as a timeout"},
 	}
 }
 
@@ -185,7 +187,8 @@ func run(c *cli.Context) error {
 		})
 	}
 	if c.Bool("pipeline") {
-		pc := pipeline.Config{AllowNetwork: c.Bool("allow-network"), MaxCrateSize: maxSize}
+		pc := pipeline.Config{AllowNetwork: c.Bool("allow-network"), MaxCrateSize: maxSize,
+			Limits: pipeline.Limits{TestTime: c.Duration("test-time")}}
 		if d := c.String("pipeline-dir"); d != "" {
 			pc.Dir = d
 		}
