@@ -98,6 +98,7 @@ func (n *Node) startGossip() error {
 		pubsub.WithPeerOutboundQueueSize(outboundQueue),
 		pubsub.WithValidateQueueSize(validateQueue),
 		pubsub.WithValidateThrottle(validateThrottle),
+		pubsub.WithRawTracer(lossTracer{n}),
 		pubsub.WithLogger(slog.New(minLevel{n.log.Handler(), slog.LevelInfo}).With("system", "gossipsub")),
 	)
 	if err != nil {

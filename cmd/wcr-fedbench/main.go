@@ -27,6 +27,7 @@ import (
 
 func main() {
 	nodes := flag.Int("nodes", 5, "nodes in the gossip and latency runs")
+	flag.DurationVar(&syncInterval, "sync-interval", -1, "reconcile with every connected peer this often during the runs, as a node's --sync-interval (<0: never, gossip alone)")
 	records := flag.Int("records", 10000, "records written on one node in the throughput run")
 	total := flag.Int("total", 100000, "records held by the node that is caught up with")
 	missing := flag.Int("missing", 100, "records the catching-up node lacks")
@@ -177,7 +178,7 @@ func (b *bench) start(watch bool, preload ...*registry.Record) (*node, error) {
 		Key:          key,
 		Listen:       []string{"/ip4/127.0.0.1/tcp/0"},
 		Network:      "bench",
-		SyncInterval: -1,
+		SyncInterval: syncInterval,
 		Logger:       slog.New(slog.DiscardHandler),
 	}
 	if watch {
@@ -228,6 +229,9 @@ func stopAll(ns []*node) {
 		n.stop()
 	}
 }
+
+// syncInterval is the nodes' periodic reconciliation (-1: none).
+var syncInterval time.Duration = -1
 
 // crateNames is how many crate names generated records spread over.
 var crateNames = 1000
