@@ -265,3 +265,111 @@ func TestTrustFollowsALineOfNodes(t *testing.T) {
 		}
 	}
 }
+
+// nodeKey reads a daemon's key from its data directory, as an attacker who
+// stole it would.
+func nodeKey(t *testing.T, d *daemon) registry.PrivateKey {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(d.dataDir, "node.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	seed, err := hex.DecodeString(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := registry.KeyFromSeed(seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// TestBackdatingWithTrustedKeysFails: keys a node trusts cannot rewrite
+// what was witnessed. A removed owner's owners record and yank, dated
+// inside its old window, leave it removed; a second 0.1.0 signed with the
+// owner's own (stolen) key and dated 1970 loses to the witnessed first
+// release and is shown as backdated evidence.
+func TestBackdatingWithTrustedKeysFails(t *testing.T) {
+	a := startDaemon(t, filepath.Join(t.TempDir(), "a"), "--pipeline=false")
+	var ha, hb healthJSON
+	a.cliJSON(t, &ha, "health")
+	b := startDaemon(t, filepath.Join(t.TempDir(), "b"), "--pipeline=false", "--peer", ha.Addrs[0])
+	b.cliJSON(t, &hb, "health")
+	a.mustCLI(t, "peers", "add", hb.Addrs[0]) // A trusts B: B may act once it owns the crate
+	a.mustCLI(t, "submit", "--manifest", filepath.Join(repoRoot(t), "testdata", "crates", "wcr-fixture-add", "Cargo.toml"))
+	var real authorityReleaseJSON
+	a.cliJSON(t, &real, "show", "wcr-fixture-add@0.1.0")
+
+	// A adds B, then removes it; both changes are witnessed in turn.
+	windowStart := time.Now()
+	a.mustCLI(t, "owners", "add", "wcr-fixture-add", hb.PeerID)
+	time.Sleep(1500 * time.Millisecond)
+	a.mustCLI(t, "owners", "remove", "wcr-fixture-add", hb.PeerID)
+	eventually(t, 30*time.Second, "B did not see its removal", func() bool {
+		out, _, _ := b.cli(t, "owners", "wcr-fixture-add")
+		return strings.Contains(out, ha.PeerID) && !strings.Contains(out, hb.PeerID)
+	})
+	// A signs a checkpoint within a second of its log growing: let the
+	// removal be witnessed before the backdated records exist at all.
+	time.Sleep(2500 * time.Millisecond)
+
+	// B's key, dating records inside its window as an owner.
+	kb := nodeKey(t, b)
+	inside := windowStart.Add(500 * time.Millisecond)
+	grab, err := registry.Sign(kb, registry.KindOwners, "wcr-fixture-add", registry.NewOwnersBody([]registry.PublicKey{kb.Public()}), inside)
+	if err != nil {
+		t.Fatal(err)
+	}
+	yank, err := registry.Sign(kb, registry.KindYank, "wcr-fixture-add@0.1.0", &registry.YankBody{Yanked: true, Reason: "still mine"}, inside)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A's own key, stolen: a second 0.1.0 dated 1970.
+	ka := nodeKey(t, a)
+	crate := makeCrate(t, "wcr-fixture-add", "0.1.0", "pub fn evil() {}")
+	sum := sha256.Sum256(crate)
+	evil, err := registry.Sign(ka, registry.KindRelease, "wcr-fixture-add@0.1.0", &registry.ReleaseBody{Name: "wcr-fixture-add", Version: "0.1.0",
+		Cksum: hex.EncodeToString(sum[:]), Blob: registry.Sum(crate).Bytes(), Size: uint64(len(crate))}, time.UnixMilli(1000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []*registry.Record{grab, yank, evil} {
+		postRecord(t, b, r)
+	}
+	eventually(t, 30*time.Second, "the backdated records did not reach A", func() bool {
+		for _, r := range []*registry.Record{grab, yank, evil} {
+			if _, _, code := a.cli(t, "record", r.ID().String()); code != 0 {
+				return false
+			}
+		}
+		return true
+	})
+	eventually(t, 30*time.Second, "A did not witness the backdated records", func() bool {
+		var r authorityReleaseJSON
+		a.cliJSON(t, &r, "show", "wcr-fixture-add@0.1.0")
+		for _, c := range r.Claims {
+			if c.ID == evil.ID().String() {
+				return c.Backdated
+			}
+		}
+		return false
+	})
+	var after authorityReleaseJSON
+	a.cliJSON(t, &after, "show", "wcr-fixture-add@0.1.0")
+	if after.ID != real.ID || after.Cksum != real.Cksum || after.Yanked {
+		t.Fatalf("0.1.0 changed: %+v, was %+v", after, real)
+	}
+	if len(after.Owners) != 1 || after.Owners[0] != ha.PeerID {
+		t.Fatalf("owners %v: the removed owner took the crate back", after.Owners)
+	}
+	for _, c := range after.Claims {
+		if c.ID == evil.ID().String() && (!c.Authorized || !c.Backdated) {
+			t.Fatalf("the stolen-key release is not shown as authorized but backdated evidence: %+v", c)
+		}
+	}
+	show := a.mustCLI(t, "show", "wcr-fixture-add@0.1.0")
+	if !strings.Contains(show, "backdated") {
+		t.Fatalf("show does not say backdated:\n%s", show)
+	}
+}
