@@ -58,7 +58,9 @@ func TestHostileCrates(t *testing.T) {
 		t.Fatal(err)
 	}
 	var connections atomic.Int32
-	for _, addr := range []string{"127.0.0.1:47392", "127.0.0.1:47393"} {
+	// Fixed ports below Linux's ephemeral range (32768–60999), so that no
+	// connection of a test running at the same time holds them.
+	for _, addr := range []string{"127.0.0.1:23392", "127.0.0.1:23393"} {
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {
 			t.Fatalf("the suite needs %s free: %v", addr, err)
@@ -159,8 +161,8 @@ func TestHostileCrates(t *testing.T) {
 			t.Fatalf("build %s: %s", tr.Build, tr.Message)
 		}
 		for _, want := range []registry.Refusal{
-			{Action: refusalNetwork, Detail: "127.0.0.1:47392"},
-			{Action: refusalNetwork, Detail: "127.0.0.1:47393"},
+			{Action: refusalNetwork, Detail: "127.0.0.1:23392"},
+			{Action: refusalNetwork, Detail: "127.0.0.1:23393"},
 			{Action: refusalWrite, Detail: "/usr/local/wcr-fx-hostile-build"},
 			{Action: refusalWrite, Detail: "/etc/wcr-fx-hostile-build"},
 		} {
@@ -173,7 +175,7 @@ func TestHostileCrates(t *testing.T) {
 				t.Errorf("write evidence names an expected write: %s", r.Detail)
 			}
 		}
-		if !strings.Contains(strings.Join(b.Notes, "\n"), "tried to reach the network (127.0.0.1:47392") {
+		if !strings.Contains(strings.Join(b.Notes, "\n"), "tried to reach the network (127.0.0.1:23392") {
 			t.Errorf("the network attempt is not flagged in the notes: %q", b.Notes)
 		}
 		want := map[string]string{

@@ -16,10 +16,10 @@ func TestPrintReportShowsRefusals(t *testing.T) {
 	body, err := json.Marshal(&registry.ReportBody{
 		Outcome: registry.OutcomeTestPass, Wasm: registry.WasmCompatible,
 		Targets: []registry.TargetReport{{Target: "x86_64-unknown-linux-gnu", Outcome: registry.OutcomeTestPass, Refusals: []registry.Refusal{
-			{Action: "network-attempt", Detail: "127.0.0.1:47392", Count: 3},
+			{Action: "network-attempt", Detail: "127.0.0.1:23392", Count: 3},
 			{Action: "write-outside", Detail: "/etc/\x1b[31mevil", Count: 1},
 		}}},
-		Notes: []string{"x86_64-unknown-linux-gnu: code of the crate tried to reach the network (127.0.0.1:47392)"},
+		Notes: []string{"x86_64-unknown-linux-gnu: code of the crate tried to reach the network (127.0.0.1:23392)"},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -34,7 +34,7 @@ func TestPrintReportShowsRefusals(t *testing.T) {
 	os.Stdout = stdout
 	w.Close()
 	out, _ := io.ReadAll(r)
-	for _, want := range []string{"sandbox refusals (x86_64-unknown-linux-gnu)", "network-attempt", "127.0.0.1:47392 (×3)", "/etc/?[31mevil", "tried to reach the network"} {
+	for _, want := range []string{"sandbox refusals (x86_64-unknown-linux-gnu)", "network-attempt", "127.0.0.1:23392 (×3)", "/etc/?[31mevil", "tried to reach the network"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}

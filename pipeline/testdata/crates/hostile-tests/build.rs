@@ -7,7 +7,7 @@ fn main() {
     if !in_sandbox() {
         return;
     }
-    let addr: SocketAddr = "127.0.0.1:47392".parse().unwrap();
+    let addr: SocketAddr = "127.0.0.1:23392".parse().unwrap();
     let _ = TcpStream::connect_timeout(&addr, Duration::from_secs(1));
     let _ = std::fs::write("/usr/local/wcr-fx-hostile-build", b"escaped\n");
     let _ = std::fs::write("/etc/wcr-fx-hostile-build", b"escaped\n");

@@ -82,7 +82,7 @@ mod tests {
     #[test]
     fn connects_to_the_host() {
         guard();
-        let r = std::net::TcpStream::connect("127.0.0.1:47393");
+        let r = std::net::TcpStream::connect("127.0.0.1:23393");
         assert!(r.is_err(), "connected to the host's loopback");
     }
 
