@@ -207,3 +207,25 @@ func TestRevokedPublisherLosesAuthority(t *testing.T) {
 		t.Fatal("an unregistered key founded a crate")
 	}
 }
+
+// TestKeyScopesAreValidated: a key record's scopes are crate names or name
+// prefixes followed by "*"; anything else, or too many, is refused when
+// the record is signed or decoded.
+func TestKeyScopesAreValidated(t *testing.T) {
+	signer, subject := goldenKey(t, 1), goldenKey(t, 2)
+	many := make([]string, maxScopes+1)
+	for i := range many {
+		many[i] = "c" + string(rune('a'+i%26)) + "x"
+	}
+	for _, scopes := range [][]string{{"a b"}, {"**"}, {"foo*bar"}, {""}, {"*x"}, {"é*"}, many} {
+		_, err := Sign(signer, KindKey, subject.Public().KeyID(), &KeyBody{Key: subject.Public(), Name: "k", Roles: []string{RolePublisher}, Scopes: scopes}, rt0)
+		if KindOf(err) != EINVALID {
+			t.Errorf("scopes %q: err %v, want EINVALID", scopes[0], err)
+		}
+	}
+	for _, scopes := range [][]string{{"*"}, {"wasm-*"}, {"serde", "serde_*"}} {
+		if _, err := Sign(signer, KindKey, subject.Public().KeyID(), &KeyBody{Key: subject.Public(), Name: "k", Roles: []string{RolePublisher}, Scopes: scopes}, rt0); err != nil {
+			t.Errorf("scopes %q refused: %v", scopes, err)
+		}
+	}
+}
