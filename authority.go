@@ -3,6 +3,7 @@ package registry
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -140,27 +141,10 @@ func (t *Trust) Witnesses() []PublicKey {
 	return slices.Clone(t.admins)
 }
 
-// IsRoot reports whether key is one of the trust roots.
-func (t *Trust) IsRoot(key PublicKey) bool {
-	return t != nil && (t.all || t.roots[string(key)])
-}
-
 // Trusted reports whether key holds any role at all (a root, or a key with
 // a live grant), so that its records are not merely claims.
 func (t *Trust) Trusted(key PublicKey) bool {
 	return t != nil && (t.all || t.roots[string(key)] || len(t.grants[string(key)]) > 0)
-}
-
-// Roles lists the roles key holds on crate ("" for any crate), in the
-// order of Roles.
-func (t *Trust) Roles(key PublicKey, crate string) []string {
-	var out []string
-	for _, r := range Roles {
-		if t.May(key, r, crate) {
-			out = append(out, r)
-		}
-	}
-	return out
 }
 
 // Digest identifies the authority: two Trusts with the same Digest decide
@@ -174,43 +158,22 @@ func (t *Trust) Digest() string {
 
 func (t *Trust) computeDigest() {
 	h := sha256.New()
-	roots := make([]string, 0, len(t.roots))
-	for k := range t.roots {
-		roots = append(roots, k)
+	field := func(tag byte, v string) {
+		h.Write([]byte{tag, byte(len(v) >> 8), byte(len(v))})
+		h.Write([]byte(v))
 	}
-	slices.Sort(roots)
-	for _, k := range roots {
-		h.Write([]byte{'R', byte(len(k))})
-		h.Write([]byte(k))
+	for _, k := range slices.Sorted(maps.Keys(t.roots)) {
+		field('R', k)
 	}
-	keys := make([]string, 0, len(t.grants))
-	for k := range t.grants {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		h.Write([]byte{'G', byte(len(k))})
-		h.Write([]byte(k))
+	for _, k := range slices.Sorted(maps.Keys(t.grants)) {
+		field('G', k)
 		var parts []string
 		for _, g := range t.grants[k] {
-			roles := slices.Clone(g.Roles)
-			slices.Sort(roles)
-			scopes := slices.Clone(g.Scopes)
-			slices.Sort(scopes)
-			p := ""
-			for _, r := range roles {
-				p += r + ","
-			}
-			p += "|"
-			for _, s := range scopes {
-				p += s + ","
-			}
-			parts = append(parts, p)
+			parts = append(parts, strings.Join(slices.Sorted(slices.Values(g.Roles)), ",")+"|"+strings.Join(slices.Sorted(slices.Values(g.Scopes)), ","))
 		}
 		slices.Sort(parts)
 		for _, p := range parts {
-			h.Write([]byte{byte(len(p) >> 8), byte(len(p))})
-			h.Write([]byte(p))
+			field('P', p)
 		}
 	}
 	t.digest = hex.EncodeToString(h.Sum(nil))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net"
+	"sync/atomic"
 	"time"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
@@ -98,7 +99,7 @@ func (n *Node) startGossip() error {
 		pubsub.WithPeerOutboundQueueSize(outboundQueue),
 		pubsub.WithValidateQueueSize(validateQueue),
 		pubsub.WithValidateThrottle(validateThrottle),
-		pubsub.WithRawTracer(lossTracer{n}),
+		pubsub.WithRawTracer(lossTracer{n: n, inFlight: new(atomic.Int32)}),
 		pubsub.WithLogger(slog.New(minLevel{n.log.Handler(), slog.LevelInfo}).With("system", "gossipsub")),
 	)
 	if err != nil {

@@ -20,12 +20,13 @@ import (
 // Tracer calls come from gossipsub's own goroutines, so marking happens in
 // a goroutine of its own (at most lossMarkers at once; more losses at the
 // same moment mark nothing new: the peers are already marked).
-type lossTracer struct{ n *Node }
+type lossTracer struct {
+	n        *Node
+	inFlight *atomic.Int32 // marking goroutines running
+}
 
 // lossMarkers bounds the goroutines marking peers after losses.
 const lossMarkers = 64
-
-var lossInFlight atomic.Int32
 
 var _ pubsub.RawTracer = lossTracer{}
 
@@ -42,12 +43,12 @@ func (t lossTracer) lost(p peer.ID) {
 	if p == "" || p == t.n.host.ID() {
 		return
 	}
-	if lossInFlight.Add(1) > lossMarkers {
-		lossInFlight.Add(-1)
+	if t.inFlight.Add(1) > lossMarkers {
+		t.inFlight.Add(-1)
 		return
 	}
 	go func() {
-		defer lossInFlight.Add(-1)
+		defer t.inFlight.Add(-1)
 		t.n.markDirty(p)
 	}()
 }

@@ -20,11 +20,6 @@ func (t *TrustSet) Tests(crate string) func(registry.PublicKey) bool {
 	return func(k registry.PublicKey) bool { return t.May(k, registry.RoleTester, crate) }
 }
 
-// Reviews returns whether an author's reviews of crate count.
-func (t *TrustSet) Reviews(crate string) func(registry.PublicKey) bool {
-	return func(k registry.PublicKey) bool { return t.May(k, registry.RoleReviewer, crate) }
-}
-
 // Key returns a digest of the set: two trust sets have the same Key
 // exactly when they decide every question the same way.
 func (t *TrustSet) Key() string { return t.Digest() }
