@@ -2,6 +2,7 @@ package store
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 
 	"github.com/dgraph-io/badger/v4"
@@ -66,6 +67,9 @@ func (db *DB) SetAuthority(a Authority) (int, error) {
 	}
 	if built != nil && string(built) == a.Digest() {
 		return 0, nil
+	}
+	if err := db.syncChains(a); err != nil {
+		return 0, err
 	}
 	names, err := db.crateNames()
 	if err != nil {
@@ -159,4 +163,184 @@ func (db *DB) witness(txn *badger.Txn, auth Authority) registry.WitnessFunc {
 		}
 		return best, found
 	}
+}
+
+// syncChains makes the store keep checkpoint chains for exactly a's
+// witnesses (every checkpoint author when a witnesses everyone): a key
+// that is no longer a witness loses its chain head, its witnessed times
+// and its evidence, and a new witness's chain is derived from its
+// checkpoints in the log, O(that author's log). Every step can be run
+// again, so an interrupted sync is completed by the next SetAuthority
+// (the authority's digest is stored only after it). writeMu must be held.
+func (db *DB) syncChains(a Authority) error {
+	const op = "store.syncChains"
+	have, err := db.chainAuthors()
+	if err != nil {
+		return registry.E(op, registry.KindOf(err), "listing checkpoint chains", err)
+	}
+	want := map[string]registry.PublicKey{}
+	if ws := a.Witnesses(); ws != nil {
+		for _, w := range ws {
+			want[string(w)] = w
+		}
+	} else if want, err = db.checkpointAuthors(); err != nil {
+		return registry.E(op, registry.KindOf(err), "listing checkpoint authors", err)
+	}
+	db.tl.mu.Lock()
+	db.tl.chains = nil
+	db.tl.mu.Unlock()
+	for k, author := range have {
+		if _, ok := want[k]; !ok {
+			if err := db.dropChain(author); err != nil {
+				return registry.E(op, registry.KindOf(err), "dropping the chain of "+author.PeerID(), err)
+			}
+		}
+	}
+	for k, author := range want {
+		if _, ok := have[k]; !ok {
+			if err := db.buildChain(author); err != nil {
+				return registry.E(op, registry.KindOf(err), "deriving the chain of "+author.PeerID(), err)
+			}
+		}
+	}
+	return nil
+}
+
+// chainAuthors lists the authors whose chains the store keeps.
+func (db *DB) chainAuthors() (map[string]registry.PublicKey, error) {
+	out := map[string]registry.PublicKey{}
+	err := db.bdb.View(func(txn *badger.Txn) error {
+		o := badger.DefaultIteratorOptions
+		o.PrefetchValues = false
+		o.Prefix = []byte{pChain}
+		it := txn.NewIterator(o)
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			k := it.Item().KeyCopy(nil)[1:]
+			out[string(k)] = registry.PublicKey(k)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// checkpointAuthors lists the authors of every checkpoint in the log.
+func (db *DB) checkpointAuthors() (map[string]registry.PublicKey, error) {
+	var ids []registry.ID
+	err := db.bdb.View(func(txn *badger.Txn) error {
+		o := badger.DefaultIteratorOptions
+		o.Prefix = []byte{pLog}
+		it := txn.NewIterator(o)
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			_ = it.Item().Value(func(v []byte) error {
+				if len(v) == 35 && v[34]&flagCheckpoint != 0 {
+					var id registry.ID
+					copy(id[:], v)
+					ids = append(ids, id)
+				}
+				return nil
+			})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, internal("store.checkpointAuthors", err)
+	}
+	out := map[string]registry.PublicKey{}
+	for _, id := range ids {
+		r, err := db.GetRecord(id)
+		if err != nil {
+			return nil, err
+		}
+		out[string(r.Author)] = r.Author
+	}
+	return out, nil
+}
+
+// dropChain forgets author's chain: its head, the times it witnessed and
+// its evidence.
+func (db *DB) dropChain(author registry.PublicKey) error {
+	ch, err := db.loadChain(author)
+	if err != nil {
+		return err
+	}
+	wb := db.bdb.NewWriteBatch()
+	defer wb.Cancel()
+	for id := range ch.Result().Times {
+		if err := wb.Delete(witnessKey(id, author)); err != nil {
+			return internal("store.dropChain", err)
+		}
+	}
+	ev, err := db.evidenceKeys(author)
+	if err != nil {
+		return err
+	}
+	for _, k := range ev {
+		if err := wb.Delete(k); err != nil {
+			return internal("store.dropChain", err)
+		}
+	}
+	if err := wb.Delete(chainKey(author)); err != nil {
+		return internal("store.dropChain", err)
+	}
+	if err := wb.Flush(); err != nil {
+		return internal("store.dropChain", err)
+	}
+	return nil
+}
+
+// buildChain derives author's chain from its checkpoints in the log and
+// writes its head, the times it witnesses and its evidence.
+func (db *DB) buildChain(author registry.PublicKey) error {
+	const op = "store.buildChain"
+	ch, err := db.loadChain(author)
+	if err != nil {
+		return err
+	}
+	res := ch.Result()
+	wb := db.bdb.NewWriteBatch()
+	defer wb.Cancel()
+	for _, w := range res.Times {
+		if err := wb.Set(witnessKey(w.ID, author), encodeWitness(w)); err != nil {
+			return internal(op, err)
+		}
+	}
+	for _, e := range res.Evidence {
+		b, _ := json.Marshal(e)
+		if err := wb.Set(evidenceKey(e), b); err != nil {
+			return internal(op, err)
+		}
+	}
+	hb, err := registry.Marshal(ch.Summary())
+	if err != nil {
+		return registry.E(op, registry.EINTERNAL, "encoding a chain head", err)
+	}
+	if err := wb.Set(chainKey(author), hb); err != nil {
+		return internal(op, err)
+	}
+	if err := wb.Flush(); err != nil {
+		return internal(op, err)
+	}
+	return nil
+}
+
+// evidenceKeys lists the keys of author's evidence.
+func (db *DB) evidenceKeys(author registry.PublicKey) ([][]byte, error) {
+	var out [][]byte
+	err := db.bdb.View(func(txn *badger.Txn) error {
+		o := badger.DefaultIteratorOptions
+		o.PrefetchValues = false
+		o.Prefix = append([]byte{pEvidence}, author...)
+		it := txn.NewIterator(o)
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			out = append(out, it.Item().KeyCopy(nil))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, internal("store.evidenceKeys", err)
+	}
+	return out, nil
 }

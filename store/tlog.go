@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"sync"
+	"sync/atomic"
 
 	"github.com/dgraph-io/badger/v4"
 
@@ -17,8 +18,10 @@ import (
 // transaction that stores it, exactly once, in acceptance order. The log's
 // tree keeps every perfect subtree root, so a root, an inclusion proof or a
 // consistency proof at any size costs O(log n) reads. Checkpoint records
-// (of any author) are also fed to that author's chain verifier, and the
-// entries they witness are indexed by record ID.
+// by the node's witnesses (Authority.Witness) are also fed to that
+// author's chain verifier, and the entries they witness are indexed by
+// record ID; the checkpoints of other keys are only logged. Chains exist
+// exactly for the witnesses of the Authority last set (see syncChains).
 //
 // Tables (never reuse these prefixes):
 //
@@ -28,7 +31,7 @@ import (
 //	                                        the leaves (a leaf's hash is derived from G)
 //	W ID author → time(8) index(8) ckpt(34) witnessed times, per checkpoint author
 //	E author A B reason → Evidence (JSON)   equivocation evidence
-//	C author → registry.ChainHead (CBOR)    each checkpoint author's chain head
+//	C author → registry.ChainHead (CBOR)    each witness's chain head
 //	M "logsize" → size(8)                   the log's size
 const (
 	pLog      = 'G'
@@ -87,6 +90,8 @@ type tlogState struct {
 	// next in-order checkpoints are O(their leaves), not O(their log).
 	// Only appendLog (under writeMu) uses it.
 	chains map[string]*registry.Chain
+	// loads counts chains derived from the log (loadChain), for tests.
+	loads atomic.Uint64
 }
 
 // maxCachedChains bounds tlogState.chains.
@@ -267,17 +272,28 @@ func (db *DB) appendLog(txn *badger.Txn, recs []*registry.Record) (_ *pendingLog
 		return nil, wrapTxn(op, werr)
 	}
 	batch := map[string][]*registry.Checkpoint{} // this batch's checkpoints so far, by author
+	auth := db.authority()
+	everyone := auth.Witnesses() == nil
 	for _, r := range cks {
+		// Only the chains of this node's witnesses are verified: the
+		// checkpoints of any other key are kept and relayed, but cost no
+		// more than any other record (SetAuthority builds a chain when its
+		// author becomes a witness).
+		// Until SetAuthority is called after Open, the chains kept are
+		// those of the witnesses of the authority set last.
+		head, kept, err := chainHead(txn, r.Author)
+		if err != nil {
+			return nil, err
+		}
+		if !kept && !everyone && !auth.Witness(r.Author) {
+			continue
+		}
 		ck, err := registry.ParseCheckpoint(r)
 		if err != nil {
 			db.log.Warn("stored checkpoint does not parse", "record", r.ID(), "err", err)
 			continue
 		}
 		author := r.Author.PeerID()
-		head, err := getChainHead(txn, r.Author)
-		if err != nil {
-			return nil, err
-		}
 		has := func(id registry.ID) (bool, error) {
 			_, err := txn.Get(witnessKey(id, r.Author))
 			if errors.Is(err, badger.ErrKeyNotFound) {
@@ -366,23 +382,30 @@ func (db *DB) cacheChain(author string, ch *registry.Chain) {
 }
 
 func getChainHead(txn *badger.Txn, author registry.PublicKey) (*registry.ChainHead, error) {
+	h, _, err := chainHead(txn, author)
+	return h, err
+}
+
+// chainHead returns author's chain head and whether the store keeps a
+// chain for author; an empty head when it does not.
+func chainHead(txn *badger.Txn, author registry.PublicKey) (*registry.ChainHead, bool, error) {
 	const op = "store.chainHead"
 	it, err := txn.Get(chainKey(author))
 	if errors.Is(err, badger.ErrKeyNotFound) {
-		return registry.NewChainHead(), nil
+		return registry.NewChainHead(), false, nil
 	}
 	if err != nil {
-		return nil, internal(op, err)
+		return nil, false, internal(op, err)
 	}
 	b, err := it.ValueCopy(nil)
 	if err != nil {
-		return nil, internal(op, err)
+		return nil, false, internal(op, err)
 	}
 	h := new(registry.ChainHead)
 	if err := registry.Unmarshal(b, h); err != nil {
-		return nil, registry.E(op, registry.EINTERNAL, "corrupt chain head", err)
+		return nil, false, registry.E(op, registry.EINTERNAL, "corrupt chain head", err)
 	}
-	return h, nil
+	return h, true, nil
 }
 
 func encodeWitness(w registry.Witnessed) []byte {
@@ -395,6 +418,7 @@ func encodeWitness(w registry.Witnessed) []byte {
 
 // loadChain derives author's whole chain from its checkpoints in the log.
 func (db *DB) loadChain(author registry.PublicKey) (*registry.Chain, error) {
+	db.tl.loads.Add(1)
 	ch := registry.NewChain(author)
 	recs, err := db.RecordsBySubject(author.PeerID())
 	if err != nil {

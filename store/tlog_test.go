@@ -25,6 +25,18 @@ func ids(recs []*registry.Record) []registry.ID {
 	return out
 }
 
+// trustWitness makes ws the store's witnesses (trust roots).
+func trustWitness(t testing.TB, db *DB, ws ...registry.PrivateKey) {
+	t.Helper()
+	var roots []registry.PublicKey
+	for _, w := range ws {
+		roots = append(roots, w.Public())
+	}
+	if _, err := db.SetAuthority(registry.NewTrust(roots, nil, time.Now(), time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func checkpointRec(t testing.TB, k registry.PrivateKey, prev uint64, leaves []registry.ID, root registry.Hash, at time.Time) *registry.Record {
 	return sign(t, k, registry.KindCheckpoint, k.Public().PeerID(), registry.NewCheckpointBody(k.Public().PeerID(), prev, leaves, root), at)
 }
@@ -173,6 +185,7 @@ func TestWitnessIndexAndEquivocation(t *testing.T) {
 		t.Fatal(err)
 	}
 	w := key(t, 9) // a witnessing node
+	trustWitness(t, db, w)
 	recs := yanks(t, key(t, 1), 12)
 	if _, err := db.PutRecords(recs); err != nil {
 		t.Fatal(err)
@@ -241,6 +254,7 @@ func TestWitnessIndexMatchesWitness(t *testing.T) {
 	}
 	defer db.Close()
 	w := key(t, 9)
+	trustWitness(t, db, w)
 	recs := yanks(t, key(t, 1), 30)
 	all := ids(recs)
 	var cks []*registry.Record
@@ -289,6 +303,7 @@ func TestWitnessIndexPropertyWithRestart(t *testing.T) {
 			t.Fatal(err)
 		}
 		w := key(t, byte(30+round))
+		trustWitness(t, db, w)
 		all := ids(yanks(t, key(t, 1), 40))
 		var cks []*registry.Record
 		at := t0
@@ -367,6 +382,7 @@ func TestWitnessAcrossFastAndSlowPaths(t *testing.T) {
 	}
 	defer db.Close()
 	w := key(t, 9)
+	trustWitness(t, db, w)
 	all := ids(yanks(t, key(t, 1), 12))
 	var c []*registry.Record
 	for i := 0; i < 6; i++ {
@@ -384,5 +400,86 @@ func TestWitnessAcrossFastAndSlowPaths(t *testing.T) {
 	}
 	if h, err := db.Checkpoint(w.Public()); err != nil || h.ID() != c[5].ID() {
 		t.Fatalf("head %v", err)
+	}
+}
+
+// A key that is not one of the node's witnesses cannot make the store
+// verify its checkpoints: out-of-order and forked checkpoints by a
+// stranger are logged like any record, derive no chain, witness nothing
+// and leave no evidence. When the key becomes a witness its chain is
+// derived once, with its witnessed times and evidence; when it stops
+// being one they are gone again.
+func TestCheckpointsOfStrangersAreOnlyLogged(t *testing.T) {
+	db, err := Open("", Options{InMemory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	w, stranger := key(t, 9), key(t, 10)
+	trustWitness(t, db, w)
+	all := ids(yanks(t, key(t, 1), 12))
+	if _, err := db.PutRecords(yanks(t, key(t, 1), 12)); err != nil {
+		t.Fatal(err)
+	}
+	var cks []*registry.Record
+	for i := 0; i < 6; i++ {
+		cks = append(cks, checkpointRec(t, stranger, uint64(2*i), all[2*i:2*i+2], registry.TreeRoot(all[:2*i+2]), t0.Add(time.Duration(i)*time.Second)))
+	}
+	// A fork of the last checkpoint: same size, its two leaves swapped.
+	forked := append(append([]registry.ID{}, all[:10]...), all[11], all[10])
+	fork := checkpointRec(t, stranger, 10, forked[10:], registry.TreeRoot(forked), t0.Add(time.Hour))
+	loads := db.tl.loads.Load()
+	for _, i := range []int{5, 3, 1, 4, 2, 0} { // every arrival out of order
+		if _, err := db.PutRecords([]*registry.Record{cks[i]}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := db.PutRecords([]*registry.Record{fork}); err != nil {
+		t.Fatal(err)
+	}
+	if n := db.tl.loads.Load() - loads; n != 0 {
+		t.Fatalf("a stranger's out-of-order checkpoints derived %d chains", n)
+	}
+	if wt, _ := db.WitnessTimes(all[0]); len(wt) != 0 {
+		t.Fatalf("a stranger's checkpoint witnessed a record: %+v", wt)
+	}
+	if ev, _ := db.Evidence(); len(ev) != 0 {
+		t.Fatalf("a stranger's fork is kept as evidence: %+v", ev)
+	}
+	if _, err := db.Checkpoint(stranger.Public()); registry.KindOf(err) != registry.ENOTFOUND {
+		t.Fatalf("a stranger has a chain head: %v", err)
+	}
+	if _, err := db.LogIndex(fork.ID()); err != nil {
+		t.Fatalf("the stranger's checkpoint is not in the log: %v", err)
+	}
+
+	// Trusted, its chain is derived from the log.
+	trustWitness(t, db, w, stranger)
+	wt, _ := db.WitnessTimes(all[3])
+	if len(wt) != 1 || !wt[0].Author.Equal(stranger.Public()) || wt[0].Time != cks[1].Time {
+		t.Fatalf("once trusted, entry 3 is witnessed %+v, want at %d", wt, cks[1].Time)
+	}
+	if ev, _ := db.Evidence(); len(ev) != 1 || ev[0].Reason != registry.ReasonFork {
+		t.Fatalf("once trusted, evidence %+v", ev)
+	}
+	// Its next checkpoint extends the derived chain.
+	extra := registry.Sum([]byte("a record the store does not hold"))
+	next := checkpointRec(t, stranger, 12, []registry.ID{extra}, registry.TreeRoot(append(append([]registry.ID{}, all...), extra)), t0.Add(2*time.Hour))
+	if _, err := db.PutRecords([]*registry.Record{next}); err != nil {
+		t.Fatal(err)
+	}
+	if wt, _ := db.WitnessTimes(extra); len(wt) != 0 {
+		t.Fatalf("an entry past the fork is witnessed: %+v", wt)
+	}
+	if wt, _ := db.WitnessTimes(all[3]); len(wt) != 1 {
+		t.Fatalf("entry 3 lost its witnessed time: %+v", wt)
+	}
+	// Trust withdrawn: nothing of its chain is left.
+	trustWitness(t, db, w)
+	if wt, _ := db.WitnessTimes(all[3]); len(wt) != 0 {
+		t.Fatalf("after trust is withdrawn, entry 3 is witnessed %+v", wt)
+	}
+	if ev, _ := db.Evidence(); len(ev) != 0 {
+		t.Fatalf("after trust is withdrawn, evidence %+v", ev)
 	}
 }

@@ -107,12 +107,16 @@ func TestLogEndpointsRefuseHostileInput(t *testing.T) {
 	}
 }
 
-// Two checkpoints by one key that fork the same tree size are detected on
-// receipt and shown as evidence.
+// Two checkpoints by one trusted key that fork the same tree size are
+// detected on receipt and shown as evidence.
 func TestForkedCheckpointIsEvidence(t *testing.T) {
 	f := newFixture(t)
 	k, err := registry.KeyFromSeed(bytes.Repeat([]byte{42}, 32))
 	if err != nil {
+		t.Fatal(err)
+	}
+	// Only a witness's checkpoints are verified: the node trusts the key.
+	if _, err := f.n.UpdateSettings(context.Background(), "t", []byte(`{"trust":{"keys":["`+k.Public().PeerID()+`"]}}`)); err != nil {
 		t.Fatal(err)
 	}
 	at := time.Now().Add(-time.Minute)
