@@ -26,8 +26,8 @@ func fedNode(t *testing.T) *Node {
 
 // Over real libp2p: a node's checkpoints reach its peer, which computes the
 // records' witnessed time under the first node; both nodes then go quiet;
-// a forked checkpoint pair signed by a third key is only logged until B
-// trusts that key, and is then held as evidence.
+// a forked checkpoint pair signed by a key B trusts is detected on receipt,
+// and one signed by a stranger is only logged until B trusts it too.
 func TestCheckpointsFederate(t *testing.T) {
 	a, b := fedNode(t), fedNode(t)
 	ctx := context.Background()
@@ -57,24 +57,32 @@ func TestCheckpointsFederate(t *testing.T) {
 		return a.State().Digest == sa.Digest && b.State().Digest == sb.Digest
 	})
 
-	k, _ := registry.KeyFromSeed(bytes.Repeat([]byte{77}, 32))
+	// Two keys sign a forked pair of checkpoints each: w, which B trusts
+	// before the pair arrives, and s, a stranger.
+	w, _ := registry.KeyFromSeed(bytes.Repeat([]byte{77}, 32))
+	s, _ := registry.KeyFromSeed(bytes.Repeat([]byte{78}, 32))
+	if _, err := b.UpdateSettings(ctx, "t", []byte(`{"trust":{"keys":["`+w.Public().PeerID()+`"]}}`)); err != nil {
+		t.Fatal(err)
+	}
 	at := time.Now().Add(-time.Minute)
 	x := []registry.ID{registry.Sum([]byte("x")), registry.Sum([]byte("y"))}
 	y := []registry.ID{registry.Sum([]byte("x")), registry.Sum([]byte("z"))}
 	var raws [][]byte
-	for i, leaves := range [][]registry.ID{x, y} {
-		r, err := registry.Sign(k, registry.KindCheckpoint, k.Public().PeerID(), registry.NewCheckpointBody(k.Public().PeerID(), 0, leaves, registry.TreeRoot(leaves)), at.Add(time.Duration(i)*time.Second))
-		if err != nil {
-			t.Fatal(err)
+	for _, k := range []registry.PrivateKey{w, s} {
+		for i, leaves := range [][]registry.ID{x, y} {
+			r, err := registry.Sign(k, registry.KindCheckpoint, k.Public().PeerID(), registry.NewCheckpointBody(k.Public().PeerID(), 0, leaves, registry.TreeRoot(leaves)), at.Add(time.Duration(i)*time.Second))
+			if err != nil {
+				t.Fatal(err)
+			}
+			raws = append(raws, r.Bytes())
 		}
-		raws = append(raws, r.Bytes())
 	}
 	if _, err := a.Ingest(ctx, "t", raws); err != nil {
 		t.Fatal(err)
 	}
-	// The forked pair reaches B, which only logs it: the key is no witness
-	// of B's, so its checkpoints are not verified and B keeps no evidence.
-	eventually(t, 30*time.Second, "B holds the forked pair", func() bool {
+	// The trusted key's fork is detected on receipt; the stranger's pair is
+	// only logged: its checkpoints are not verified and leave no evidence.
+	eventually(t, 30*time.Second, "B holds all four checkpoints", func() bool {
 		for _, raw := range raws {
 			r, err := registry.DecodeRecord(raw)
 			if err != nil {
@@ -86,20 +94,20 @@ func TestCheckpointsFederate(t *testing.T) {
 		}
 		return true
 	})
-	if ev, _ := b.Evidence(); len(ev) != 0 {
-		t.Fatalf("B keeps a stranger's fork as evidence: %+v", ev)
-	}
-	if h := b.Health(ctx); len(h.Equivocations) != 0 || h.Status != "ok" {
-		t.Fatalf("health: status %s, equivocations %+v", h.Status, h.Equivocations)
-	}
-	// Once B trusts that key, the equivocation degrades B's health.
-	if _, err := b.UpdateSettings(ctx, "t", []byte(`{"trust":{"keys":["`+k.Public().PeerID()+`"]}}`)); err != nil {
-		t.Fatal(err)
-	}
-	if ev, _ := b.Evidence(); len(ev) != 1 || !ev[0].Author.Equal(k.Public()) || ev[0].Reason != registry.ReasonFork {
-		t.Fatalf("B's evidence once it trusts the key: %+v", ev)
+	if ev, _ := b.Evidence(); len(ev) != 1 || !ev[0].Author.Equal(w.Public()) || ev[0].Reason != registry.ReasonFork {
+		t.Fatalf("B's evidence: %+v", ev)
 	}
 	if h := b.Health(ctx); h.Status != "degraded" || len(h.Equivocations) != 1 || !h.Equivocations[0].Trusted {
-		t.Fatalf("health after trusting the equivocating key: status %s, %+v", h.Status, h.Equivocations)
+		t.Fatalf("health: status %s, equivocations %+v", h.Status, h.Equivocations)
+	}
+	// Once B trusts the stranger too, its fork is evidence as well.
+	if _, err := b.UpdateSettings(ctx, "t", []byte(`{"trust":{"keys":["`+w.Public().PeerID()+`","`+s.Public().PeerID()+`"]}}`)); err != nil {
+		t.Fatal(err)
+	}
+	if ev, _ := b.Evidence(); len(ev) != 2 {
+		t.Fatalf("B's evidence once it trusts both keys: %+v", ev)
+	}
+	if h := b.Health(ctx); h.Status != "degraded" || len(h.Equivocations) != 2 {
+		t.Fatalf("health after trusting both keys: status %s, %+v", h.Status, h.Equivocations)
 	}
 }
