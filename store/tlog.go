@@ -146,6 +146,12 @@ func (db *DB) backfillLog() error {
 	}
 	db.writeMu.Lock()
 	defer db.writeMu.Unlock()
+	return db.backfillLocked()
+}
+
+// backfillLocked is backfillLog with writeMu held.
+func (db *DB) backfillLocked() error {
+	const op = "store.backfillLog"
 	var missing []registry.ID
 	err := db.ScanTimeIndex(func(_ int64, id registry.ID) error {
 		return db.bdb.View(func(txn *badger.Txn) error {

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dgraph-io/badger/v4"
+
 	registry "github.com/wasmrust/wasm-crates-registry"
 )
 
@@ -481,5 +483,60 @@ func TestCheckpointsOfStrangersAreOnlyLogged(t *testing.T) {
 	}
 	if ev, _ := db.Evidence(); len(ev) != 0 {
 		t.Fatalf("after trust is withdrawn, evidence %+v", ev)
+	}
+}
+
+// Reindex derives the log's position index and tree, the witness index,
+// the chain heads and the evidence again: damaged or deleted, they come
+// back exactly as they were.
+func TestReindexRebuildsTheLogAndWitnessIndex(t *testing.T) {
+	db, err := Open(t.TempDir(), Options{GCInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	w := key(t, 9)
+	trustWitness(t, db, w)
+	recs := yanks(t, key(t, 1), 12)
+	if _, err := db.PutRecords(recs); err != nil {
+		t.Fatal(err)
+	}
+	all := ids(recs)
+	c1 := checkpointRec(t, w, 0, all[:5], registry.TreeRoot(all[:5]), t0.Add(time.Second))
+	c2 := checkpointRec(t, w, 5, all[5:8], registry.TreeRoot(all[:8]), t0.Add(2*time.Second))
+	c2f := checkpointRec(t, w, 5, []registry.ID{all[6], all[5], all[7]}, registry.TreeRoot(append(append([]registry.ID{}, all[:5]...), all[6], all[5], all[7])), t0.Add(3*time.Second))
+	if _, err := db.PutRecords([]*registry.Record{c1, c2, c2f}); err != nil {
+		t.Fatal(err)
+	}
+	want := append(append([]registry.ID{}, all...), c1.ID(), c2.ID(), c2f.ID())
+	wt3, _ := db.WitnessTimes(all[3])
+	ev, _ := db.Evidence()
+	if len(wt3) != 1 || len(ev) != 1 {
+		t.Fatalf("before: witness times %+v, evidence %+v", wt3, ev)
+	}
+	// Damage every derived table of the log.
+	err = db.bdb.Update(func(txn *badger.Txn) error {
+		for _, k := range [][]byte{witnessKey(all[3], w.Public()), chainKey(w.Public()), evidenceKey(ev[0]), logIndexKey(all[4]), treeKey(registry.TreeNode{Level: 1, Index: 0})} {
+			if err := txn.Delete(k); err != nil {
+				return err
+			}
+		}
+		return txn.Set(treeKey(registry.TreeNode{Level: 2, Index: 1}), make([]byte, 32))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Reindex(); err != nil {
+		t.Fatal(err)
+	}
+	checkLog(t, db, want)
+	if got, _ := db.WitnessTimes(all[3]); len(got) != 1 || got[0].Time != wt3[0].Time || got[0].Checkpoint != wt3[0].Checkpoint || got[0].Index != wt3[0].Index {
+		t.Fatalf("after reindex: witness times %+v, want %+v", got, wt3)
+	}
+	if got, _ := db.Evidence(); len(got) != 1 || got[0].A != ev[0].A || got[0].B != ev[0].B {
+		t.Fatalf("after reindex: evidence %+v, want %+v", got, ev)
+	}
+	if ck, err := db.Checkpoint(w.Public()); err != nil || ck.Size != 8 {
+		t.Fatalf("after reindex: checkpoint %+v %v", ck, err)
 	}
 }
