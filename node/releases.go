@@ -51,7 +51,10 @@ type Release struct {
 	Conflicts []registry.ID `json:"conflicts,omitempty"`
 	// Claims details the conflicting releases, first first.
 	Claims []ClaimInfo `json:"claims,omitempty"`
-	Owners []string    `json:"owners"`
+	// Omitted names the lists (claims, reports, reviews) that hold more
+	// untrusted entries than a release shows (store.MaxUntrusted each).
+	Omitted []string `json:"omitted,omitempty"`
+	Owners  []string `json:"owners"`
 	// The verdict of the newest trusted report (untested when none).
 	Wasm    string          `json:"wasm"`
 	GCReady bool            `json:"gc_ready"`
@@ -141,6 +144,14 @@ func releaseFromView(v *store.ReleaseView, trust *TrustSet) *Release {
 		}
 		r.Conflicts = append(r.Conflicts, c.ID)
 		r.Claims = append(r.Claims, ci)
+	}
+	for _, o := range []struct {
+		list    string
+		omitted bool
+	}{{"claims", v.ClaimsOmitted}, {"reports", v.ReportsOmitted}, {"reviews", v.ReviewsOmitted}} {
+		if o.omitted {
+			r.Omitted = append(r.Omitted, o.list)
+		}
 	}
 	for _, o := range v.Owners {
 		r.Owners = append(r.Owners, o.PeerID())

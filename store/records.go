@@ -165,12 +165,15 @@ func (db *DB) putBatch(recs []*registry.Record) ([]*registry.Record, error) {
 		}
 	}
 	for name, batch := range names {
-		if !rederive[name] && onlyVerdicts(batch) {
-			if err := db.applyVerdicts(txn, batch); err != nil {
+		if !rederive[name] && inPlace(batch, auth, name) {
+			ok, err := db.applyInPlace(txn, rtxn, name, batch)
+			if err != nil {
 				lg.abort()
 				return nil, err
 			}
-			continue
+			if ok {
+				continue
+			}
 		}
 		held, err := db.readIndexed(rtxn, sepPrefix(pName, name))
 		if err != nil {

@@ -65,9 +65,10 @@ type DB struct {
 	opts Options
 	log  *slog.Logger
 
-	writeMu sync.Mutex   // serialises record writes, so view derivation never races
-	auth    atomic.Value // Authority; see SetAuthority
-	jobMu   sync.Mutex   // serialises job queue read-modify-writes
+	writeMu sync.Mutex    // serialises record writes, so view derivation never races
+	auth    atomic.Value  // Authority; see SetAuthority
+	derived atomic.Uint64 // crates whose views were derived from all their records (writeViews), for tests
+	jobMu   sync.Mutex    // serialises job queue read-modify-writes
 
 	mu    sync.RWMutex // guards the fields below
 	fp    registry.Fingerprint

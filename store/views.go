@@ -42,7 +42,20 @@ type ReleaseView struct {
 	// Backdated: the winning release claims a time more than MaxSkew
 	// before its witnessed time.
 	Backdated bool `cbor:"17,keyasint,omitempty"`
+	// A view lists every claim, report and review whose author the
+	// Authority trusts for it (authorized claims; reports by testers and
+	// reviews by reviewers of the crate), and at most MaxUntrusted others
+	// of each: the first claims by Order, the newest reports and reviews.
+	// These flags say that more were left out, so that a flood from fresh
+	// keys cannot grow a view (see ApplyCaps).
+	ClaimsOmitted  bool `cbor:"18,keyasint,omitempty"`
+	ReportsOmitted bool `cbor:"19,keyasint,omitempty"`
+	ReviewsOmitted bool `cbor:"20,keyasint,omitempty"`
 }
+
+// MaxUntrusted is how many untrusted claims, reports and reviews a view
+// lists, each.
+const MaxUntrusted = 32
 
 // ClaimRef is a release that does not win its name@version: evidence of a
 // conflict, of backdating, or an untrusted claim.
@@ -106,8 +119,8 @@ func ref(r *registry.Record) RecordRef {
 	return RecordRef{ID: r.ID(), Author: r.Author, Time: r.Time}
 }
 
-// buildViews turns a resolved crate into views.
-func buildViews(cs *registry.CrateState) []*ReleaseView {
+// buildViews turns a resolved crate into views, capped (see capView).
+func buildViews(cs *registry.CrateState, auth registry.Authority) []*ReleaseView {
 	out := make([]*ReleaseView, 0, len(cs.Releases))
 	for _, rs := range cs.Releases {
 		v := &ReleaseView{
@@ -158,18 +171,53 @@ func buildViews(cs *registry.CrateState) []*ReleaseView {
 			rb := b.(*registry.ReviewBody)
 			v.Reviews = append(v.Reviews, ReviewRef{RecordRef: ref(r), Verdict: rb.Verdict, Comment: rb.Comment})
 		}
+		capView(v, auth)
 		out = append(out, v)
 	}
 	return out
+}
+
+// capView keeps in v's lists every entry whose author auth trusts for it
+// and the first MaxUntrusted others of each list (claims are first first,
+// reports and reviews newest first), setting the Omitted flags when more
+// were left out. Every path that writes a view applies it, so a view
+// updated in place equals one derived again.
+func capView(v *ReleaseView, auth registry.Authority) {
+	var o bool
+	v.Claims, o = capList(v.Claims, func(c *ClaimRef) bool { return c.Authorized })
+	v.ClaimsOmitted = v.ClaimsOmitted || o
+	v.Reports, o = capList(v.Reports, func(r *ReportRef) bool { return auth.May(r.Author, registry.RoleTester, v.Name) })
+	v.ReportsOmitted = v.ReportsOmitted || o
+	v.Reviews, o = capList(v.Reviews, func(r *ReviewRef) bool { return auth.May(r.Author, registry.RoleReviewer, v.Name) })
+	v.ReviewsOmitted = v.ReviewsOmitted || o
+}
+
+// capList keeps the trusted entries of list and its first MaxUntrusted
+// others, in order; omitted reports whether any was dropped.
+func capList[T any](list []T, trusted func(*T) bool) (out []T, omitted bool) {
+	n := 0
+	out = list[:0]
+	for i := range list {
+		if !trusted(&list[i]) {
+			if n == MaxUntrusted {
+				omitted = true
+				continue
+			}
+			n++
+		}
+		out = append(out, list[i])
+	}
+	return out, omitted
 }
 
 // writeViews resolves crate name from all of its records and writes its
 // views in txn. writeMu must be held.
 func (db *DB) writeViews(txn *badger.Txn, name string, recs []*registry.Record) error {
 	const op = "store.writeViews"
+	db.derived.Add(1)
 	auth := db.authority()
 	cs := registry.ResolveCrate(name, recs, db.opts.Now(), db.opts.MaxSkew, auth, db.witness(txn, auth))
-	for _, v := range buildViews(cs) {
+	for _, v := range buildViews(cs, auth) {
 		b, err := registry.Marshal(v)
 		if err != nil {
 			return registry.E(op, registry.EINTERNAL, "encoding a release view", err)
@@ -324,45 +372,68 @@ func livePerAuthorRef[T any](list []T, r T, ref func(*T) *RecordRef) ([]T, bool)
 	return append(list, r), true
 }
 
-// onlyVerdicts reports whether every record of recs is a report or a
-// review: records that change one release's view and nothing else, so the
-// view can be updated in place instead of derived from all the crate's
-// records again.
-func onlyVerdicts(recs []*registry.Record) bool {
-	for _, r := range recs {
-		if r.Kind != registry.KindReport && r.Kind != registry.KindReview {
+// inPlace reports whether every record of batch, all about crate name,
+// changes its views in a way that can be applied to them in place:
+// reports and reviews, and releases, yanks and owners records by authors
+// auth does not let publish name, which can never found, own, publish or
+// yank it. Such records are what a stranger can send in bulk, so they must
+// not derive the crate's views from all of its records again.
+func inPlace(batch []*registry.Record, auth registry.Authority, name string) bool {
+	for _, r := range batch {
+		switch r.Kind {
+		case registry.KindReport, registry.KindReview:
+		case registry.KindRelease, registry.KindYank, registry.KindOwners:
+			if auth.May(r.Author, registry.RolePublisher, name) {
+				return false
+			}
+		default:
 			return false
 		}
 	}
-	return len(recs) > 0
+	return len(batch) > 0
 }
 
-// applyVerdicts adds reports and reviews to the views of the releases
-// they are about, with the same result as deriving the views again
-// (TestIncrementalViewsEqualRebuilt): the live record per author is the
-// greatest by (time, author, ID), lists are newest first, and a verdict
-// about a version with no release is an orphan that no view shows.
-// writeMu must be held.
-func (db *DB) applyVerdicts(txn *badger.Txn, recs []*registry.Record) error {
-	const op = "store.applyVerdicts"
-	now, skew := db.opts.Now(), db.opts.MaxSkew
-	bySubject := map[string][]*registry.Record{}
-	for _, r := range recs {
-		if registry.Applicable(r, now, skew) {
-			bySubject[r.Subject] = append(bySubject[r.Subject], r)
-		}
+// claimOrder is the Order of a claim, or of a view's winning release.
+func claimOrder(id registry.ID, time, witnessed int64) registry.Order {
+	if witnessed != 0 {
+		return registry.Order{Time: witnessed, ID: id}
 	}
-	for subject, rs := range bySubject {
-		name, version, ok := strings.Cut(subject, "@")
-		if !ok {
-			continue
+	return registry.Order{Pending: true, Time: time, ID: id}
+}
+
+// applyInPlace applies a batch for which inPlace holds to the views of
+// crate name, with the same result as deriving them again
+// (TestIncrementalViewsEqualRebuilt):
+//   - an untrusted release of a version that has a view is a claim,
+//     inserted in Order, or, when the view is itself an untrusted claim
+//     that the release precedes, the release wins and the old winner
+//     becomes a claim;
+//   - an untrusted release of a new version makes its view from the
+//     records of that name@version alone, unless one of them is a release
+//     or yank by a publisher (ok is then false: derive the crate again);
+//   - untrusted yanks and owners records change no view;
+//   - reports and reviews replace their author's older one; about a
+//     version with no release they are orphans that no view shows.
+//
+// Every view written is capped (capView). rtxn reads the committed records;
+// writeMu must be held.
+func (db *DB) applyInPlace(txn, rtxn *badger.Txn, name string, batch []*registry.Record) (ok bool, err error) {
+	const op = "store.applyInPlace"
+	now, skew := db.opts.Now(), db.opts.MaxSkew
+	auth := db.authority()
+	witness := db.witness(txn, auth)
+	views := map[string]*ReleaseView{}
+	dirty := map[string]bool{}
+	get := func(version string) (*ReleaseView, error) {
+		if v, ok := views[version]; ok {
+			return v, nil
 		}
 		it, err := txn.Get(viewKey(name, version))
 		if errors.Is(err, badger.ErrKeyNotFound) {
-			continue
+			return nil, nil
 		}
 		if err != nil {
-			return internal(op, err)
+			return nil, internal(op, err)
 		}
 		var v *ReleaseView
 		if err := it.Value(func(b []byte) error {
@@ -370,39 +441,155 @@ func (db *DB) applyVerdicts(txn *badger.Txn, recs []*registry.Record) error {
 			v, derr = decodeView(b)
 			return derr
 		}); err != nil {
-			return err
+			return nil, err
 		}
-		changed := false
-		for _, r := range rs {
-			b, err := r.DecodeBody()
-			if err != nil {
-				continue
-			}
-			var did bool
-			switch body := b.(type) {
-			case *registry.ReportBody:
-				v.Reports, did = livePerAuthorRef(v.Reports, ReportRef{
-					RecordRef: ref(r), Release: body.ReleaseID(), Outcome: body.Outcome, Wasm: body.Wasm,
-					GCReady: body.GCReady, Dual: body.Dual, Score: body.Score, Gate: body.Gate,
-				}, func(x *ReportRef) *RecordRef { return &x.RecordRef })
-			case *registry.ReviewBody:
-				v.Reviews, did = livePerAuthorRef(v.Reviews, ReviewRef{RecordRef: ref(r), Verdict: body.Verdict, Comment: body.Comment},
-					func(x *ReviewRef) *RecordRef { return &x.RecordRef })
-			}
-			changed = changed || did
-		}
-		if !changed {
+		views[version] = v
+		return v, nil
+	}
+	var releases, verdicts []*registry.Record
+	for _, r := range batch {
+		if !registry.Applicable(r, now, skew) {
 			continue
 		}
-		slices.SortFunc(v.Reports, func(a, b ReportRef) int { return compareRefs(b.RecordRef, a.RecordRef) })
-		slices.SortFunc(v.Reviews, func(a, b ReviewRef) int { return compareRefs(b.RecordRef, a.RecordRef) })
-		vb, err := registry.Marshal(v)
-		if err != nil {
-			return registry.E(op, registry.EINTERNAL, "encoding a release view", err)
-		}
-		if err := txn.Set(viewKey(name, version), vb); err != nil {
-			return wrapTxn(op, err)
+		switch r.Kind {
+		case registry.KindRelease:
+			releases = append(releases, r)
+		case registry.KindReport, registry.KindReview:
+			verdicts = append(verdicts, r)
 		}
 	}
-	return nil
+	done := map[registry.ID]bool{}
+	for _, r := range releases {
+		if done[r.ID()] {
+			continue
+		}
+		_, version, _ := strings.Cut(r.Subject, "@")
+		v, err := get(version)
+		if err != nil {
+			return false, err
+		}
+		if v == nil {
+			if v, err = db.subjectView(rtxn, name, r.Subject, batch, auth, witness); v == nil || err != nil {
+				return false, err
+			}
+			for _, x := range batch {
+				if x.Subject == r.Subject {
+					done[x.ID()] = true
+				}
+			}
+			views[version], dirty[version] = v, true
+			continue
+		}
+		o := registry.OrderOf(r, witness)
+		c := ClaimRef{RecordRef: ref(r), Backdated: registry.Backdated(r, witness, skew)}
+		if !o.Pending {
+			c.Witnessed = o.Time
+		}
+		if v.Unauthorized && o.Compare(claimOrder(v.Release, v.Time, v.Witnessed)) < 0 {
+			body, err := r.DecodeBody()
+			if err != nil {
+				return false, registry.E(op, registry.EINTERNAL, "a stored release does not decode", err)
+			}
+			old := ClaimRef{RecordRef: RecordRef{ID: v.Release, Author: v.Author, Time: v.Time}, Witnessed: v.Witnessed, Backdated: v.Backdated}
+			v.Release, v.Author, v.Time, v.Body = r.ID(), r.Author, r.Time, *body.(*registry.ReleaseBody)
+			v.Witnessed, v.Backdated = c.Witnessed, c.Backdated
+			c = old
+		}
+		co := claimOrder(c.ID, c.Time, c.Witnessed)
+		i, _ := slices.BinarySearchFunc(v.Claims, co, func(x ClaimRef, o registry.Order) int {
+			return claimOrder(x.ID, x.Time, x.Witnessed).Compare(o)
+		})
+		v.Claims = slices.Insert(v.Claims, i, c)
+		dirty[version] = true
+	}
+	for _, r := range verdicts {
+		if done[r.ID()] {
+			continue
+		}
+		_, version, _ := strings.Cut(r.Subject, "@")
+		v, err := get(version)
+		if err != nil {
+			return false, err
+		}
+		if v == nil {
+			continue
+		}
+		b, err := r.DecodeBody()
+		if err != nil {
+			continue
+		}
+		var did bool
+		switch body := b.(type) {
+		case *registry.ReportBody:
+			v.Reports, did = livePerAuthorRef(v.Reports, ReportRef{
+				RecordRef: ref(r), Release: body.ReleaseID(), Outcome: body.Outcome, Wasm: body.Wasm,
+				GCReady: body.GCReady, Dual: body.Dual, Score: body.Score, Gate: body.Gate,
+			}, func(x *ReportRef) *RecordRef { return &x.RecordRef })
+			slices.SortFunc(v.Reports, func(a, b ReportRef) int { return compareRefs(b.RecordRef, a.RecordRef) })
+		case *registry.ReviewBody:
+			v.Reviews, did = livePerAuthorRef(v.Reviews, ReviewRef{RecordRef: ref(r), Verdict: body.Verdict, Comment: body.Comment},
+				func(x *ReviewRef) *RecordRef { return &x.RecordRef })
+			slices.SortFunc(v.Reviews, func(a, b ReviewRef) int { return compareRefs(b.RecordRef, a.RecordRef) })
+		}
+		dirty[version] = dirty[version] || did
+	}
+	for version := range dirty {
+		v := views[version]
+		capView(v, auth)
+		vb, err := registry.Marshal(v)
+		if err != nil {
+			return false, registry.E(op, registry.EINTERNAL, "encoding a release view", err)
+		}
+		if err := txn.Set(viewKey(name, version), vb); err != nil {
+			return false, wrapTxn(op, err)
+		}
+	}
+	return true, nil
+}
+
+// subjectView derives the view of a version that has none yet from the
+// records of subject alone (those held and those of batch), when none of
+// them is a release or yank by a publisher of name: then no owner history
+// matters to it, and its owners are the crate's current ones, as any other
+// view of the crate holds them. It returns nil when that does not hold.
+func (db *DB) subjectView(rtxn *badger.Txn, name, subject string, batch []*registry.Record, auth registry.Authority, witness registry.WitnessFunc) (*ReleaseView, error) {
+	held, err := db.readIndexed(rtxn, sepPrefix(pSubject, subject))
+	if err != nil {
+		return nil, err
+	}
+	recs := held
+	for _, r := range batch {
+		if r.Subject == subject {
+			recs = append(recs, r)
+		}
+	}
+	for _, r := range recs {
+		if (r.Kind == registry.KindRelease || r.Kind == registry.KindYank) && auth.May(r.Author, registry.RolePublisher, name) {
+			return nil, nil
+		}
+	}
+	cs := registry.ResolveCrate(name, recs, db.opts.Now(), db.opts.MaxSkew, auth, witness)
+	vs := buildViews(cs, auth)
+	if len(vs) != 1 {
+		return nil, nil
+	}
+	v := vs[0]
+	o := badger.DefaultIteratorOptions
+	o.Prefix = viewKey(name, "")
+	it := rtxn.NewIterator(o)
+	defer it.Close()
+	for it.Rewind(); it.Valid(); it.Next() {
+		err := it.Item().Value(func(b []byte) error {
+			other, err := decodeView(b)
+			if err == nil {
+				v.Owners = other.Owners
+			}
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		break
+	}
+	return v, nil
 }
