@@ -86,49 +86,61 @@ func TestIncrementalViewsEqualRebuilt(t *testing.T) {
 	}
 }
 
-// BenchmarkReviewOnACrowdedCrate stores one review of a crate that already
-// holds many (as a flood of reviews from fresh keys would make it): the
-// cost must not grow with the crate's record count.
-func BenchmarkReviewOnACrowdedCrate(b *testing.B) {
-	for _, held := range []int{100, 3000} {
-		b.Run(fmt.Sprintf("held=%d", held), func(b *testing.B) {
-			db, err := Open(b.TempDir(), Options{Now: func() time.Time { return t0.Add(time.Hour) }, GCInterval: -1})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer db.Close()
-			if _, err := db.SetAuthority(registry.TrustEveryone()); err != nil {
-				b.Fatal(err)
-			}
-			owner := key(b, 1)
-			if _, err := db.PutRecords([]*registry.Record{release(b, owner, "crowded", "1.0.0", t0, []byte("x"))}); err != nil {
-				b.Fatal(err)
-			}
-			mk := func(i int) *registry.Record {
-				k, err := registry.KeyFromSeed(append(make([]byte, 24), byte(i>>24), byte(i>>16), byte(i>>8), byte(i), 1, 2, 3, 4))
+// BenchmarkStrangerOnACrowdedCrate stores one record by a fresh key about
+// a crate that already holds many such records (as a flood from fresh keys
+// would make it): a review, or a release of the same version (a claim).
+// The cost must not grow with the crate's record count. For comparison,
+// "owner-yank" stores a yank by the crate's owner, which derives the
+// crate's views from all of its records.
+func BenchmarkStrangerOnACrowdedCrate(b *testing.B) {
+	for _, kind := range []string{"review", "release", "owner-yank"} {
+		for _, held := range []int{100, 3000} {
+			b.Run(fmt.Sprintf("%s/held=%d", kind, held), func(b *testing.B) {
+				db, err := Open(b.TempDir(), Options{Now: func() time.Time { return t0.Add(time.Hour) }, GCInterval: -1})
 				if err != nil {
 					b.Fatal(err)
 				}
-				return sign(b, k, registry.KindReview, "crowded@1.0.0", &registry.ReviewBody{Verdict: registry.VerdictFlag}, t0)
-			}
-			var crowd []*registry.Record
-			for i := 0; i < held; i++ {
-				crowd = append(crowd, mk(i))
-			}
-			if _, err := db.PutRecords(crowd); err != nil {
-				b.Fatal(err)
-			}
-			next := make([]*registry.Record, b.N)
-			for i := range next {
-				next[i] = mk(held + i)
-			}
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				if _, err := db.PutRecords(next[i : i+1]); err != nil {
+				defer db.Close()
+				owner := key(b, 1)
+				if _, err := db.SetAuthority(registry.NewTrust([]registry.PublicKey{owner.Public()}, nil, t0, time.Minute)); err != nil {
 					b.Fatal(err)
 				}
-			}
-		})
+				if _, err := db.PutRecords([]*registry.Record{release(b, owner, "crowded", "1.0.0", t0, []byte("x"))}); err != nil {
+					b.Fatal(err)
+				}
+				mk := func(i int, kind string) *registry.Record {
+					k, err := registry.KeyFromSeed(append(make([]byte, 24), byte(i>>24), byte(i>>16), byte(i>>8), byte(i), 1, 2, 3, 4))
+					if err != nil {
+						b.Fatal(err)
+					}
+					at := t0.Add(time.Duration(i) * time.Millisecond)
+					switch kind {
+					case "release":
+						return release(b, k, "crowded", "1.0.0", at, []byte(fmt.Sprint("claim", i)))
+					case "owner-yank":
+						return sign(b, owner, registry.KindYank, "crowded@1.0.0", &registry.YankBody{Yanked: i%2 == 0}, at)
+					}
+					return sign(b, k, registry.KindReview, "crowded@1.0.0", &registry.ReviewBody{Verdict: registry.VerdictFlag}, at)
+				}
+				var crowd []*registry.Record
+				for i := 0; i < held; i++ {
+					crowd = append(crowd, mk(i, "review"), mk(i, "release"))
+				}
+				if _, err := db.PutRecords(crowd); err != nil {
+					b.Fatal(err)
+				}
+				next := make([]*registry.Record, b.N)
+				for i := range next {
+					next[i] = mk(held+i, kind)
+				}
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					if _, err := db.PutRecords(next[i : i+1]); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
 	}
 }
 
