@@ -25,6 +25,11 @@ type CheckpointBody struct {
 	Prev   uint64   `cbor:"3,keyasint" json:"prev"`
 	Leaves [][]byte `cbor:"4,keyasint" json:"leaves"`
 	Note   string   `cbor:"5,keyasint,omitempty" json:"note,omitempty"`
+	// The head of the author's audit log when it signed (entries and the
+	// newest entry's SHA-256), pinning that log against a rewrite. Both
+	// absent, or both present.
+	AuditSize uint64 `cbor:"6,keyasint,omitempty" json:"audit_size,omitempty"`
+	AuditHead []byte `cbor:"7,keyasint,omitempty" json:"audit_head,omitempty"`
 }
 
 // CheckpointOrigin is the log's origin line in the C2SP tlog-checkpoint
@@ -70,6 +75,9 @@ func (b *CheckpointBody) validate(subject string) error {
 		if _, err := IDFromBytes(l); err != nil {
 			return E(op, EINVALID, "leaf "+strconv.Itoa(i), err)
 		}
+	}
+	if (b.AuditSize == 0) != (len(b.AuditHead) == 0) || (len(b.AuditHead) != 0 && len(b.AuditHead) != sha256Size) {
+		return Errorf(op, EINVALID, "an audit head is an entry count with a %d-byte hash, or absent", sha256Size)
 	}
 	if b.Note != "" && b.Note != CheckpointNote(subject, b.Size, hashOf(b.Root)) {
 		return Errorf(op, EINVALID, "the note is not the tlog-checkpoint text of this size and root")

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"encoding/hex"
 	"time"
 
 	registry "github.com/wasmrust/wasm-crates-registry"
@@ -103,11 +104,17 @@ func (n *Node) SignCheckpoints(ctx context.Context) ([]*registry.Record, error) 
 			return out, err
 		}
 		at := max(n.cfg.Now().UnixMilli(), last+1)
-		rec, err := registry.Sign(n.key, registry.KindCheckpoint, self.PeerID(), registry.NewCheckpointBody(self.PeerID(), prev, leaves, root), ms(at))
+		body := registry.NewCheckpointBody(self.PeerID(), prev, leaves, root)
+		if h := n.db.AuditHeadNow(); h.Seq > 0 {
+			if hb, err := hex.DecodeString(h.Hash); err == nil {
+				body.AuditSize, body.AuditHead = h.Seq, hb
+			}
+		}
+		rec, err := registry.Sign(n.key, registry.KindCheckpoint, self.PeerID(), body, ms(at))
 		if err != nil {
 			return out, err
 		}
-		if err := n.storeAndPublish(ctx, rec); err != nil {
+		if err := n.storeAndPublishUnaudited(ctx, rec); err != nil {
 			return out, err
 		}
 		out = append(out, rec)
@@ -178,4 +185,25 @@ func (n *Node) WitnessTimes(id registry.ID) ([]store.WitnessTime, error) {
 // holds it; ENOTFOUND when it holds no accepted checkpoint by author.
 func (n *Node) CheckpointOf(author registry.PublicKey) (*registry.Checkpoint, error) {
 	return n.db.Checkpoint(author)
+}
+
+// auditPins returns the audit head this node's newest accepted checkpoint
+// signed (entry count → hex hash), for VerifyAudit.
+func (n *Node) auditPins() (map[uint64]string, error) {
+	ck, err := n.db.Checkpoint(n.key.Public())
+	if registry.KindOf(err) == registry.ENOTFOUND {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	b, err := ck.Record.DecodeBody()
+	if err != nil {
+		return nil, err
+	}
+	cb := b.(*registry.CheckpointBody)
+	if cb.AuditSize == 0 {
+		return nil, nil
+	}
+	return map[uint64]string{cb.AuditSize: hex.EncodeToString(cb.AuditHead)}, nil
 }

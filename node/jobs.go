@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -190,11 +191,10 @@ func (jr *jobRunner) run(job *store.Job) {
 		fail(store.JobFailed, "the report could not be signed: "+registry.MessageOf(err))
 		return
 	}
-	if err := n.storeAndPublish(jr.ctx, rr); err != nil {
+	if err := n.storeAndPublish(jr.ctx, store.AuditEntry{Action: "report", Actor: n.PeerID(), Subject: rec.Subject, Detail: report.Outcome}, rr); err != nil {
 		fail(store.JobFailed, "the report could not be stored: "+registry.MessageOf(err))
 		return
 	}
-	n.audit(store.AuditEntry{Action: "report", Actor: n.PeerID(), Subject: rec.Subject, Record: rr.ID().String(), Detail: report.Outcome})
 	if _, err := jr.update(job.ID, func(j *store.Job) error {
 		j.State, j.Finished, j.Report, j.Outcome = store.JobDone, n.cfg.Now().UTC(), rr.ID(), report.Outcome
 		return nil
@@ -263,6 +263,9 @@ func (n *Node) QueueTest(ctx context.Context, actor, id string) (*store.Job, err
 	if err != nil {
 		return nil, err
 	}
+	if err := require(ctx, op, ScopeTest, v.Name); err != nil {
+		return nil, err
+	}
 	job, created, err := n.db.EnqueueJob(v.Subject(), v.Release)
 	if err != nil {
 		return nil, err
@@ -309,6 +312,9 @@ func (n *Node) CancelJob(ctx context.Context, actor, id string) (*store.Job, err
 	j, err := n.Job(ctx, id)
 	if err != nil {
 		return nil, err
+	}
+	if name, _, _ := strings.Cut(j.Subject, "@"); require(ctx, op, ScopeTest, name) != nil {
+		return nil, require(ctx, op, ScopeTest, name)
 	}
 	if !j.State.Active() {
 		return nil, registry.Errorf(op, registry.ECONFLICT, "job %d has already ended (%s)", j.ID, j.State)

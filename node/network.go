@@ -52,6 +52,9 @@ func (n *Node) Peers(ctx context.Context) ([]federation.PeerInfo, error) {
 // record; without, it only exchanges records (its own are untrusted
 // claims here unless someone this node trusts vouches for it).
 func (n *Node) AddPeer(ctx context.Context, actor, addr string, trust bool) (federation.PeerInfo, error) {
+	if err := require(ctx, "node.AddPeer", ScopeAdmin, ""); err != nil {
+		return federation.PeerInfo{}, err
+	}
 	if n.net == nil {
 		return federation.PeerInfo{}, n.netOff("node.AddPeer")
 	}
@@ -73,6 +76,9 @@ func (n *Node) AddPeer(ctx context.Context, actor, addr string, trust bool) (fed
 
 // RemovePeer forgets a peer.
 func (n *Node) RemovePeer(ctx context.Context, actor, peer string) error {
+	if err := require(ctx, "node.RemovePeer", ScopeAdmin, ""); err != nil {
+		return err
+	}
 	if n.net == nil {
 		return n.netOff("node.RemovePeer")
 	}
@@ -90,6 +96,9 @@ func (n *Node) RemovePeer(ctx context.Context, actor, peer string) error {
 
 // Sync forces a reconciliation with one peer (a full multiaddr) or all.
 func (n *Node) Sync(ctx context.Context, actor, peer string) (federation.SyncReport, error) {
+	if err := require(ctx, "node.Sync", ScopeAdmin, ""); err != nil {
+		return federation.SyncReport{}, err
+	}
 	if n.net == nil {
 		return federation.SyncReport{}, n.netOff("node.Sync")
 	}

@@ -76,6 +76,7 @@ type Node struct {
 	tester Tester  // nil when the pipeline is off
 
 	submitMu sync.Mutex // serialises the check-then-write of submissions
+	tokenMu  sync.Mutex // serialises changes to the token list
 	signMu   sync.Mutex // keeps this node's mutable records strictly ordered
 
 	settingsMu sync.RWMutex

@@ -94,7 +94,7 @@ func TestTrustFollowsSettingsAndKeyRecords(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := n.storeAndPublish(ctx, rec); err != nil {
+		if err := n.storeAndPublishUnaudited(ctx, rec); err != nil {
 			t.Fatal(err)
 		}
 	}

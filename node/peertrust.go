@@ -5,6 +5,7 @@ import (
 	"slices"
 
 	registry "github.com/wasmrust/wasm-crates-registry"
+	"github.com/wasmrust/wasm-crates-registry/store"
 )
 
 // A peer an admin joins this node to with trust becomes one of its trust
@@ -58,7 +59,11 @@ func (n *Node) vouch(ctx context.Context, peerID string, trusted bool) error {
 	if err != nil {
 		return err
 	}
-	return n.storeAndPublish(ctx, rec)
+	action := "vouch"
+	if !trusted {
+		action = "unvouch"
+	}
+	return n.storeAndPublish(ctx, store.AuditEntry{Action: action, Actor: n.PeerID(), Subject: peerID, Detail: "key record for a peer joined with trust"}, rec)
 }
 
 // setPeerTrust records in the settings whether peer is a trust root

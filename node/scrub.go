@@ -60,6 +60,9 @@ type scrubber struct {
 // or offered to peers; reconciliation fetches them again from a peer that
 // holds an intact copy.
 func (n *Node) Verify(ctx context.Context, actor string) (*VerifyReport, error) {
+	if err := require(ctx, "node.Verify", ScopeAdmin, ""); err != nil {
+		return nil, err
+	}
 	rep, err := n.verify(ctx, "api", 0)
 	if err == nil {
 		n.audit(store.AuditEntry{Action: "verify", Actor: actor,

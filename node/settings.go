@@ -42,6 +42,9 @@ func (n *Node) Settings() registry.Settings {
 // validates the result and stores it. Unknown fields are an error.
 func (n *Node) UpdateSettings(ctx context.Context, actor string, patch []byte) (registry.Settings, error) {
 	const op = "node.UpdateSettings"
+	if err := require(ctx, op, ScopeAdmin, ""); err != nil {
+		return n.Settings(), err
+	}
 	n.settingsMu.Lock()
 	locked := true
 	defer func() {
@@ -58,16 +61,13 @@ func (n *Node) UpdateSettings(ctx context.Context, actor string, patch []byte) (
 	if err := next.Validate(); err != nil {
 		return n.settings, err
 	}
-	if err := n.db.PutLocalJSON(settingsKey, next); err != nil {
+	if err := n.db.PutLocalJSONAudited(settingsKey, next, store.AuditEntry{Action: "settings", Actor: actor, Detail: string(patch)}); err != nil {
 		return n.settings, err
 	}
 	n.settings = next
 	n.settingsMu.Unlock()
 	locked = false
 	n.trustChanged()
-	if err := n.db.Audit(store.AuditEntry{Action: "settings", Actor: actor, Detail: string(patch)}); err != nil {
-		n.log.Warn("audit log", "err", err)
-	}
 	return next, nil
 }
 

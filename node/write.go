@@ -31,9 +31,30 @@ func (n *Node) sign(kind registry.Kind, subject string, body any) (*registry.Rec
 	return registry.Sign(n.key, kind, subject, body, now)
 }
 
-// storeAndPublish writes records made by this node and gossips them.
-func (n *Node) storeAndPublish(ctx context.Context, recs ...*registry.Record) error {
+// storeAndPublishUnaudited writes records the node makes on its own (its
+// checkpoints) and gossips them.
+func (n *Node) storeAndPublishUnaudited(ctx context.Context, recs ...*registry.Record) error {
 	added, err := n.db.PutRecords(recs)
+	if err != nil {
+		return err
+	}
+	n.publish(ctx, added)
+	return nil
+}
+
+// storeAndPublish writes records made by this node, with the audit entry
+// of the action in the same transaction, and gossips them.
+func (n *Node) storeAndPublish(ctx context.Context, entry store.AuditEntry, recs ...*registry.Record) error {
+	added, err := n.db.PutRecordsAudited(recs, func(added []*registry.Record) []store.AuditEntry {
+		if len(added) == 0 {
+			return nil
+		}
+		e := entry
+		if e.Record == "" {
+			e.Record = added[0].ID().String()
+		}
+		return []store.AuditEntry{e}
+	})
 	if err != nil {
 		return err
 	}
@@ -104,6 +125,13 @@ func (n *Node) SubmitWith(ctx context.Context, actor string, crate []byte, adjus
 	if err != nil {
 		return nil, false, err
 	}
+	scope := ScopePublishNew
+	if len(existing) > 0 {
+		scope = ScopePublishUpdate
+	}
+	if err := require(ctx, op, scope, body.Name); err != nil {
+		return nil, false, err
+	}
 	for _, v := range existing {
 		if v.Version != body.Version {
 			continue
@@ -134,10 +162,9 @@ func (n *Node) SubmitWith(ctx context.Context, actor string, crate []byte, adjus
 	if err != nil {
 		return nil, false, err
 	}
-	if err := n.storeAndPublish(ctx, rec); err != nil {
+	if err := n.storeAndPublish(ctx, store.AuditEntry{Action: "submit", Actor: actor, Subject: subject}, rec); err != nil {
 		return nil, false, err
 	}
-	n.audit(store.AuditEntry{Action: "submit", Actor: actor, Subject: subject, Record: rec.ID().String()})
 	v, err := n.db.GetView(body.Name, body.Version)
 	if err != nil {
 		return nil, false, err
@@ -172,6 +199,9 @@ func (n *Node) SetYank(ctx context.Context, actor, id string, yanked bool, reaso
 	if err != nil {
 		return nil, err
 	}
+	if err := require(ctx, op, ScopeYank, v.Name); err != nil {
+		return nil, err
+	}
 	if !slices.ContainsFunc(v.Owners, n.key.Public().Equal) {
 		return nil, registry.Errorf(op, registry.EFORBIDDEN,
 			"only an owner of %s may yank it; its owners are %s and this node is %s", v.Name, peerIDs(v.Owners), n.PeerID())
@@ -183,14 +213,13 @@ func (n *Node) SetYank(ctx context.Context, actor, id string, yanked bool, reaso
 	if err != nil {
 		return nil, err
 	}
-	if err := n.storeAndPublish(ctx, rec); err != nil {
-		return nil, err
-	}
 	action := "unyank"
 	if yanked {
 		action = "yank"
 	}
-	n.audit(store.AuditEntry{Action: action, Actor: actor, Subject: v.Subject(), Record: rec.ID().String(), Detail: reason})
+	if err := n.storeAndPublish(ctx, store.AuditEntry{Action: action, Actor: actor, Subject: v.Subject(), Detail: reason}, rec); err != nil {
+		return nil, err
+	}
 	return n.Release(ctx, v.Subject())
 }
 
@@ -204,14 +233,16 @@ func (n *Node) Review(ctx context.Context, actor, id, verdict, comment string) (
 	if err != nil {
 		return nil, err
 	}
+	if err := require(ctx, op, ScopeReview, v.Name); err != nil {
+		return nil, err
+	}
 	rec, err := n.sign(registry.KindReview, v.Subject(), &registry.ReviewBody{Verdict: verdict, Comment: comment})
 	if err != nil {
 		return nil, registry.E(op, registry.KindOf(err), "", err)
 	}
-	if err := n.storeAndPublish(ctx, rec); err != nil {
+	if err := n.storeAndPublish(ctx, store.AuditEntry{Action: "review", Actor: actor, Subject: v.Subject(), Detail: verdict}, rec); err != nil {
 		return nil, err
 	}
-	n.audit(store.AuditEntry{Action: "review", Actor: actor, Subject: v.Subject(), Record: rec.ID().String(), Detail: verdict})
 	return n.Release(ctx, v.Subject())
 }
 
@@ -221,6 +252,9 @@ func (n *Node) SetOwners(ctx context.Context, actor, name string, owners []strin
 	const op = "node.SetOwners"
 	views, err := n.crateViews(op, name)
 	if err != nil {
+		return nil, err
+	}
+	if err := require(ctx, op, ScopeOwners, name); err != nil {
 		return nil, err
 	}
 	if !slices.ContainsFunc(views[0].Owners, n.key.Public().Equal) {
@@ -241,10 +275,9 @@ func (n *Node) SetOwners(ctx context.Context, actor, name string, owners []strin
 	if err != nil {
 		return nil, err
 	}
-	if err := n.storeAndPublish(ctx, rec); err != nil {
+	if err := n.storeAndPublish(ctx, store.AuditEntry{Action: "owners", Actor: actor, Subject: name, Detail: fmt.Sprint(owners)}, rec); err != nil {
 		return nil, err
 	}
-	n.audit(store.AuditEntry{Action: "owners", Actor: actor, Subject: name, Record: rec.ID().String(), Detail: fmt.Sprint(owners)})
 	return n.Owners(ctx, name)
 }
 
@@ -267,6 +300,9 @@ func (n *Node) Owners(ctx context.Context, name string) ([]string, error) {
 // (Records from peers arrive through the federation, which verifies them
 // itself.)
 func (n *Node) Ingest(ctx context.Context, actor string, raw [][]byte) ([]*registry.Record, error) {
+	if err := require(ctx, "node.Ingest", ScopeAdmin, ""); err != nil {
+		return nil, err
+	}
 	recs, errs := registry.DecodeRecords(raw)
 	now := n.cfg.Now()
 	for i, err := range errs {
@@ -281,13 +317,16 @@ func (n *Node) Ingest(ctx context.Context, actor string, raw [][]byte) ([]*regis
 	if err != nil {
 		return nil, err
 	}
-	added, err := n.db.PutRecords(recs)
+	added, err := n.db.PutRecordsAudited(recs, func(added []*registry.Record) []store.AuditEntry {
+		out := make([]store.AuditEntry, len(added))
+		for i, r := range added {
+			out[i] = store.AuditEntry{Action: "import", Actor: actor, Subject: r.Subject, Record: r.ID().String(), Detail: string(r.Kind) + " by " + r.Author.PeerID()}
+		}
+		return out
+	})
 	if err != nil {
 		return nil, err
 	}
 	n.publish(ctx, added)
-	for _, r := range added {
-		n.audit(store.AuditEntry{Action: "import", Actor: actor, Subject: r.Subject, Record: r.ID().String(), Detail: string(r.Kind) + " by " + r.Author.PeerID()})
-	}
 	return added, nil
 }

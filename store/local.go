@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
-	"time"
 
 	"github.com/dgraph-io/badger/v4"
 
@@ -62,71 +61,6 @@ func (db *DB) PutLocalJSON(key string, v any) error {
 		return registry.E("store.PutLocalJSON", registry.EINTERNAL, "encoding "+key, err)
 	}
 	return db.PutLocal(key, b)
-}
-
-// AuditEntry is one line of the audit log: an action taken through this
-// node's API, who took it and what it produced.
-type AuditEntry struct {
-	Seq     uint64    `json:"seq"`
-	Time    time.Time `json:"time"`
-	Action  string    `json:"action"`            // "submit", "yank", "settings", …
-	Actor   string    `json:"actor"`             // token name or peer ID
-	Subject string    `json:"subject,omitempty"` // name@version, setting key, …
-	Record  string    `json:"record,omitempty"`  // ID of a record it wrote
-	Detail  string    `json:"detail,omitempty"`
-}
-
-// Audit appends an entry (Seq and, when zero, Time are filled in).
-func (db *DB) Audit(e AuditEntry) error {
-	const op = "store.Audit"
-	if e.Time.IsZero() {
-		e.Time = db.opts.Now().UTC()
-	}
-	err := db.bdb.Update(func(txn *badger.Txn) error {
-		seq, err := nextSeq(txn, "audit")
-		if err != nil {
-			return err
-		}
-		e.Seq = seq
-		b, err := json.Marshal(e)
-		if err != nil {
-			return err
-		}
-		return txn.Set(seqKey(pAudit, seq), b)
-	})
-	if err != nil {
-		return internal(op, err)
-	}
-	return nil
-}
-
-// AuditLog returns up to limit entries, newest first, with Seq < before (0 =
-// from the newest).
-func (db *DB) AuditLog(before uint64, limit int) ([]AuditEntry, error) {
-	var out []AuditEntry
-	err := db.bdb.View(func(txn *badger.Txn) error {
-		o := badger.DefaultIteratorOptions
-		o.Reverse = true
-		o.Prefix = []byte{pAudit}
-		it := txn.NewIterator(o)
-		defer it.Close()
-		start := seqKey(pAudit, ^uint64(0))
-		if before > 0 {
-			start = seqKey(pAudit, before-1)
-		}
-		for it.Seek(start); it.Valid() && (limit <= 0 || len(out) < limit); it.Next() {
-			var e AuditEntry
-			if err := it.Item().Value(func(b []byte) error { return json.Unmarshal(b, &e) }); err != nil {
-				return err
-			}
-			out = append(out, e)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, internal("store.AuditLog", err)
-	}
-	return out, nil
 }
 
 func seqKey(prefix byte, seq uint64) []byte {

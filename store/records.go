@@ -72,13 +72,21 @@ const maxBatch = 4096
 // Each added record is appended to the node's transparency log in the same
 // transaction (tlog.go).
 func (db *DB) PutRecords(recs []*registry.Record) ([]*registry.Record, error) {
+	return db.PutRecordsAudited(recs, nil)
+}
+
+// PutRecordsAudited is PutRecords with audit entries: audit is called with
+// the records a transaction adds and its entries are written in that same
+// transaction, so an added record and its entries are durable together or
+// not at all. A nil audit writes none.
+func (db *DB) PutRecordsAudited(recs []*registry.Record, audit func(added []*registry.Record) []AuditEntry) ([]*registry.Record, error) {
 	db.writeMu.Lock()
 	defer db.writeMu.Unlock()
 	var added []*registry.Record
 	for len(recs) > 0 {
 		n := min(len(recs), maxBatch)
 		for {
-			got, err := db.putBatch(recs[:n])
+			got, err := db.putBatch(recs[:n], audit)
 			if errors.Is(err, badger.ErrTxnTooBig) && n > 1 {
 				n /= 2
 				continue
@@ -94,7 +102,7 @@ func (db *DB) PutRecords(recs []*registry.Record) ([]*registry.Record, error) {
 	return added, nil
 }
 
-func (db *DB) putBatch(recs []*registry.Record) ([]*registry.Record, error) {
+func (db *DB) putBatch(recs []*registry.Record, audit func([]*registry.Record) []AuditEntry) ([]*registry.Record, error) {
 	const op = "store.PutRecords"
 	txn := db.bdb.NewTransaction(true)
 	defer txn.Discard()
@@ -185,11 +193,19 @@ func (db *DB) putBatch(recs []*registry.Record) ([]*registry.Record, error) {
 			return nil, err
 		}
 	}
+	head := db.AuditHeadNow()
+	if audit != nil {
+		if head, err = db.appendAudit(txn, audit(added)); err != nil {
+			lg.abort()
+			return nil, err
+		}
+	}
 	if err := txn.Commit(); err != nil {
 		lg.abort()
 		return nil, wrapTxn(op, err)
 	}
 	lg.commit()
+	db.setAuditHead(head)
 	db.mu.Lock()
 	for _, r := range added {
 		db.fp.Add(r.ID())

@@ -67,6 +67,7 @@ type DB struct {
 
 	writeMu sync.Mutex    // serialises record writes, so view derivation never races
 	auth    atomic.Value  // Authority; see SetAuthority
+	audit   auditState
 	derived atomic.Uint64 // crates whose views were derived from all their records (writeViews), for tests
 	jobMu   sync.Mutex    // serialises job queue read-modify-writes
 
@@ -127,6 +128,10 @@ func Open(dir string, opts Options) (*DB, error) {
 		return nil, err
 	}
 	if err := db.loadLog(); err != nil {
+		bdb.Close()
+		return nil, err
+	}
+	if err := db.loadAudit(); err != nil {
 		bdb.Close()
 		return nil, err
 	}

@@ -137,6 +137,10 @@ func (s *Server) routes() {
 	s.route("/tests/{id}", methods{"GET": s.getTests, "POST": s.auth(s.postTest)})
 	s.route("/jobs/{id}", methods{"GET": s.getJob, "DELETE": s.auth(s.cancelJob)})
 	s.route("/audit", methods{"GET": s.auth(s.audit)})
+	s.route("/audit/verify", methods{"GET": s.auth(s.auditVerify)})
+	s.route("/me", methods{"GET": s.auth(s.me)})
+	s.route("/tokens", methods{"GET": s.auth(s.listTokens), "POST": s.auth(s.createToken)})
+	s.route("/tokens/{id}", methods{"DELETE": s.auth(s.revokeToken)})
 	s.logRoutes()
 	s.route("/verify", methods{"GET": s.getVerify, "POST": s.auth(s.postVerify)})
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -146,14 +150,16 @@ func (s *Server) routes() {
 
 type actorKey struct{}
 
-// auth wraps a write endpoint: the request needs a valid token.
+// auth wraps an endpoint that needs a valid token: the token's identity
+// goes into the request's context, where the node checks its scopes.
 func (s *Server) auth(h handler) handler {
 	return func(w http.ResponseWriter, r *http.Request) (int, any, error) {
-		actor, err := s.n.Authenticate(r.Header.Get("Authorization"))
+		id, err := s.n.AuthenticateIdentity(r.Header.Get("Authorization"))
 		if err != nil {
 			return 0, nil, err
 		}
-		return h(w, r.WithContext(context.WithValue(r.Context(), actorKey{}, actor)))
+		ctx := node.WithIdentity(context.WithValue(r.Context(), actorKey{}, id.String()), id)
+		return h(w, r.WithContext(ctx))
 	}
 }
 
@@ -471,6 +477,9 @@ func (s *Server) cancelJob(w http.ResponseWriter, r *http.Request) (int, any, er
 }
 
 func (s *Server) audit(w http.ResponseWriter, r *http.Request) (int, any, error) {
+	if id := node.IdentityFrom(r.Context()); !id.Allows(node.ScopeAdmin, "") {
+		return 0, nil, registry.Errorf("api.audit", registry.EFORBIDDEN, "reading the audit log needs a token with the admin scope")
+	}
 	before, _ := strconv.ParseUint(r.URL.Query().Get("before"), 10, 64)
 	limit, _ := strconv.Atoi(r.URL.Query().Get("limit"))
 	if limit <= 0 || limit > 1000 {
@@ -481,4 +490,32 @@ func (s *Server) audit(w http.ResponseWriter, r *http.Request) (int, any, error)
 		e = []store.AuditEntry{}
 	}
 	return 200, map[string]any{"entries": e}, err
+}
+
+func (s *Server) auditVerify(w http.ResponseWriter, r *http.Request) (int, any, error) {
+	c, err := s.n.VerifyAudit(r.Context())
+	return 200, c, err
+}
+
+func (s *Server) me(w http.ResponseWriter, r *http.Request) (int, any, error) {
+	return 200, node.IdentityFrom(r.Context()), nil
+}
+
+func (s *Server) listTokens(w http.ResponseWriter, r *http.Request) (int, any, error) {
+	t, err := s.n.Tokens(r.Context())
+	return 200, map[string]any{"tokens": t}, err
+}
+
+func (s *Server) createToken(w http.ResponseWriter, r *http.Request) (int, any, error) {
+	var req node.TokenRequest
+	if err := readJSON(w, r, &req, false); err != nil {
+		return 0, nil, err
+	}
+	t, err := s.n.CreateToken(r.Context(), req)
+	return http.StatusCreated, t, err
+}
+
+func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request) (int, any, error) {
+	t, err := s.n.RevokeToken(r.Context(), r.PathValue("id"))
+	return 200, t, err
 }
