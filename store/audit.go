@@ -272,4 +272,3 @@ func (db *DB) VerifyAudit(pins map[uint64]string) (*AuditCheck, error) {
 	c.OK = c.Bad == 0
 	return c, nil
 }
-

@@ -65,8 +65,8 @@ type DB struct {
 	opts Options
 	log  *slog.Logger
 
-	writeMu sync.Mutex    // serialises record writes, so view derivation never races
-	auth    atomic.Value  // Authority; see SetAuthority
+	writeMu sync.Mutex   // serialises record writes, so view derivation never races
+	auth    atomic.Value // Authority; see SetAuthority
 	audit   auditState
 	derived atomic.Uint64 // crates whose views were derived from all their records (writeViews), for tests
 	jobMu   sync.Mutex    // serialises job queue read-modify-writes
