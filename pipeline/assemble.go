@@ -144,6 +144,7 @@ func (r *jobRun) assemble(ctx context.Context) (*registry.ReportBody, error) {
 	body.Logs = r.logs
 	body.Stages = r.stages
 	body.Notes = r.notes
+	body.Configs, body.Config, body.Benches = r.configReports(), r.config.Name(), r.benches
 	if r.logsCut > 0 {
 		body.Omitted = &registry.Omitted{Logs: r.logsCut}
 	}
