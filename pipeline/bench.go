@@ -187,13 +187,21 @@ func (r *jobRun) benchAll(ctx context.Context, wasi *targetState, benches []benc
 	}
 	lim := r.p.cfg.Limits
 	deadline := time.Now().Add(lim.TestsTime)
-	base, err := r.nativeBenchLoop(ctx, ce, "/bin/true", benchIterations, deadline)
-	if err != nil {
-		return "", err
-	}
-	if !base.ok {
-		r.benchNote(run, "the sandbox could not run the native baseline: "+base.why)
-		return "!native baseline failed", nil
+	// The native baseline: the same sandbox looping over a no-op, best of
+	// two.
+	var base benchLoop
+	for i := range 2 {
+		b, err := r.nativeBenchLoop(ctx, ce, "/bin/true", benchIterations, deadline)
+		if err != nil {
+			return "", err
+		}
+		if !b.ok {
+			r.benchNote(run, "the sandbox could not run the native baseline: "+b.why)
+			return "!native baseline failed", nil
+		}
+		if i == 0 || b.wall < base.wall {
+			base = b
+		}
 	}
 	compared := 0
 	for _, name := range run {
