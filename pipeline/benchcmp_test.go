@@ -116,3 +116,34 @@ func TestBenchNoneFixture(t *testing.T) {
 		}
 	}
 }
+
+// Benchmarks that fail, hang under wasm, flood their output with speed
+// claims or need nightly: each gets a note or a ratio the node measured,
+// and none stops the others or the run.
+func TestBenchHostileFixture(t *testing.T) {
+	t.Parallel()
+	b := runFixture(t, filepath.Join("testdata", "f-benchhostile")).body
+	if b.Wasm != registry.WasmCompatible {
+		t.Fatalf("verdict %s (%s): misbehaving benchmarks must not change it", b.Wasm, b.Message)
+	}
+	by := map[string]registry.BenchComparison{}
+	for _, c := range b.Benches {
+		by[c.Name] = c
+	}
+	if len(by) != 4 {
+		t.Fatalf("benches %+v; want fails, floods, nightly and wasmhang", b.Benches)
+	}
+	for name, want := range map[string]string{
+		"fails":    "natively, it failed (exit 3)",
+		"wasmhang": "under wazero, 6 runs did not end within",
+		"nightly":  "needs a nightly toolchain",
+	} {
+		c := by[name]
+		if c.Ratio != 0 || c.Iterations != 0 || !strings.Contains(c.Note, want) {
+			t.Errorf("%s: %+v; want no ratio and a note saying %q", name, c, want)
+		}
+	}
+	if f := by["floods"]; f.Ratio == 0 || f.Iterations != benchIterations || f.Note != "" || f.NativeUS == 0 || f.WasmUS == 0 {
+		t.Errorf("floods: %+v; want both sides timed by the node, whatever it prints", f)
+	}
+}
