@@ -390,8 +390,36 @@ func (r *jobRun) runDeclared(ctx context.Context) error {
 		}
 	}
 	r.controlBuild(ctx)
+	if why := refusedBeforeCompiling(r.targets); why != "" {
+		cfg.Invalid = strings.ReplaceAll(why, r.dir+"/", "")
+		r.targets, r.defaultTargets = r.defaultTargets, nil
+		return nil
+	}
 	r.config = cfg
 	return nil
+}
+
+// refusedBeforeCompiling says why cargo refused a configuration, when every
+// build of it failed before compiling anything (no artifact, no compiler
+// message): cargo rejected the feature selection itself, so no code of the
+// crate or its dependencies ran and nothing about wasm was learnt. It
+// returns "" otherwise.
+func refusedBeforeCompiling(targets []*targetState) string {
+	why := ""
+	for _, ts := range targets {
+		if ts.build == nil {
+			continue
+		}
+		cr := ts.build
+		if cr.ok() || len(cr.artifacts) > 0 || len(cr.errors) > 0 || cr.firstError != "" || cr.run.TimedOut {
+			return ""
+		}
+		if why == "" {
+			text, _ := cr.log()
+			why = "cargo refused the configuration before compiling anything: " + firstLineWith(text, "error")
+		}
+	}
+	return why
 }
 
 // maxConfigMessage bounds a ConfigReport's message.
