@@ -417,6 +417,9 @@ func refusedBeforeCompiling(targets []*targetState) string {
 		if why == "" {
 			text, _ := cr.log()
 			why = "cargo refused the configuration before compiling anything: " + firstLineWith(text, "error")
+			if l := firstLineWith(text, "does not have"); l != "does not have" && !strings.Contains(why, l) {
+				why += " " + l
+			}
 		}
 	}
 	return why

@@ -243,3 +243,27 @@ func TestConfigReportFieldsBounded(t *testing.T) {
 		}
 	}
 }
+
+// A dependency feature that the dependency lacks passes the check against
+// the release (the dependency exists), and cargo refuses it before
+// compiling anything: the configuration is invalid, with cargo's reason,
+// and the verdict stays the default's.
+func TestConfigRefusedByCargoFixture(t *testing.T) {
+	t.Parallel()
+	b := runFixture(t, filepath.Join("testdata", "f-depfeature")).body
+	if b.Wasm != registry.WasmCompatible || b.Config != "default" {
+		t.Fatalf("verdict %s for %q; want compatible for the default configuration (%s)", b.Wasm, b.Config, b.Message)
+	}
+	if len(b.Configs) != 2 {
+		t.Fatalf("configs %+v", b.Configs)
+	}
+	inv := b.Configs[1]
+	if inv.Name != "features=itoa/wasm" || inv.Outcome != registry.OutcomeInvalidConfig || inv.Wasm != "" ||
+		!strings.Contains(inv.Message, "cargo refused the configuration") || !strings.Contains(inv.Message, "wasm") {
+		t.Errorf("declared configuration %+v; want invalid with cargo's reason", inv)
+	}
+	if strings.Contains(inv.Message, testPipeline(t).cfg.WorkDir) {
+		t.Errorf("the message shows the node's work directory: %q", inv.Message)
+	}
+	wantCounts(t, targetOf(t, b, TargetWasip1), 1, 0, 0, 0, 0)
+}
