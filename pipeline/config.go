@@ -118,8 +118,9 @@ func (c *crateConfig) appliesTo(target, host string) bool {
 	return len(c.Targets) == 0 || slices.Contains(c.Targets, target)
 }
 
-// featureSubcommands are the cargo commands that take feature flags.
-var featureSubcommands = []string{"build", "test", "rustc", "bench", "check", "doc", "rustdoc"}
+// featureSubcommands are the cargo commands that take feature flags: those
+// that build, and metadata (the dependency tree depends on the features).
+var featureSubcommands = []string{"build", "test", "rustc", "bench", "check", "doc", "rustdoc", "metadata"}
 
 // withFeatures inserts flags (a configuration's cargo flags) after the
 // subcommand of a cargo command line that takes them.

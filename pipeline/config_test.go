@@ -56,6 +56,8 @@ func TestConfigDeclaredTables(t *testing.T) {
 		{"unknown targets only", pkg + "[package.metadata.wasm-crates-registry]\nfeatures = [\"js\"]\ntargets = [\"x86_64-unknown-linux-gnu\"]\n", "", "", nil, "names no wasm target"},
 		{"malformed docs.rs", pkg + "[package.metadata.docs.rs]\ntargets = \"wasm32-unknown-unknown\"\n", "", "", nil, "docs.rs] was ignored"},
 		{"not TOML", "[package\nname = ", "", "", nil, "could not be read"},
+		{"deeply nested", pkg + "[package.metadata.wasm-crates-registry]\nfeatures = " + strings.Repeat("[", 200000) + strings.Repeat("]", 200000) + "\n", "", "", nil, "nested more than"},
+		{"deeply nested inline tables", pkg + "x = " + strings.Repeat("{a=", 100000) + "1" + strings.Repeat("}", 100000) + "\n", "", "", nil, ""},
 		{"huge manifest", pkg + "# " + strings.Repeat("x", maxManifestBytes) + "\n", "", "", nil, "larger than"},
 	}
 	for _, c := range cases {
@@ -93,8 +95,8 @@ func TestConfigCargoArgs(t *testing.T) {
 	if want := []string{"build", "--no-default-features", "--features", "js,wasm", "--offline", "--target", "wasm32-wasi"}; !slices.Equal(got, want) {
 		t.Errorf("build: %q, want %q", got, want)
 	}
-	// Commands that do not build never get feature flags.
-	for _, sub := range []string{"generate-lockfile", "fetch", "metadata"} {
+	// Commands that resolve or fetch never get feature flags.
+	for _, sub := range []string{"generate-lockfile", "fetch", "--version"} {
 		if got := withFeatures([]string{sub, "--offline"}, flags); !slices.Equal(got, []string{sub, "--offline"}) {
 			t.Errorf("%s: %q", sub, got)
 		}
@@ -165,6 +167,9 @@ func TestConfigWasmFeatureFixture(t *testing.T) {
 		if isWasm(ct.Target) && ct.Build != buildFailed {
 			t.Errorf("default configuration, %s: build %q; want failed", ct.Target, ct.Build)
 		}
+	}
+	if depOf(b, "wcr-fx-wasmfeature") == nil {
+		t.Errorf("no dependency tree: cargo metadata did not take the configuration's flags (notes %q)", b.Notes)
 	}
 	if c := testOf(t, b, "lib::tests::backend_matches_target"); c.Wasm != registry.TestPassed {
 		t.Errorf("backend test under wazero: %+v", c)
