@@ -142,13 +142,24 @@ func (r *jobRun) runBenches(ctx context.Context) error {
 	if wasi == nil || wasi.ce == nil || wasi.rep.Build != buildOK {
 		return nil
 	}
-	manifest, err := os.ReadFile(filepath.Join(wasi.ce.pkg, "Cargo.toml"))
+	// The crate as published: resolution may have rewritten the copy
+	// cargo builds (without dev-dependencies, and then without benches).
+	src := filepath.Join(r.dir, "src")
+	manifest, err := os.ReadFile(filepath.Join(src, "Cargo.toml"))
 	if err != nil {
 		return nil
 	}
-	benches, notes := benchTargets(manifest, wasi.ce.pkg)
+	benches, notes := benchTargets(manifest, src)
 	r.notes = append(r.notes, notes...)
 	if len(benches) == 0 {
+		return nil
+	}
+	if res := r.resolved[wasi.status.Toolchain]; res != nil && res.devStripped {
+		var names []string
+		for _, b := range benches {
+			names = append(names, b.Name)
+		}
+		r.benchNote(names, "not built: "+res.why)
 		return nil
 	}
 	return r.stage("bench", "", func() (string, error) {

@@ -147,3 +147,17 @@ func TestBenchHostileFixture(t *testing.T) {
 		t.Errorf("floods: %+v; want both sides timed by the node, whatever it prints", f)
 	}
 }
+
+// A criterion benchmark whose dev-dependency the node's sources lack is
+// listed with the reason it was not built.
+func TestBenchMissingDevDependencyFixture(t *testing.T) {
+	t.Parallel()
+	b := runFixture(t, filepath.Join("testdata", "f-benchdevdep")).body
+	if len(b.Benches) != 1 {
+		t.Fatalf("benches %+v; want crit, not built", b.Benches)
+	}
+	c := b.Benches[0]
+	if c.Name != "crit" || c.Ratio != 0 || !strings.Contains(c.Note, "not built") || !strings.Contains(c.Note, "criterion") {
+		t.Errorf("crit: %+v; want a note naming the missing dev-dependency", c)
+	}
+}
