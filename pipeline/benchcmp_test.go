@@ -161,3 +161,22 @@ func TestBenchMissingDevDependencyFixture(t *testing.T) {
 		t.Errorf("crit: %+v; want a note naming the missing dev-dependency", c)
 	}
 }
+
+// FuzzBenchTargets: whatever the manifest, the bench targets are few and
+// their names safe to pass to cargo.
+func FuzzBenchTargets(f *testing.F) {
+	f.Add([]byte("[[bench]]\nname = \"a\"\nharness = false\n"))
+	f.Add([]byte("[package]\nautobenches = false\n[[bench]]\nname = \"../x\"\n"))
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, manifest []byte) {
+		bs, _ := benchTargets(manifest, dir)
+		if len(bs) > maxBenches {
+			t.Fatalf("%d benches", len(bs))
+		}
+		for _, b := range bs {
+			if !validName(b.Name, false) {
+				t.Fatalf("bench name %q", b.Name)
+			}
+		}
+	})
+}

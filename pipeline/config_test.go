@@ -272,3 +272,34 @@ func TestConfigRefusedByCargoFixture(t *testing.T) {
 	}
 	wantCounts(t, targetOf(t, b, TargetWasip1), 1, 0, 0, 0, 0)
 }
+
+// FuzzDeclaredConfig: whatever the manifest, reading its declared
+// configuration never panics, and what it returns is within the bounds
+// and passes the feature-name rules.
+func FuzzDeclaredConfig(f *testing.F) {
+	f.Add([]byte("[package.metadata.wasm-crates-registry]\nfeatures = [\"js\", \"getrandom/js\"]\nno-default-features = true\ntargets = [\"wasm32-wasi\"]\n"))
+	f.Add([]byte("[package.metadata.docs.rs]\nall-features = true\ntargets = [\"wasm32-unknown-unknown\"]\n"))
+	f.Add([]byte("[package.metadata]\nwasm-crates-registry = 1\n"))
+	f.Fuzz(func(t *testing.T, manifest []byte) {
+		cfg, notes := declaredConfig(manifest)
+		for _, n := range notes {
+			if len(n) > 600 {
+				t.Fatalf("note of %d bytes", len(n))
+			}
+		}
+		if cfg == nil {
+			return
+		}
+		if len(cfg.Features) > registry.MaxConfigFeatures || len(cfg.Targets) > 2 || len(cfg.Name()) > 256*registry.MaxConfigFeatures {
+			t.Fatalf("unbounded configuration %+v", cfg)
+		}
+		for _, f := range cfg.Features {
+			if why := checkFeatureName(f); why != "" {
+				t.Fatalf("feature %q passed: %s", f, why)
+			}
+			if strings.HasPrefix(f, "-") {
+				t.Fatalf("feature %q reads as an option", f)
+			}
+		}
+	})
+}
