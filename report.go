@@ -1,5 +1,7 @@
 package registry
 
+import "slices"
+
 // Wasm compatibility verdicts, as the list filter "wasm=" names them.
 const (
 	WasmCompatible   = "compatible"   // builds for wasm and its tests pass under wazero
@@ -47,6 +49,13 @@ type ReportBody struct {
 	Stages     []StageTime       `cbor:"28,keyasint,omitempty" json:"stages,omitempty"`
 	Omitted    *Omitted          `cbor:"29,keyasint,omitempty" json:"omitted,omitempty"`
 	Notes      []string          `cbor:"30,keyasint,omitempty" json:"notes,omitempty"`
+	// Configs are the feature configurations tested: the default one and,
+	// when the crate declares a different one for wasm, that one. The
+	// summary (fields 2–5) and Targets are those of the configuration
+	// named by Config.
+	Configs []ConfigReport    `cbor:"33,keyasint,omitempty" json:"configs,omitempty"`
+	Benches []BenchComparison `cbor:"34,keyasint,omitempty" json:"benches,omitempty"`
+	Config  string            `cbor:"35,keyasint,omitempty" json:"config,omitempty"` // the configuration the verdict is for: "default" or, e.g., "no-default-features features=js"
 }
 
 // Crater-style outcomes, for a whole report (field 2) and for each target.
@@ -237,6 +246,62 @@ type Omitted struct {
 	Logs  uint64 `cbor:"3,keyasint,omitempty" json:"logs,omitempty"`
 }
 
+// Sources of a ConfigReport.
+const (
+	ConfigDefault      = "default"              // cargo's default features
+	ConfigFromRegistry = "wasm-crates-registry" // [package.metadata.wasm-crates-registry]
+	ConfigFromDocsRS   = "docs.rs"              // [package.metadata.docs.rs], when its targets name a wasm target
+)
+
+// OutcomeInvalidConfig is a ConfigReport's outcome when the declared
+// configuration names features cargo cannot select (the crate has no such
+// feature or dependency): nothing was built with it, and the verdict is the
+// default configuration's.
+const OutcomeInvalidConfig = "invalid-config"
+
+// ConfigReport is one feature configuration the crate was tested with.
+type ConfigReport struct {
+	Name     string         `cbor:"1,keyasint" json:"name"`   // as in ReportBody.Config
+	Source   string         `cbor:"2,keyasint" json:"source"` // ConfigDefault | ConfigFromRegistry | ConfigFromDocsRS
+	Features []string       `cbor:"3,keyasint,omitempty" json:"features,omitempty"`
+	Flags    []string       `cbor:"4,keyasint,omitempty" json:"flags,omitempty"` // no-default-features | all-features
+	Wasm     string         `cbor:"5,keyasint,omitempty" json:"wasm,omitempty"`  // this configuration's verdict; empty when it is invalid
+	Outcome  string         `cbor:"6,keyasint" json:"outcome"`
+	Message  string         `cbor:"7,keyasint,omitempty" json:"message,omitempty"`
+	Targets  []ConfigTarget `cbor:"8,keyasint,omitempty" json:"targets,omitempty"`
+}
+
+// ConfigTarget is one target's result in a ConfigReport.
+type ConfigTarget struct {
+	Target  string      `cbor:"1,keyasint" json:"target"`
+	Outcome string      `cbor:"2,keyasint" json:"outcome"`
+	Build   string      `cbor:"3,keyasint,omitempty" json:"build,omitempty"`
+	Tests   *TestCounts `cbor:"4,keyasint,omitempty" json:"tests,omitempty"`
+}
+
+// BenchComparison is one of the crate's benchmarks run natively and under
+// wazero, each side the same number of times, with the same toolchain.
+// Times are per iteration, measured by the node (process or instance wall
+// time), never taken from what the benchmark prints. Ratio is 0 and Note
+// says why when the benchmark could not be compared.
+type BenchComparison struct {
+	Name       string `cbor:"1,keyasint" json:"name"`
+	Iterations uint64 `cbor:"2,keyasint,omitempty" json:"iterations,omitempty"` // timed runs on each side
+	NativeUS   uint64 `cbor:"3,keyasint,omitempty" json:"native_us,omitempty"`
+	WasmUS     uint64 `cbor:"4,keyasint,omitempty" json:"wasm_us,omitempty"`
+	Ratio      uint64 `cbor:"5,keyasint,omitempty" json:"ratio_milli,omitempty"` // WasmUS×1000/NativeUS
+	Note       string `cbor:"6,keyasint,omitempty" json:"note,omitempty"`
+}
+
+// Bounds of the configuration and benchmark fields of a report.
+const (
+	MaxReportConfigs  = 4
+	MaxConfigFeatures = 32
+	MaxReportBenches  = 64
+	maxReportName     = 256
+	maxReportMessage  = 2048
+)
+
 // ReleaseID returns the ID of the tested release record.
 func (b *ReportBody) ReleaseID() ID {
 	id, _ := IDFromBytes(b.Release)
@@ -266,6 +331,48 @@ func (b *ReportBody) validate(subject string) error {
 	}
 	if b.Outcome == "" {
 		return Errorf(op, EINVALID, "a report needs an outcome")
+	}
+	return b.validateConfigs()
+}
+
+// validateConfigs bounds fields 33–35.
+func (b *ReportBody) validateConfigs() error {
+	const op = "registry.ReportBody"
+	if len(b.Config) > maxReportName {
+		return Errorf(op, EINVALID, "config name is %d bytes, more than %d", len(b.Config), maxReportName)
+	}
+	if len(b.Configs) > MaxReportConfigs {
+		return Errorf(op, EINVALID, "%d configurations, more than %d", len(b.Configs), MaxReportConfigs)
+	}
+	for i, c := range b.Configs {
+		if c.Name == "" || len(c.Name) > maxReportName || len(c.Source) > maxReportName || len(c.Outcome) > maxReportName ||
+			len(c.Wasm) > maxReportName || len(c.Message) > maxReportMessage {
+			return Errorf(op, EINVALID, "configuration %d: a name, source, outcome or message is empty or too long", i)
+		}
+		if len(c.Features) > MaxConfigFeatures || len(c.Flags) > 4 {
+			return Errorf(op, EINVALID, "configuration %q: more than %d features or 4 flags", c.Name, MaxConfigFeatures)
+		}
+		for _, f := range append(slices.Clone(c.Features), c.Flags...) {
+			if f == "" || len(f) > maxReportName {
+				return Errorf(op, EINVALID, "configuration %q: a feature or flag is empty or too long", c.Name)
+			}
+		}
+		if len(c.Targets) > 16 {
+			return Errorf(op, EINVALID, "configuration %q: more than 16 targets", c.Name)
+		}
+		for _, t := range c.Targets {
+			if t.Target == "" || len(t.Target) > maxReportName || len(t.Outcome) > maxReportName || len(t.Build) > maxReportName {
+				return Errorf(op, EINVALID, "configuration %q: a target's name or outcome is empty or too long", c.Name)
+			}
+		}
+	}
+	if len(b.Benches) > MaxReportBenches {
+		return Errorf(op, EINVALID, "%d benchmarks, more than %d", len(b.Benches), MaxReportBenches)
+	}
+	for i, c := range b.Benches {
+		if c.Name == "" || len(c.Name) > maxReportName || len(c.Note) > maxReportMessage {
+			return Errorf(op, EINVALID, "benchmark %d: the name is empty or a text is too long", i)
+		}
 	}
 	return nil
 }

@@ -144,6 +144,7 @@ func (r *jobRun) assemble(ctx context.Context) (*registry.ReportBody, error) {
 	body.Logs = r.logs
 	body.Stages = r.stages
 	body.Notes = r.notes
+	body.Configs, body.Config, body.Benches = r.configReports(), r.config.Name(), r.benches
 	if r.logsCut > 0 {
 		body.Omitted = &registry.Omitted{Logs: r.logsCut}
 	}
@@ -288,7 +289,7 @@ func (r *jobRun) depTree(ctx context.Context, ts *targetState) ([]registry.DepRe
 		return nil, err
 	}
 	run, err := r.p.sb.run(ctx, runSpec{
-		Args: []string{ts.ce.tc.Cargo, "metadata", "--offline", "--manifest-path", ts.ce.manifest(), "--format-version", "1", "--filter-platform", ts.status.Triple},
+		Args: append([]string{ts.ce.tc.Cargo}, withFeatures([]string{"metadata", "--offline", "--manifest-path", ts.ce.manifest(), "--format-version", "1", "--filter-platform", ts.status.Triple}, ts.ce.features)...),
 		Env:  ts.ce.env(), Dir: filepath.Dir(ts.ce.pkg), RW: []string{ts.ce.home}, RO: append([]string{ts.ce.pkg, ts.ce.target}, ts.ce.extraRO...),
 		Timeout: r.p.cfg.Limits.BuildTime, Mem: r.p.cfg.Limits.Memory, Procs: r.p.cfg.Limits.Processes,
 		Stdout: &out, Stderr: errb,

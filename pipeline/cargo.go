@@ -24,6 +24,7 @@ type cargoEnv struct {
 	extraRO   []string
 	diskDir   string
 	diskLimit uint64
+	features  []string // the tested configuration's cargo flags (config.go), for the commands that build
 }
 
 func (ce *cargoEnv) env() []string {

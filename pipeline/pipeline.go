@@ -350,8 +350,9 @@ const (
 )
 
 // Event reports progress. Stages, in order: unpack, resolve, build,
-// test-build, test, analyse, deps, score; build and the stages after it
-// name their Target.
+// test-build, test, analyse, control-build, config (then build, test-build,
+// test, analyse and control-build again for the declared configuration),
+// bench, deps, score; build and the stages after it name their Target.
 type Event struct {
 	Stage   string        `json:"stage"`
 	Target  string        `json:"target,omitempty"`

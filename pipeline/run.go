@@ -60,6 +60,8 @@ type jobRun struct {
 	logs     []registry.LogExcerpt
 	notes    []string
 	logsCut  uint64
+
+	configRun // the feature configurations and benchmarks (config.go, bench.go)
 }
 
 const (
@@ -149,6 +151,12 @@ func (r *jobRun) run(ctx context.Context) (*registry.ReportBody, error) {
 		}
 	}
 	r.controlBuild(ctx)
+	if err := r.runDeclared(ctx); err != nil {
+		return nil, err
+	}
+	if err := r.runBenches(ctx); err != nil {
+		return nil, err
+	}
 
 	// A wasm verdict needs a wasm target that reached compilation. When
 	// none did (no toolchain, a toolchain too old for the crate, or
@@ -191,7 +199,7 @@ func (r *jobRun) cargo(ctx context.Context, ce *cargoEnv, timeout time.Duration,
 	if err := r.restoreHome(ce); err != nil {
 		return nil, err
 	}
-	return r.p.cargo(ctx, ce, timeout, writablePkg, args...)
+	return r.p.cargo(ctx, ce, timeout, writablePkg, withFeatures(args, ce.features)...)
 }
 
 // restoreHome puts back the configuration the node wrote in ce's cargo
