@@ -79,21 +79,31 @@ func (h *Handler) serveAPI(w http.ResponseWriter, r *http.Request, wasm bool, re
 }
 
 // authenticate checks the token Cargo sends (the raw token; "Bearer" is
-// accepted too) and returns the token's name for the audit log.
+// accepted too) and returns the identity's audit name, with r's context
+// now carrying the identity, whose scopes the node checks.
 func (h *Handler) authenticate(r *http.Request) (string, error) {
+	id, err := h.identify(r)
+	if err != nil {
+		return "", err
+	}
+	*r = *r.WithContext(node.WithIdentity(r.Context(), id))
+	return id.String(), nil
+}
+
+func (h *Handler) identify(r *http.Request) (*node.Identity, error) {
 	const op = "cargo.auth"
 	tok := strings.TrimSpace(r.Header.Get("Authorization"))
 	if tok == "" {
-		return "", registry.Errorf(op, registry.EUNAUTHORIZED,
+		return nil, registry.Errorf(op, registry.EUNAUTHORIZED,
 			"this action needs a token of this registry node: run `cargo login --registry NAME` with the node's token "+
 				"(the admin token is in its data directory, file admin-token), or set CARGO_REGISTRIES_NAME_TOKEN")
 	}
-	actor, err := h.n.Authenticate(tok)
+	id, err := h.n.AuthenticateIdentity(tok)
 	if registry.KindOf(err) == registry.EUNAUTHORIZED {
-		return "", registry.Errorf(op, registry.EUNAUTHORIZED,
-			"the token is not valid on this registry node: tokens belong to one node, so use a token that this node (%s) issued", h.n.PeerID())
+		return nil, registry.Errorf(op, registry.EUNAUTHORIZED,
+			"the token is not valid on this registry node (%s): tokens belong to one node, so use a token that this node (%s) issued", registry.MessageOf(err), h.n.PeerID())
 	}
-	return actor, err
+	return id, err
 }
 
 // PublishMetadata is the JSON part of a publish request, as Cargo sends it.
