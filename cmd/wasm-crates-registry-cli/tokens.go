@@ -44,19 +44,18 @@ func tokensCmd() *cli.Command {
 			{
 				Name:      "create",
 				Usage:     "make a token (shown once); an admin token can make one for anybody, others for themselves with no more than they hold",
-				ArgsUsage: "NAME",
 				Flags: []cli.Flag{
+					&cli.StringFlag{Name: "name", Value: "cli", Usage: "a name to tell the token by"},
 					&cli.StringSliceFlag{Name: "scope", Usage: "publish-new, publish-update, yank, owners, review, test or admin (repeatable)", Required: true},
 					&cli.StringSliceFlag{Name: "crate", Usage: "limit the token to crates matching a name or a prefix* (repeatable)"},
 					&cli.StringFlag{Name: "person", Usage: "whom the token is for (default: yourself)"},
 					&cli.StringFlag{Name: "expires", Usage: "lifetime, e.g. 90d or 12h (default: none)"},
 				},
 				Action: action(func(e *env) error {
-					name, err := oneArg(e.c, "token name")
-					if err != nil {
-						return err
+					if e.c.NArg() > 0 {
+						return usagef("tokens create takes no arguments, only options (got %q); give the name with --name", e.c.Args().First())
 					}
-					req := map[string]any{"name": name, "scopes": e.c.StringSlice("scope"), "crates": e.c.StringSlice("crate"),
+					req := map[string]any{"name": e.c.String("name"), "scopes": e.c.StringSlice("scope"), "crates": e.c.StringSlice("crate"),
 						"person": e.c.String("person"), "expires_in": e.c.String("expires")}
 					var raw json.RawMessage
 					if err := e.cl.sendJSON(e.ctx, http.MethodPost, "/tokens", req, &raw); err != nil {

@@ -451,6 +451,22 @@ func TestKillDashNineLosesNothingAcknowledged(t *testing.T) {
 			t.Fatalf("record of %s does not verify after kill -9: %v", a.subject, err)
 		}
 	}
+	// Each acknowledged submission has exactly one audit entry, written
+	// with it, and the chain is whole.
+	audited := map[string]int{}
+	for _, e := range auditEntries(t, d2) {
+		if e.Action == "submit" {
+			audited[e.Record]++
+		}
+	}
+	for _, a := range acked {
+		if audited[a.id] != 1 {
+			t.Errorf("acknowledged %s has %d audit entries after kill -9", a.subject, audited[a.id])
+		}
+	}
+	if out := d2.mustCLI(t, "audit", "verify"); !strings.Contains(out, "intact") {
+		t.Fatalf("audit verify after kill -9: %s", out)
+	}
 	t.Logf("%d acknowledged submissions survived kill -9", len(acked))
 }
 

@@ -1,0 +1,215 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// auditEntries reads the whole audit log of d with the admin token.
+func auditEntries(t *testing.T, d *daemon) []struct {
+	Seq    uint64 `json:"seq"`
+	Action string `json:"action"`
+	Actor  string `json:"actor"`
+	Record string `json:"record"`
+} {
+	t.Helper()
+	var out []struct {
+		Seq    uint64 `json:"seq"`
+		Action string `json:"action"`
+		Actor  string `json:"actor"`
+		Record string `json:"record"`
+	}
+	before := uint64(0)
+	for {
+		var page struct {
+			Entries []struct {
+				Seq    uint64 `json:"seq"`
+				Action string `json:"action"`
+				Actor  string `json:"actor"`
+				Record string `json:"record"`
+			} `json:"entries"`
+		}
+		d.cliJSON(t, &page, "audit", "list", "--limit", "1000", "--before", fmt.Sprint(before))
+		out = append(out, page.Entries...)
+		if len(page.Entries) < 1000 {
+			return out
+		}
+		before = page.Entries[len(page.Entries)-1].Seq
+	}
+}
+
+// A person's token, made with the CLI, publishes what its scopes and
+// crate pattern allow and gets 403 otherwise; once revoked it gets 401;
+// the audit log names the person.
+func TestPersonTokensEndToEnd(t *testing.T) {
+	dir := t.TempDir()
+	d := startDaemon(t, filepath.Join(dir, "data"), "--pipeline=false")
+	tok := strings.TrimSpace(d.mustCLI(t, "tokens", "create", "--name", "ci", "--person", "alice", "--scope", "publish-new", "--crate", "alice-*", "--expires", "30d"))
+	if !strings.HasPrefix(tok, "wcr_") {
+		t.Fatalf("tokens create printed %q", tok)
+	}
+	write := func(name string) string {
+		p := filepath.Join(dir, name+".crate")
+		if err := os.WriteFile(p, makeCrate(t, name, "1.0.0", "pub fn f() {}\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	d.mustCLI(t, "--token", tok, "submit", "--crate", write("alice-one"))
+	_, errOut, code := d.cli(t, "--token", tok, "submit", "--crate", write("bobs-crate"))
+	if code == 0 || !strings.Contains(errOut, "publish-new") {
+		t.Fatalf("a crate outside the pattern: exit %d, %s", code, errOut)
+	}
+	_, errOut, code = d.cli(t, "--token", tok, "yank", "alice-one@1.0.0")
+	if code == 0 || !strings.Contains(errOut, `"yank" scope`) {
+		t.Fatalf("yank without the scope: exit %d, %s", code, errOut)
+	}
+	var list struct {
+		Tokens []struct {
+			ID     string `json:"id"`
+			Person string `json:"person"`
+		} `json:"tokens"`
+	}
+	d.cliJSON(t, &list, "tokens", "list")
+	id := ""
+	for _, x := range list.Tokens {
+		if x.Person == "alice" {
+			id = x.ID
+		}
+	}
+	d.mustCLI(t, "tokens", "revoke", id)
+	_, errOut, code = d.cli(t, "--token", tok, "submit", "--crate", write("alice-two"))
+	if code == 0 || !strings.Contains(errOut, "revoked") {
+		t.Fatalf("a revoked token: exit %d, %s", code, errOut)
+	}
+	found := false
+	for _, e := range auditEntries(t, d) {
+		if e.Action == "submit" && strings.HasPrefix(e.Actor, "alice (token ci)") {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatal("the audit log does not name alice for her submission")
+	}
+	if out := d.mustCLI(t, "audit", "verify"); !strings.Contains(out, "intact") {
+		t.Fatalf("audit verify: %s", out)
+	}
+}
+
+// 1,000 concurrent writes of several kinds: every acknowledged write has
+// exactly one audit entry, and the chain verifies.
+func TestConcurrentWritesAreAuditedOnce(t *testing.T) {
+	dataDir := filepath.Join(t.TempDir(), "data")
+	d := startDaemon(t, dataDir, "--pipeline=false")
+	b, err := os.ReadFile(filepath.Join(dataDir, "admin-token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	token := strings.TrimSpace(string(b))
+	do := func(method, path string, body []byte) (int, []byte) {
+		req, _ := http.NewRequest(method, d.url+path, bytes.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Error(err)
+			return 0, nil
+		}
+		defer resp.Body.Close()
+		out, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, out
+	}
+	var mu sync.Mutex
+	acked := map[string]int{} // record ID → acknowledgements
+	settings := 0
+	var wg sync.WaitGroup
+	const workers, each = 8, 125
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			var mine []string
+			for i := 0; i < each; i++ {
+				var status int
+				var out []byte
+				switch {
+				case i%4 == 0 || len(mine) == 0:
+					name := fmt.Sprintf("audit-%d-%d", w, i)
+					status, out = do("POST", "/crates", makeCrate(t, name, "1.0.0", "pub fn f() {}\n"))
+					if status == 201 {
+						mine = append(mine, name+"@1.0.0")
+					}
+				case i%4 == 1:
+					status, out = do("PUT", "/crates/"+mine[len(mine)-1], []byte(fmt.Sprintf(`{"yanked":%v}`, i%8 == 1)))
+				case i%4 == 2:
+					status, out = do("PUT", "/crates/"+mine[len(mine)-1], []byte(`{"review":{"verdict":"approve","comment":"`+fmt.Sprint(i)+`"}}`))
+				default:
+					status, out = do("PUT", "/registry", []byte(fmt.Sprintf(`{"description":"writer %d step %d"}`, w, i)))
+					if status == 200 {
+						mu.Lock()
+						settings++
+						mu.Unlock()
+					}
+					continue
+				}
+				if status/100 != 2 {
+					t.Errorf("write %d of worker %d: %d %s", i, w, status, out)
+					continue
+				}
+				var res struct {
+					ID      string `json:"id"`
+					Release struct {
+						ID string `json:"id"`
+					} `json:"release"`
+				}
+				json.Unmarshal(out, &res)
+				mu.Lock()
+				if res.Release.ID != "" {
+					acked[res.Release.ID]++
+				}
+				mu.Unlock()
+			}
+		}(w)
+	}
+	wg.Wait()
+	entries := auditEntries(t, d)
+	byRecord := map[string]int{}
+	settingsEntries := 0
+	for _, e := range entries {
+		if e.Record != "" {
+			byRecord[e.Record]++
+		}
+		if e.Action == "settings" {
+			settingsEntries++
+		}
+	}
+	for id := range acked {
+		if byRecord[id] != 1 {
+			t.Errorf("acknowledged release %s has %d audit entries", id, byRecord[id])
+		}
+	}
+	if settingsEntries != settings {
+		t.Errorf("%d acknowledged settings changes, %d audit entries", settings, settingsEntries)
+	}
+	writes := 0
+	for _, e := range entries {
+		switch e.Action {
+		case "submit", "yank", "unyank", "review", "settings":
+			writes++
+		}
+	}
+	if writes < workers*each/2 || len(acked) == 0 {
+		t.Fatalf("only %d audited writes for %d requests", writes, workers*each)
+	}
+	if out := d.mustCLI(t, "audit", "verify"); !strings.Contains(out, "intact") {
+		t.Fatalf("audit verify: %s", out)
+	}
+	t.Logf("%d audit entries, %d acknowledged releases, %d settings changes", len(entries), len(acked), settings)
+}
