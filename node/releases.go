@@ -284,7 +284,7 @@ type ListParams struct {
 	Query   string // substring of the name, description or keywords (case-insensitive)
 	Name    string // exact crate name
 	Yanked  *bool  // nil: both
-	Wasm    string // compatible | partial | incompatible | untested | "" (any)
+	Wasm    string // compatible | builds | partial | incompatible | untested | "" (any)
 	GCReady *bool
 	Dual    *bool
 	Limit   int    // 1..1000, default 50
@@ -308,9 +308,9 @@ func ParseListParams(get func(string) string) (ListParams, error) {
 		return p, registry.Errorf(op, registry.EINVALID, "q is longer than 128 characters")
 	}
 	switch p.Wasm {
-	case "", registry.WasmCompatible, registry.WasmPartial, registry.WasmIncompatible, registry.WasmUntested:
+	case "", registry.WasmCompatible, registry.WasmBuilds, registry.WasmPartial, registry.WasmIncompatible, registry.WasmUntested:
 	default:
-		return p, registry.Errorf(op, registry.EINVALID, "wasm=%q: use compatible, partial, incompatible or untested", truncate(p.Wasm, 40))
+		return p, registry.Errorf(op, registry.EINVALID, "wasm=%q: use compatible, builds, partial, incompatible or untested", truncate(p.Wasm, 40))
 	}
 	var err error
 	for _, f := range []struct {

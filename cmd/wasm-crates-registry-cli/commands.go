@@ -101,7 +101,7 @@ func listFlags() []cli.Flag {
 		&cli.StringFlag{Name: "query", Aliases: []string{"q"}, Usage: "substring of the name, description or keywords"},
 		&cli.StringFlag{Name: "name", Usage: "exact crate name"},
 		&cli.StringFlag{Name: "yanked", Usage: "true or false (default: both)"},
-		&cli.StringFlag{Name: "wasm", Usage: "compatible, partial, incompatible or untested"},
+		&cli.StringFlag{Name: "wasm", Usage: "compatible, builds, partial, incompatible or untested"},
 		&cli.BoolFlag{Name: "gc-ready", Usage: "only crates whose trusted report says GC-ready"},
 		&cli.BoolFlag{Name: "dual", Usage: "only crates that work natively and in wasm"},
 		&cli.IntFlag{Name: "limit", Value: 50, Usage: "page size (1–1000)"},
