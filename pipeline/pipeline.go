@@ -153,6 +153,8 @@ type Pipeline struct {
 
 	cratesMu sync.Mutex
 	crates   map[string]bool // store crates whose unpacked tree was verified in this process
+
+	controls controlCache // whether each toolchain builds a control crate for each target
 }
 
 // New detects the toolchains and checks the sandbox. It fails only when
