@@ -344,17 +344,17 @@ func (r *jobRun) judgeBuildFailure(ctx context.Context, ts *targetState, test bo
 	if err != nil {
 		return "", "", err
 	}
-	what := "the crate"
+	what, needs := "the crate", "it needs"
 	if test {
-		what = "the crate's tests"
+		what, needs = "the crate's tests", "they need"
 	}
 	if !known || hostOK {
 		return registry.OutcomeBuildFail, "", nil
 	}
 	ts.hostFails = true
 	if v := r.newerBuilt(ts, test); v != "" {
-		return registry.OutcomeToolchainAge, fmt.Sprintf("rustc %s cannot build %s even for the host, while rustc %s can: %s needs a newer toolchain than this node has for %s, which says nothing about wasm",
-			ts.tc.Version, what, v, what, ts.status.Target), nil
+		return registry.OutcomeToolchainAge, fmt.Sprintf("rustc %s cannot build %s even for the host, while rustc %s can: %s a newer toolchain than this node has for %s; the failure says nothing about wasm",
+			ts.tc.Version, what, v, needs, ts.status.Target), nil
 	}
 	return registry.OutcomeBuildFail, "", nil
 }

@@ -353,7 +353,9 @@ const (
 
 // Event reports progress. Stages, in order: unpack, resolve, build,
 // test-build, test, analyse, deps, score; build and the stages after it
-// name their Target.
+// name their Target. When a wasm build fails, control-toolchain (a crate
+// with no dependencies, built for that target) and control-build (the
+// crate built for the host with the wasm target's toolchain) may follow.
 type Event struct {
 	Stage   string        `json:"stage"`
 	Target  string        `json:"target,omitempty"`
