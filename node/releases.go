@@ -60,6 +60,9 @@ type Release struct {
 	Gate    string          `json:"gate,omitempty"`
 	Reports []ReportSummary `json:"reports"`
 	Reviews []ReviewSummary `json:"reviews"`
+
+	// WasmReason says, for verdict builds, why the tests were not run.
+	WasmReason string `json:"wasm_reason,omitempty"`
 }
 
 // ClaimInfo is a release of the same name@version that did not win.
@@ -94,6 +97,7 @@ type ReportSummary struct {
 	Dual    bool        `json:"dual"`
 	Score   uint64      `json:"score"`
 	Gate    string      `json:"gate"`
+	Reason  string      `json:"wasm_reason,omitempty"` // for verdict builds: why the tests were not run
 }
 
 // ReviewSummary is one live review of a release.
@@ -152,11 +156,11 @@ func releaseFromView(v *store.ReleaseView, trust *TrustSet) *Release {
 		r.Reports = append(r.Reports, ReportSummary{
 			ID: rep.ID, Author: rep.Author.PeerID(), Trusted: trust.May(rep.Author, registry.RoleTester, v.Name), Time: ms(rep.Time),
 			Release: rep.Release, Current: rep.Release == v.Release, Outcome: rep.Outcome, Wasm: rep.Wasm,
-			GCReady: rep.GCReady, Dual: rep.Dual, Score: rep.Score, Gate: rep.Gate,
+			GCReady: rep.GCReady, Dual: rep.Dual, Score: rep.Score, Gate: rep.Gate, Reason: rep.Reason,
 		})
 	}
 	if tr := v.TrustedReport(trust.Tests(v.Name)); tr != nil {
-		r.Wasm, r.GCReady, r.Dual, r.Gate = tr.Wasm, tr.GCReady, tr.Dual, tr.Gate
+		r.Wasm, r.GCReady, r.Dual, r.Gate, r.WasmReason = tr.Wasm, tr.GCReady, tr.Dual, tr.Gate, tr.Reason
 		score := tr.Score
 		r.Score = &score
 	}

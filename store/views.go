@@ -70,6 +70,7 @@ type ReportRef struct {
 	Dual      bool        `cbor:"6,keyasint"`
 	Score     uint64      `cbor:"7,keyasint"`
 	Gate      string      `cbor:"8,keyasint"`
+	Reason    string      `cbor:"9,keyasint,omitempty"` // for verdict builds: why the tests were not run
 }
 
 // ReviewRef is a live review (one per author), newest first.
@@ -147,7 +148,7 @@ func buildViews(cs *registry.CrateState) []*ReleaseView {
 			rb := b.(*registry.ReportBody)
 			v.Reports = append(v.Reports, ReportRef{
 				RecordRef: ref(r), Release: rb.ReleaseID(), Outcome: rb.Outcome, Wasm: rb.Wasm,
-				GCReady: rb.GCReady, Dual: rb.Dual, Score: rb.Score, Gate: rb.Gate,
+				GCReady: rb.GCReady, Dual: rb.Dual, Score: rb.Score, Gate: rb.Gate, Reason: rb.Reason,
 			})
 		}
 		for _, r := range rs.Reviews {
@@ -383,7 +384,7 @@ func (db *DB) applyVerdicts(txn *badger.Txn, recs []*registry.Record) error {
 			case *registry.ReportBody:
 				v.Reports, did = livePerAuthorRef(v.Reports, ReportRef{
 					RecordRef: ref(r), Release: body.ReleaseID(), Outcome: body.Outcome, Wasm: body.Wasm,
-					GCReady: body.GCReady, Dual: body.Dual, Score: body.Score, Gate: body.Gate,
+					GCReady: body.GCReady, Dual: body.Dual, Score: body.Score, Gate: body.Gate, Reason: body.Reason,
 				}, func(x *ReportRef) *RecordRef { return &x.RecordRef })
 			case *registry.ReviewBody:
 				v.Reviews, did = livePerAuthorRef(v.Reviews, ReviewRef{RecordRef: ref(r), Verdict: body.Verdict, Comment: body.Comment},

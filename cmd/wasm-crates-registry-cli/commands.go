@@ -329,6 +329,9 @@ func printRelease(r *release) {
 		score = strconv.FormatUint(*r.Score, 10)
 	}
 	t.kv("wasm", fmt.Sprintf("%s (score %s, gate %s, gc-ready %s, dual %s)", r.Wasm, score, dash(r.Gate), yesNo(r.GCReady), yesNo(r.Dual)))
+	if r.WasmReason != "" {
+		t.kv("", r.WasmReason)
+	}
 	for i, d := range r.Deps {
 		label := ""
 		if i == 0 {
