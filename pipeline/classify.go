@@ -219,17 +219,23 @@ func (r *jobRun) toolchainWorks(ctx context.Context, ts *targetState) (bool, str
 	if e.done {
 		return e.ok, e.why, nil
 	}
+	// Nothing of the job's is shared with the control build: its own
+	// package, target directory, cargo home and disk budget, so that a
+	// crate cannot make the control fail and have its answer cached.
 	base := filepath.Join(r.dir, "control-"+strings.NewReplacer("/", "_", "@", "_").Replace(key))
-	ce := &cargoEnv{tc: ts.tc, pkg: filepath.Join(base, "pkg"), target: filepath.Join(base, "target"), home: ts.ce.home,
-		extraRO: ts.ce.extraRO, diskDir: r.dir, diskLimit: r.p.cfg.Limits.Disk}
-	if err := os.MkdirAll(ce.pkg, 0o755); err != nil {
-		return false, "", registry.E("pipeline.control", registry.EINTERNAL, "", err)
+	ce := &cargoEnv{tc: ts.tc, pkg: filepath.Join(base, "pkg"), target: filepath.Join(base, "target"), home: filepath.Join(base, "home"),
+		diskDir: base, diskLimit: r.p.cfg.Limits.Disk}
+	for _, d := range []string{ce.pkg, ce.target, ce.home} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return false, "", registry.E("pipeline.control", registry.EINTERNAL, "", err)
+		}
 	}
-	if err := os.MkdirAll(ce.target, 0o755); err != nil {
-		return false, "", registry.E("pipeline.control", registry.EINTERNAL, "", err)
-	}
-	for f, s := range map[string]string{"Cargo.toml": controlManifest, "lib.rs": controlLib} {
-		if err := os.WriteFile(filepath.Join(ce.pkg, f), []byte(s), 0o644); err != nil {
+	for f, s := range map[string]string{
+		filepath.Join(ce.pkg, "Cargo.toml"):   controlManifest,
+		filepath.Join(ce.pkg, "lib.rs"):       controlLib,
+		filepath.Join(ce.home, "config.toml"): "[net]\noffline = true\n\n[term]\ncolor = \"never\"\nprogress.when = \"never\"\n",
+	} {
+		if err := os.WriteFile(f, []byte(s), 0o644); err != nil {
 			return false, "", registry.E("pipeline.control", registry.EINTERNAL, "", err)
 		}
 	}
@@ -241,19 +247,26 @@ func (r *jobRun) toolchainWorks(ctx context.Context, ts *targetState) (bool, str
 		args = []string{"test", "--no-run"}
 	}
 	args = append(args, "--offline", "--manifest-path", ce.manifest(), "--target", ts.status.Triple, "--message-format", "json")
-	var ok bool
+	var ok, answered bool
 	err := r.stage("control-toolchain", ts.status.Target, func() (string, error) {
-		cr, err := r.cargo(ctx, ce, r.p.cfg.Limits.BuildTime, true, args...)
+		cr, err := r.p.cargo(ctx, ce, r.p.cfg.Limits.BuildTime, true, args...)
 		if err != nil {
 			return "", err
 		}
 		if ok = cr.ok(); ok {
+			answered = true
 			return "rustc " + ts.tc.Version + " builds a crate with no dependencies for " + ts.status.Target, nil
+		}
+		// Only a plain failure says the toolchain is broken; a deadline or
+		// a limit says nothing about it.
+		outcome, why := classifyStep(cr.run, r.p.cfg.Limits.Memory)
+		if answered = outcome == registry.OutcomeBuildFail; !answered {
+			return "!the control build was cut short (" + outcome + ": " + why + "); the toolchain is not judged", nil
 		}
 		return "!rustc " + ts.tc.Version + " cannot build even a crate with no dependencies for " + ts.status.Target, nil
 	})
-	if err != nil || ctx.Err() != nil {
-		return false, "", err // not cached: the question was not answered
+	if err != nil || ctx.Err() != nil || !answered {
+		return true, "", err // not cached: the question was not answered, so the toolchain is not blamed
 	}
 	e.done, e.ok = true, ok
 	if !ok {
@@ -290,17 +303,23 @@ func (r *jobRun) hostControl(ctx context.Context, ts *targetState, test bool) (o
 		args, what = []string{"test", "--no-run"}, "the crate's tests"
 	}
 	args = append(args, "--offline", "--manifest-path", ts.ce.manifest(), "--target", hostTriple, "--message-format", "json")
+	answered := false
 	err = r.stage("control-build", r.p.host, func() (string, error) {
 		cr, err := r.cargo(ctx, ts.ce, r.p.cfg.Limits.BuildTime, false, args...)
 		if err != nil {
 			return "", err
 		}
 		if ok = cr.ok(); ok {
+			answered = true
 			return "rustc " + ts.tc.Version + " builds " + what + " for the host", nil
+		}
+		outcome, why := classifyStep(cr.run, r.p.cfg.Limits.Memory)
+		if answered = outcome == registry.OutcomeBuildFail; !answered {
+			return "!the control build was cut short (" + outcome + ": " + why + "); it decides nothing", nil
 		}
 		return "!rustc " + ts.tc.Version + " cannot build " + what + " for the host either", nil
 	})
-	if err != nil || ctx.Err() != nil {
+	if err != nil || ctx.Err() != nil || !answered {
 		return false, false, err
 	}
 	if r.controls == nil {

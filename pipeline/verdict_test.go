@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -403,4 +404,55 @@ func TestVerdictReportFieldsValidated(t *testing.T) {
 	b = base()
 	b.Wasm = "builds-ish"
 	check("unknown verdict", b, false)
+}
+
+// The control crate says something about a toolchain, never about a
+// crate: it is built once per toolchain and target per process, and a
+// later run whose wasm build fails reuses the answer.
+func TestVerdictControlCrateOncePerProcess(t *testing.T) {
+	t.Parallel()
+	p := testPipeline(t)
+	b := runFixture(t, vFixture("v-spoof-wasm")).body
+	for _, name := range []string{TargetWasmUnknown, TargetWasip1} {
+		tr := targetOf(t, b, name)
+		var tc Toolchain
+		var triple string
+		for _, st := range p.plan {
+			if st.Target == name {
+				triple = st.Triple
+				for _, x := range p.toolchains {
+					if x.ID == st.Toolchain {
+						tc = x
+					}
+				}
+			}
+		}
+		e := p.controls.entry(tc.ID + "|" + triple)
+		e.mu.Lock()
+		done, ok := e.done, e.ok
+		e.mu.Unlock()
+		if !done || !ok {
+			t.Errorf("%s (%s): control crate done=%v ok=%v after a failed wasm build", name, tr.Toolchain, done, ok)
+		}
+	}
+	crate := packDir(t, vFixture("v-spoof-all"))
+	rec, rb := release(t, crate)
+	var mu sync.Mutex
+	var stages []string
+	again, err := p.Run(context.Background(), Job{Release: rec, Body: rb, Crate: crate}, func(e Event) {
+		mu.Lock()
+		defer mu.Unlock()
+		if e.State == StateStart {
+			stages = append(stages, e.Stage+" "+e.Target)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Wasm != registry.WasmIncompatible {
+		t.Errorf("wasm %s", again.Wasm)
+	}
+	if slices.ContainsFunc(stages, func(s string) bool { return strings.HasPrefix(s, "control-toolchain") }) {
+		t.Errorf("the control crate was built again: %q", stages)
+	}
 }
