@@ -330,7 +330,7 @@ func printRelease(r *release) {
 	}
 	t.kv("wasm", fmt.Sprintf("%s (score %s, gate %s, gc-ready %s, dual %s)", r.Wasm, score, dash(r.Gate), yesNo(r.GCReady), yesNo(r.Dual)))
 	if r.WasmReason != "" {
-		t.kv("", r.WasmReason)
+		t.kv("", terminalSafe(r.WasmReason))
 	}
 	for i, d := range r.Deps {
 		label := ""

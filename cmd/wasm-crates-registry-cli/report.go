@@ -105,10 +105,10 @@ func printReport(r *reportWithBody) {
 	}
 	t.kv("wasm", r.Wasm)
 	if d.Reason != "" {
-		t.kv("", d.Reason)
+		t.kv("", terminalSafe(d.Reason))
 	}
 	if len(d.MissingDeps) > 0 {
-		t.kv("missing dependencies", strings.Join(d.MissingDeps, ", "))
+		t.kv("missing dependencies", terminalSafe(strings.Join(d.MissingDeps, ", ")))
 	}
 	t.kv("score", fmt.Sprintf("%d → %s", r.Score, r.Gate))
 	t.kv("gc-ready", yesNo(r.GCReady))
