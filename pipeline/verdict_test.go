@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -454,5 +455,47 @@ func TestVerdictControlCrateOncePerProcess(t *testing.T) {
 	}
 	if slices.ContainsFunc(stages, func(s string) bool { return strings.HasPrefix(s, "control-toolchain") }) {
 		t.Errorf("the control crate was built again: %q", stages)
+	}
+}
+
+// A toolchain that cannot build even the node's own control crate for a
+// target is broken for it: the failure is toolchain-missing, the node's,
+// whatever the crate is. Here the real wasm toolchain is asked for a
+// target whose standard library it does not ship (wasm64), the one way to
+// have a broken toolchain on a machine whose toolchains work.
+func TestVerdictBrokenToolchainIsTheNodes(t *testing.T) {
+	t.Parallel()
+	p := testPipeline(t)
+	var tc Toolchain
+	for _, st := range p.plan {
+		if st.Target == TargetWasip1 {
+			for _, x := range p.toolchains {
+				if x.ID == st.Toolchain {
+					tc = x
+				}
+			}
+		}
+	}
+	const target = "wasm64-unknown-unknown"
+	if slices.Contains(tc.Targets, target) {
+		t.Skipf("%s has the standard library for %s", tc.ID, target)
+	}
+	dir, err := os.MkdirTemp(p.cfg.WorkDir, "job-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	ts := &targetState{status: TargetStatus{Target: target, Triple: target, Toolchain: tc.ID}, tc: tc,
+		rep: &registry.TargetReport{Target: target, Build: buildFailed, Outcome: registry.OutcomeBuildFail}}
+	var events []Event
+	r := &jobRun{p: p, dir: dir, log: p.log, targets: []*targetState{ts}, progress: func(e Event) { events = append(events, e) }}
+	if err := r.settleWasmFailure(context.Background(), ts, false); err != nil {
+		t.Fatal(err)
+	}
+	if ts.rep.Outcome != registry.OutcomeToolchainMissing || !strings.Contains(ts.rep.Message, "cannot build even a crate with no dependencies") || ts.rep.Install == "" {
+		t.Errorf("outcome %s (%s), install %q; want toolchain-missing", ts.rep.Outcome, ts.rep.Message, ts.rep.Install)
+	}
+	if !slices.ContainsFunc(events, func(e Event) bool { return e.Stage == "control-toolchain" && e.State == StateFailed }) {
+		t.Errorf("no failed control-toolchain stage in %+v", events)
 	}
 }
