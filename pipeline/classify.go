@@ -18,8 +18,7 @@ import (
 // (exit status, signal, deadline), the sandbox's own accounting (disk,
 // peak memory, refused actions) and cargo's --message-format=json stream
 // (compiler errors with their code and package, finished units, build
-// scripts that ran), settled by control builds (control.go's rules in
-// judgeBuildFailure). Nothing a crate prints — in a build script, a proc
+// scripts that ran), settled by control builds (judgeBuildFailure). Nothing a crate prints — in a build script, a proc
 // macro or a test — can change a class.
 
 // stepFacts is cargo's structured account of one invocation, taken from
@@ -281,10 +280,13 @@ func (r *jobRun) toolchainWorks(ctx context.Context, ts *targetState) (bool, str
 // once per toolchain and kind for the job.
 func (r *jobRun) hostControl(ctx context.Context, ts *targetState, test bool) (ok, known bool, err error) {
 	if native := r.target(r.p.host); native != nil && native.status.Toolchain == ts.status.Toolchain {
+		// Only a success or a plain failure answers; a deadline or a limit
+		// says nothing about the toolchain.
+		plainFail := native.rep.Outcome == registry.OutcomeBuildFail
 		if test {
-			return native.testBuilt, native.testTried, nil
+			return native.testBuilt, native.testTried && (native.testBuilt || plainFail), nil
 		}
-		return native.rep.Build == buildOK, native.rep.Build == buildOK || native.rep.Build == buildFailed, nil
+		return native.rep.Build == buildOK, native.rep.Build == buildOK || (native.rep.Build == buildFailed && plainFail), nil
 	}
 	hostTriple := ts.tc.tripleFor(r.p.host)
 	if hostTriple == "" {
