@@ -5,9 +5,14 @@ import "slices"
 // Wasm compatibility verdicts, as the list filter "wasm=" names them.
 const (
 	WasmCompatible   = "compatible"   // builds for wasm and its tests pass under wazero
-	WasmPartial      = "partial"      // builds for wasm, but some tests fail or cannot run
-	WasmIncompatible = "incompatible" // does not build for any wasm target
-	WasmUntested     = "untested"     // no trusted report yet (never stored in a report)
+	WasmPartial      = "partial"      // builds for wasm, but some of the crate's own tests fail or do not compile for wasm
+	WasmIncompatible = "incompatible" // does not build for any wasm target, for the crate's own reasons
+	// WasmBuilds: builds for a wasm target; its tests were not run here
+	// because of the node (ReportBody.Reason says why), so nothing is known
+	// against it.
+	WasmBuilds = "builds"
+
+	WasmUntested = "untested" // no trusted report yet (never stored in a report)
 )
 
 // Quality-gate verdicts.
@@ -24,7 +29,7 @@ const (
 type ReportBody struct {
 	Release  []byte `cbor:"1,keyasint" json:"release"` // ID of the release record that was tested
 	Outcome  string `cbor:"2,keyasint" json:"outcome"` // crater-style overall outcome
-	Wasm     string `cbor:"3,keyasint" json:"wasm"`    // compatible | partial | incompatible
+	Wasm     string `cbor:"3,keyasint" json:"wasm"`    // compatible | builds | partial | incompatible
 	GCReady  bool   `cbor:"4,keyasint,omitempty" json:"gc_ready"`
 	Dual     bool   `cbor:"5,keyasint,omitempty" json:"dual"` // works natively and in wasm
 	Score    uint64 `cbor:"6,keyasint" json:"score"`          // 0–100
@@ -49,6 +54,12 @@ type ReportBody struct {
 	Stages     []StageTime       `cbor:"28,keyasint,omitempty" json:"stages,omitempty"`
 	Omitted    *Omitted          `cbor:"29,keyasint,omitempty" json:"omitted,omitempty"`
 	Notes      []string          `cbor:"30,keyasint,omitempty" json:"notes,omitempty"`
+	// Reason says, for verdict builds, in one sentence why the wasm tests
+	// were not run on this node.
+	Reason string `cbor:"31,keyasint,omitempty" json:"wasm_reason,omitempty"`
+	// MissingDeps are the packages (names, or name@requirement) this node's
+	// sources and its peers' authorized releases could not supply.
+	MissingDeps []string `cbor:"32,keyasint,omitempty" json:"missing_deps,omitempty"`
 	// Configs are the feature configurations tested: the default one and,
 	// when the crate declares a different one for wasm, that one. The
 	// summary (fields 2–5) and Targets are those of the configuration
@@ -57,6 +68,13 @@ type ReportBody struct {
 	Benches []BenchComparison `cbor:"34,keyasint,omitempty" json:"benches,omitempty"`
 	Config  string            `cbor:"35,keyasint,omitempty" json:"config,omitempty"` // the configuration the verdict is for: "default" or, e.g., "no-default-features features=js"
 }
+
+// Bounds of the verdict's explanation fields.
+const (
+	MaxReasonLen     = 1024
+	MaxMissingDeps   = 64
+	MaxMissingDepLen = 128
+)
 
 // Crater-style outcomes, for a whole report (field 2) and for each target.
 // The string is signed: never rename one.
@@ -71,6 +89,8 @@ const (
 	OutcomeToolchainMissing = "toolchain-missing" // this node has no toolchain able to build the target for this crate
 	OutcomeBrokenDeps       = "broken-deps"       // dependencies could not be resolved from the configured sources
 	OutcomeError            = "error"             // the pipeline itself failed; never the crate's fault
+	OutcomeToolchainAge     = "toolchain-age"     // the same toolchain cannot build the crate natively either: the toolchain's age, not wasm
+	OutcomeRustVersion      = "rust-version"      // the crate's declared rust-version is above the toolchain
 )
 
 // Per-test states in a TestComparison.
@@ -202,7 +222,7 @@ type DepReport struct {
 	Kind    string `cbor:"4,keyasint,omitempty" json:"kind,omitempty"`   // normal | build | dev, as first reached
 	Source  string `cbor:"5,keyasint,omitempty" json:"source,omitempty"` // registry | directory | crates-io | the crate itself: ""
 	Held    bool   `cbor:"6,keyasint,omitempty" json:"held,omitempty"`   // this registry holds the release
-	Wasm    string `cbor:"7,keyasint,omitempty" json:"wasm,omitempty"`   // what the registry's trusted reports say: compatible | partial | incompatible | untested
+	Wasm    string `cbor:"7,keyasint,omitempty" json:"wasm,omitempty"`   // what the registry's trusted reports say: compatible | builds | partial | incompatible | untested
 	Breaks  bool   `cbor:"8,keyasint,omitempty" json:"breaks,omitempty"` // its compilation failed in the wasm build
 	Parent  string `cbor:"9,keyasint,omitempty" json:"parent,omitempty"` // name@version that first pulled it in
 }
@@ -317,9 +337,23 @@ func (b *ReportBody) validate(subject string) error {
 		return E(op, EINVALID, "release", err)
 	}
 	switch b.Wasm {
-	case WasmCompatible, WasmPartial, WasmIncompatible:
+	case WasmCompatible, WasmBuilds, WasmPartial, WasmIncompatible:
 	default:
-		return Errorf(op, EINVALID, "wasm verdict %q is not compatible, partial or incompatible", b.Wasm)
+		return Errorf(op, EINVALID, "wasm verdict %q is not compatible, builds, partial or incompatible", b.Wasm)
+	}
+	if b.Wasm == WasmBuilds && b.Reason == "" {
+		return Errorf(op, EINVALID, "verdict builds needs wasm_reason: why the tests were not run")
+	}
+	if len(b.Reason) > MaxReasonLen {
+		return Errorf(op, EINVALID, "wasm_reason is %d bytes, above %d", len(b.Reason), MaxReasonLen)
+	}
+	if len(b.MissingDeps) > MaxMissingDeps {
+		return Errorf(op, EINVALID, "missing_deps names %d packages, above %d", len(b.MissingDeps), MaxMissingDeps)
+	}
+	for _, d := range b.MissingDeps {
+		if d == "" || len(d) > MaxMissingDepLen {
+			return Errorf(op, EINVALID, "missing_deps entry of %d bytes: want 1 to %d", len(d), MaxMissingDepLen)
+		}
 	}
 	switch b.Gate {
 	case GateCurated, GateNeedsReview, GateRejected:

@@ -34,7 +34,9 @@ func (g Gates) Validate() error {
 	return nil
 }
 
-// Verdict applies the gates to a score and a wasm verdict.
+// Verdict applies the gates to a score and a wasm verdict. Only a
+// compatible crate is ever curated: one whose verdict is builds (tests not
+// run on the reporting node) or partial needs a review at best.
 func (g Gates) Verdict(score uint64, wasm string) string {
 	switch {
 	case g.RequireWasm && wasm == WasmIncompatible:

@@ -63,6 +63,9 @@ type Release struct {
 	Gate    string          `json:"gate,omitempty"`
 	Reports []ReportSummary `json:"reports"`
 	Reviews []ReviewSummary `json:"reviews"`
+
+	// WasmReason says, for verdict builds, why the tests were not run.
+	WasmReason string `json:"wasm_reason,omitempty"`
 }
 
 // ClaimInfo is a release of the same name@version that did not win.
@@ -97,6 +100,7 @@ type ReportSummary struct {
 	Dual    bool        `json:"dual"`
 	Score   uint64      `json:"score"`
 	Gate    string      `json:"gate"`
+	Reason  string      `json:"wasm_reason,omitempty"` // for verdict builds: why the tests were not run
 }
 
 // ReviewSummary is one live review of a release.
@@ -163,11 +167,11 @@ func releaseFromView(v *store.ReleaseView, trust *TrustSet) *Release {
 		r.Reports = append(r.Reports, ReportSummary{
 			ID: rep.ID, Author: rep.Author.PeerID(), Trusted: trust.May(rep.Author, registry.RoleTester, v.Name), Time: ms(rep.Time),
 			Release: rep.Release, Current: rep.Release == v.Release, Outcome: rep.Outcome, Wasm: rep.Wasm,
-			GCReady: rep.GCReady, Dual: rep.Dual, Score: rep.Score, Gate: rep.Gate,
+			GCReady: rep.GCReady, Dual: rep.Dual, Score: rep.Score, Gate: rep.Gate, Reason: rep.Reason,
 		})
 	}
 	if tr := v.TrustedReport(trust.Tests(v.Name)); tr != nil {
-		r.Wasm, r.GCReady, r.Dual, r.Gate = tr.Wasm, tr.GCReady, tr.Dual, tr.Gate
+		r.Wasm, r.GCReady, r.Dual, r.Gate, r.WasmReason = tr.Wasm, tr.GCReady, tr.Dual, tr.Gate, tr.Reason
 		score := tr.Score
 		r.Score = &score
 	}
@@ -295,7 +299,7 @@ type ListParams struct {
 	Query   string // substring of the name, description or keywords (case-insensitive)
 	Name    string // exact crate name
 	Yanked  *bool  // nil: both
-	Wasm    string // compatible | partial | incompatible | untested | "" (any)
+	Wasm    string // compatible | builds | partial | incompatible | untested | "" (any)
 	GCReady *bool
 	Dual    *bool
 	Limit   int    // 1..1000, default 50
@@ -319,9 +323,9 @@ func ParseListParams(get func(string) string) (ListParams, error) {
 		return p, registry.Errorf(op, registry.EINVALID, "q is longer than 128 characters")
 	}
 	switch p.Wasm {
-	case "", registry.WasmCompatible, registry.WasmPartial, registry.WasmIncompatible, registry.WasmUntested:
+	case "", registry.WasmCompatible, registry.WasmBuilds, registry.WasmPartial, registry.WasmIncompatible, registry.WasmUntested:
 	default:
-		return p, registry.Errorf(op, registry.EINVALID, "wasm=%q: use compatible, partial, incompatible or untested", truncate(p.Wasm, 40))
+		return p, registry.Errorf(op, registry.EINVALID, "wasm=%q: use compatible, builds, partial, incompatible or untested", truncate(p.Wasm, 40))
 	}
 	var err error
 	for _, f := range []struct {

@@ -102,7 +102,13 @@ func (r *jobRun) assemble(ctx context.Context) (*registry.ReportBody, error) {
 	}
 
 	// Verdict and outcome.
-	body.Wasm = wasmVerdict(uu, wasi)
+	var wasiRes *resolution
+	if wasi != nil {
+		wasiRes = r.resolved[wasi.status.Toolchain]
+	}
+	v := wasmVerdict(uu, wasi, wasiRes)
+	body.Wasm, body.Reason = v.wasm, v.reason
+	body.MissingDeps = r.missingDeps()
 	body.Outcome, body.Message = overallOutcome(uu, wasi)
 	body.Dual = body.Wasm == registry.WasmCompatible && native != nil && native.rep.Outcome == registry.OutcomeTestPass
 
@@ -114,9 +120,9 @@ func (r *jobRun) assemble(ctx context.Context) (*registry.ReportBody, error) {
 	}
 	if wasi != nil {
 		si.wasip1 = wasi.rep
-		if res := r.resolved[wasi.status.Toolchain]; res != nil && res.ok && res.devStripped {
-			si.testsBlocked = res.why
-		}
+	}
+	if v.wasm == registry.WasmBuilds {
+		si.testsBlocked = v.reason
 	}
 	body.Score, body.Breakdown = computeScore(si)
 	body.Gate = p.cfg.Gates.Verdict(body.Score, body.Wasm)
@@ -163,43 +169,6 @@ func nilIfMissing(ts *targetState) *registry.TargetReport {
 		return nil
 	}
 	return ts.rep
-}
-
-// wasmVerdict: compatible when the crate builds for wasm and its tests pass
-// under wazero; partial when it builds for a wasm target but some tests fail
-// or cannot run; incompatible when it builds for no wasm target.
-func wasmVerdict(uu, wasi *targetState) string {
-	built := false
-	for _, ts := range []*targetState{uu, wasi} {
-		if ts != nil && ts.rep.Build == buildOK {
-			built = true
-		}
-	}
-	if !built {
-		return registry.WasmIncompatible
-	}
-	if wasi != nil && wasi.rep.Outcome == registry.OutcomeTestPass && wasi.rep.Tests != nil && wasi.rep.Tests.NotRun == 0 &&
-		(uu == nil || uu.rep.Build == buildOK || uu.rep.Outcome == registry.OutcomeToolchainMissing) {
-		return registry.WasmCompatible
-	}
-	return registry.WasmPartial
-}
-
-// overallOutcome is the report's outcome: that of wasm32-wasip1, where the
-// crate is both built and tested, unless that target could not be tried
-// (toolchain missing), in which case that of wasm32-unknown-unknown.
-func overallOutcome(uu, wasi *targetState) (string, string) {
-	if wasi != nil && wasi.rep.Outcome != registry.OutcomeToolchainMissing {
-		msg := wasi.rep.Message
-		if wasi.rep.Build == buildOK && uu != nil && uu.rep.Build == buildFailed {
-			msg += "; it does not build for wasm32-unknown-unknown: " + uu.rep.Message
-		}
-		return wasi.rep.Outcome, TargetWasip1 + ": " + msg
-	}
-	if uu != nil {
-		return uu.rep.Outcome, TargetWasmUnknown + ": " + uu.rep.Message
-	}
-	return registry.OutcomeError, "no wasm target was tried"
 }
 
 // compareTests joins the native and wasm results by test name.

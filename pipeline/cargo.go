@@ -6,12 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
-	"regexp"
 	"strings"
-	"syscall"
 	"time"
-
-	registry "github.com/wasmrust/wasm-crates-registry"
 )
 
 // cargoEnv is where one toolchain's cargo works for a job.
@@ -70,6 +66,9 @@ type cargoMessage struct {
 	Message    *struct {
 		Level    string `json:"level"`
 		Rendered string `json:"rendered"`
+		Code     *struct {
+			Code string `json:"code"`
+		} `json:"code"`
 	} `json:"message"`
 	Success *bool `json:"success"`
 }
@@ -81,8 +80,9 @@ type cargoResult struct {
 	artifacts []cargoMessage // compiler-artifact messages
 	errors    []string       // rendered compiler errors, at most a few
 	// firstError is the package ID of the first package with a compiler
-	// error or a failed build script.
+	// error or, failing that, with a failed build script.
 	firstError string
+	facts      stepFacts
 	notes      []string // where the output was truncated
 }
 
@@ -107,11 +107,6 @@ func (r *cargoResult) log() (string, bool) {
 
 const maxKeptErrors = 4
 
-var (
-	buildScriptFailRE = regexp.MustCompile("failed to run custom build command for `([^`]+)`")
-	couldNotCompileRE = regexp.MustCompile("could not compile `([^`]+)`")
-)
-
 // Bounds of cargo's output: its JSON message stream (stdout) is parsed
 // line by line as it arrives; a line longer than maxCargoLine is skipped,
 // and at most maxCargoOutput bytes are read from each stream.
@@ -123,17 +118,6 @@ const (
 // cargo runs cargo with args in ce under the sandbox.
 func (p *Pipeline) cargo(ctx context.Context, ce *cargoEnv, timeout time.Duration, writablePkg bool, args ...string) (*cargoResult, error) {
 	res := &cargoResult{stderr: &limitedBuffer{limit: 48 << 10}}
-	// The two streams are scanned by two goroutines: each keeps its own
-	// findings until the command has ended.
-	var scriptFail string
-	stderrScan := &lineScanner{max: 64 << 10, fn: func(line string) {
-		if scriptFail != "" {
-			return
-		}
-		if m := buildScriptFailRE.FindStringSubmatch(line); m != nil {
-			scriptFail = m[1]
-		}
-	}}
 	stdoutScan := &lineScanner{max: maxCargoLine, maxTotal: maxCargoOutput, fn: res.message}
 	rw := []string{ce.target, ce.home}
 	ro := append([]string{ce.pkg}, ce.extraRO...)
@@ -146,15 +130,11 @@ func (p *Pipeline) cargo(ctx context.Context, ce *cargoEnv, timeout time.Duratio
 		RW: rw, RO: ro, Network: ce.network,
 		Timeout: timeout, Mem: p.cfg.Limits.Memory, CPU: p.cfg.Limits.CPUTime, Procs: p.cfg.Limits.Processes,
 		FileSize: p.cfg.Limits.Disk, DiskDir: ce.diskDir, DiskLimit: ce.diskLimit, MaxOutput: maxCargoOutput,
-		Stdout: stdoutScan, Stderr: multiWriter{res.stderr, stderrScan},
+		Stdout: stdoutScan, Stderr: res.stderr,
 	}
 	run, err := p.sb.run(ctx, spec)
-	stderrScan.flush()
 	stdoutScan.flush()
 	res.run = run
-	if scriptFail != "" {
-		res.firstError = scriptFail // a failed build script comes first
-	}
 	if err != nil {
 		return res, err
 	}
@@ -164,10 +144,8 @@ func (p *Pipeline) cargo(ctx context.Context, ce *cargoEnv, timeout time.Duratio
 	if stdoutScan.dropped > 0 {
 		res.notes = append(res.notes, fmt.Sprintf("[%d of cargo's JSON messages were longer than %d MiB and were skipped]", stdoutScan.dropped, maxCargoLine>>20))
 	}
-	if res.firstError == "" {
-		if m := couldNotCompileRE.FindStringSubmatch(res.stderr.String()); m != nil {
-			res.firstError = m[1]
-		}
+	if res.firstError == "" && !run.ok() {
+		res.firstError = res.facts.failedScript()
 	}
 	return res, nil
 }
@@ -181,6 +159,7 @@ func (r *cargoResult) message(line string) {
 	if json.Unmarshal([]byte(line), &m) != nil {
 		return
 	}
+	r.facts.add(&m)
 	switch m.Reason {
 	case "compiler-artifact":
 		r.artifacts = append(r.artifacts, m)
@@ -258,84 +237,6 @@ func (l *lineScanner) flush() {
 		l.fn(string(l.buf))
 	}
 	l.buf, l.skipping = nil, false
-}
-
-type multiWriter []interface{ Write([]byte) (int, error) }
-
-func (m multiWriter) Write(p []byte) (int, error) {
-	for _, w := range m {
-		_, _ = w.Write(p)
-	}
-	return len(p), nil
-}
-
-// Failure signatures in a failed step's output.
-var (
-	sandboxSignatures = []string{
-		"Read-only file system (os error 30)",
-		"Network is unreachable (os error 101)",
-		"Temporary failure in name resolution",
-		"failed to lookup address information",
-		"Connection refused (os error 111)", // nothing listens inside the sandbox's own network namespace
-		"Resource temporarily unavailable (os error 11)",
-		"Permission denied (os error 13)",
-		"File too large (os error 27)",
-	}
-	brokenDepSignatures = []string{
-		"no matching package named",
-		"failed to select a version for",
-		"failed to load source for dependency",
-		"failed to get `",
-		"checksum for `",
-		"no matching package found",
-		"which is depended on by",
-		"failed to download",
-		"attempting to make an HTTP request, but --offline was specified",
-	}
-	toolchainSignatures = []string{
-		"is required\n", // "feature `edition2021` is required"
-		"because it requires rustc",
-		"requires a nightly version of Cargo",
-		"is older than the",
-		"lock file version",
-		"unknown variant `20",
-		"failed to parse the `edition` key",
-		"supported edition values are",
-		"requires the `-Z` flag",
-	}
-)
-
-// classifyFailure names the outcome of a failed build step from how it
-// ended and what it printed.
-func classifyFailure(run runResult, text string, cpuLimited bool) (outcome, why string) {
-	switch {
-	case run.TimedOut:
-		return registry.OutcomeTimeout, "the step passed its deadline"
-	case run.DiskExceeded:
-		return registry.OutcomeSandboxViolation, "the step wrote more than the disk limit"
-	case run.Signal == syscall.SIGXFSZ:
-		return registry.OutcomeSandboxViolation, "a process wrote a file larger than the disk limit"
-	case run.Signal == syscall.SIGXCPU || (cpuLimited && run.Signal == syscall.SIGKILL):
-		return registry.OutcomeTimeout, "a process used up its CPU-time limit"
-	case isOOMText(text) || strings.Contains(text, "out of memory"):
-		return registry.OutcomeOOM, "a process ran out of its memory limit"
-	}
-	for _, s := range toolchainSignatures {
-		if strings.Contains(text, s) {
-			return registry.OutcomeToolchainMissing, "the crate needs a newer toolchain than this one: " + firstLineWith(text, strings.TrimSpace(s))
-		}
-	}
-	for _, s := range brokenDepSignatures {
-		if strings.Contains(text, s) {
-			return registry.OutcomeBrokenDeps, "dependencies cannot be resolved from the configured sources: " + firstLineWith(text, s)
-		}
-	}
-	for _, s := range sandboxSignatures {
-		if strings.Contains(text, s) {
-			return registry.OutcomeSandboxViolation, "a build step tried what the sandbox forbids: " + firstLineWith(text, s)
-		}
-	}
-	return registry.OutcomeBuildFail, ""
 }
 
 // firstLineWith returns the first line of text containing s, trimmed.

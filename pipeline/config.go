@@ -390,7 +390,6 @@ func (r *jobRun) runDeclared(ctx context.Context) error {
 			return err
 		}
 	}
-	r.controlBuild(ctx)
 	if why := refusedBeforeCompiling(r.targets); why != "" {
 		cfg.Invalid = strings.ReplaceAll(why, r.dir+"/", "")
 		r.targets, r.defaultTargets = r.defaultTargets, nil
@@ -464,8 +463,16 @@ func (r *jobRun) configReport(c *crateConfig, targets []*targetState) registry.C
 			cr.Targets = append(cr.Targets, registry.ConfigTarget{Target: ts.rep.Target, Outcome: ts.rep.Outcome, Build: ts.rep.Build, Tests: ts.rep.Tests})
 		}
 	}
-	cr.Wasm = wasmVerdict(uu, wasi)
+	var res *resolution
+	if wasi != nil {
+		res = r.resolved[wasi.status.Toolchain]
+	}
+	v := wasmVerdict(uu, wasi, res)
+	cr.Wasm = v.wasm
 	outcome, msg := overallOutcome(uu, wasi)
+	if v.reason != "" {
+		msg += "; " + v.reason
+	}
 	cr.Outcome, cr.Message = outcome, truncateText(msg, maxConfigMessage)
 	return cr
 }

@@ -153,6 +153,8 @@ type Pipeline struct {
 
 	cratesMu sync.Mutex
 	crates   map[string]bool // store crates whose unpacked tree was verified in this process
+
+	controls controlCache // whether each toolchain builds a control crate for each target
 }
 
 // New detects the toolchains and checks the sandbox. It fails only when
@@ -353,6 +355,9 @@ const (
 // test-build, test, analyse, control-build, config (then build, test-build,
 // test, analyse and control-build again for the declared configuration),
 // bench, deps, score; build and the stages after it name their Target.
+// When a wasm build fails, control-toolchain (a crate with no dependencies,
+// built for that target) and control-build (the crate built for the host
+// with the wasm target's toolchain) may follow it.
 type Event struct {
 	Stage   string        `json:"stage"`
 	Target  string        `json:"target,omitempty"`

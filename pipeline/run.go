@@ -28,6 +28,7 @@ type resolution struct {
 	outcome     string // when !ok, or the tests' outcome when devStripped
 	why         string
 	log         string
+	missing     []string // packages the sources lack (see missingDeps)
 }
 
 // targetState is one target's progress through a run.
@@ -41,6 +42,10 @@ type targetState struct {
 	modules []*wasmStat
 	isLib   bool
 	isProc  bool
+	// testTried and testBuilt: the tests' build was attempted, and
+	// succeeded. hostFails: a control build showed the same toolchain
+	// fails for the host too.
+	testTried, testBuilt, hostFails bool
 }
 
 type jobRun struct {
@@ -62,6 +67,7 @@ type jobRun struct {
 	logsCut  uint64
 
 	configRun // the feature configurations and benchmarks (config.go, bench.go)
+	controls map[string]bool // host control builds of the crate, by toolchain (and "|test")
 }
 
 const (
@@ -150,7 +156,6 @@ func (r *jobRun) run(ctx context.Context) (*registry.ReportBody, error) {
 			return nil, err
 		}
 	}
-	r.controlBuild(ctx)
 	if err := r.runDeclared(ctx); err != nil {
 		return nil, err
 	}
@@ -158,22 +163,12 @@ func (r *jobRun) run(ctx context.Context) (*registry.ReportBody, error) {
 		return nil, err
 	}
 
-	// A wasm verdict needs a wasm target that reached compilation. When
-	// none did (no toolchain, a toolchain too old for the crate, or
-	// dependencies this node's sources do not have), the node cannot judge
-	// the crate and makes no report rather than blame it.
-	assessed := false
-	var why []string
-	for _, ts := range r.targets {
-		if !isWasm(ts.status.Target) {
-			continue
-		}
-		if (ts.rep.Build == buildOK || ts.rep.Build == buildFailed) && ts.rep.Outcome != registry.OutcomeToolchainMissing {
-			assessed = true
-		}
-		why = append(why, ts.status.Target+": "+ts.rep.Outcome+": "+ts.rep.Message)
-	}
-	if !assessed {
+	// A wasm verdict needs a wasm target that could be tried: one that
+	// built, or failed for the crate's own reasons. When none could (no
+	// toolchain, a toolchain too old for the crate, a rust-version above
+	// it, or dependencies this node's sources do not have), the node cannot
+	// judge the crate and makes no report rather than blame it.
+	if why, tried := r.wasmTried(); !tried {
 		msg := strings.Join(why, "; ")
 		if len(r.notes) > 0 {
 			msg += "; " + strings.Join(r.notes, "; ")
@@ -324,6 +319,7 @@ func (r *jobRun) resolve(ctx context.Context, pkgSrc string) (string, error) {
 			return "", registry.E("pipeline.resolve", registry.ECANCELED, "", ctx.Err())
 		}
 	}
+	r.resolveAge()
 	return strings.Join(msgs, "; "), nil
 }
 
@@ -333,7 +329,7 @@ func (r *jobRun) resolveOne(ctx context.Context, ce *cargoEnv) *resolution {
 		need, ok1 := parseVersion(rv)
 		have, ok2 := parseVersion(ce.tc.Version)
 		if ok1 && ok2 && have.less(need) {
-			return &resolution{outcome: registry.OutcomeToolchainMissing,
+			return &resolution{outcome: registry.OutcomeRustVersion,
 				why: fmt.Sprintf("the crate declares rust-version %s; this toolchain is rustc %s", rv, ce.tc.Version)}
 		}
 	}
@@ -345,14 +341,16 @@ func (r *jobRun) resolveOne(ctx context.Context, ce *cargoEnv) *resolution {
 		return &resolution{ok: true}
 	}
 	text, _ := res.log()
-	outcome, why := classifyFailure(res.run, text, false)
-	if outcome == registry.OutcomeBuildFail {
-		why = "cargo cannot read the crate's manifest: " + firstLineWith(text, "error")
-	}
-	if outcome != registry.OutcomeBrokenDeps {
+	// Resolution runs cargo alone, no crate code: a failure that is not
+	// the sandbox's (deadline, limits) is the sources' (broken-deps), or the
+	// toolchain's age when another toolchain resolves the crate (resolve).
+	if outcome, why := classifyStep(res.run, lim.Memory); outcome != registry.OutcomeBuildFail {
 		r.addLog("resolve", ce.tc.ID, text, res.stderr.Truncated())
 		return &resolution{outcome: outcome, why: why, log: text}
 	}
+	outcome := registry.OutcomeBrokenDeps
+	why := "dependencies cannot be resolved from the configured sources: " + firstLineWith(text, "error")
+	missing := missingDeps(r.job.Body.Deps, []string{registry.DepNormal, registry.DepBuild, registry.DepDev}, r.vendor, text)
 	// Are only the tests' dependencies, or optional dependencies the
 	// default features do not need, missing? Try without them, in that
 	// order of preference.
@@ -401,12 +399,20 @@ func (r *jobRun) resolveOne(ctx context.Context, ce *cargoEnv) *resolution {
 		}
 		if a.dev {
 			out.devStripped, out.outcome = true, registry.OutcomeBrokenDeps
-			out.why = "the tests' dev-dependencies (" + strings.Join(devNames, ", ") + ") cannot all be resolved from the configured sources"
+			out.missing = missingDeps(r.job.Body.Deps, []string{registry.DepDev}, r.vendor, text)
+			names := out.missing
+			if len(names) == 0 {
+				names = devNames
+			}
+			out.why = "the tests' dev-dependencies (" + strings.Join(names, ", ") + ") cannot all be resolved from this node's sources or its registry's releases"
 		}
 		return out
 	}
 	_ = os.WriteFile(mf, orig, 0o644)
-	return &resolution{outcome: outcome, why: why, log: text}
+	if len(missing) > 0 {
+		why = "dependencies this node's sources and its registry's releases lack: " + strings.Join(missing, ", ")
+	}
+	return &resolution{outcome: outcome, why: why, log: text, missing: missing}
 }
 
 // resolveOnline retries a failed offline resolution against crates.io:
@@ -461,7 +467,7 @@ func (r *jobRun) runTarget(ctx context.Context, ts *targetState) error {
 	res := r.resolved[ts.status.Toolchain]
 	if !res.ok {
 		rep.Outcome, rep.Build, rep.Message = res.outcome, res.outcome, res.why
-		if res.outcome == registry.OutcomeToolchainMissing {
+		if nodeOutcome(res.outcome) && res.outcome != registry.OutcomeBrokenDeps {
 			rep.Install = upgradeHint(target)
 		}
 		r.progress(Event{Stage: "build", Target: target, State: StateSkipped, Message: rep.Message})
@@ -484,7 +490,7 @@ func (r *jobRun) runTarget(ctx context.Context, ts *targetState) error {
 			return "built in " + cr.run.Wall.Round(time.Millisecond).String(), nil
 		}
 		text, trunc := cr.log()
-		outcome, why := classifyFailure(cr.run, text, false)
+		outcome, why := classifyStep(cr.run, lim.Memory)
 		rep.Build = buildFailed
 		rep.Outcome = outcome
 		if why == "" {
@@ -497,6 +503,9 @@ func (r *jobRun) runTarget(ctx context.Context, ts *targetState) error {
 		r.addLog("build", target, text, trunc)
 		return "!" + why, nil
 	})
+	if err == nil && !built {
+		err = r.settleWasmFailure(ctx, ts, false)
+	}
 	if err != nil || !built {
 		return err
 	}
@@ -528,6 +537,7 @@ func (r *jobRun) runTarget(ctx context.Context, ts *targetState) error {
 	}
 	var bins []testBinary
 	var testBuilt bool
+	ts.testTried = true
 	err = r.stage("test-build", target, func() (string, error) {
 		cr, err := r.cargo(ctx, ts.ce, lim.BuildTime, false, "test", "--offline", "--no-run", "--manifest-path", ts.ce.manifest(), "--target", triple, "--message-format", "json")
 		if err != nil {
@@ -536,7 +546,7 @@ func (r *jobRun) runTarget(ctx context.Context, ts *targetState) error {
 		rep.TestBuildUS = uint64(cr.run.Wall.Microseconds())
 		if !cr.ok() {
 			text, trunc := cr.log()
-			outcome, why := classifyFailure(cr.run, text, false)
+			outcome, why := classifyStep(cr.run, lim.Memory)
 			if why == "" {
 				why = "the library builds but its tests do not compile for " + target
 				if fe := packageName(cr.firstError); fe != "" && !r.isRoot(fe) {
@@ -549,8 +559,12 @@ func (r *jobRun) runTarget(ctx context.Context, ts *targetState) error {
 		}
 		bins = testBinaries(cr.artifacts)
 		testBuilt = true
+		ts.testBuilt = true
 		return fmt.Sprintf("%d test binaries", len(bins)), nil
 	})
+	if err == nil && !testBuilt {
+		err = r.settleWasmFailure(ctx, ts, true)
+	}
 	if err != nil || !testBuilt {
 		return err
 	}
@@ -783,56 +797,4 @@ func isWasmFile(p string) bool {
 	var b [4]byte
 	_, err = f.Read(b[:])
 	return err == nil && string(b[:]) == "\x00asm"
-}
-
-// controlBuild tells an old toolchain from a crate's bug: when a wasm build
-// failed with a toolchain older than the one that built the crate
-// natively, the same old toolchain builds the crate for the host. If that
-// fails too and the crate does not claim to support that old rustc
-// (rust-version), the failure is the toolchain's age, not wasm: the wasm
-// targets are reported toolchain-missing.
-func (r *jobRun) controlBuild(ctx context.Context) {
-	var native *targetState
-	for _, ts := range r.targets {
-		if ts.status.Target == r.p.host {
-			native = ts
-		}
-	}
-	if native == nil || native.rep.Build != buildOK {
-		return
-	}
-	nv, _ := parseVersion(native.tc.Version)
-	done := map[string]bool{}
-	for _, ts := range r.targets {
-		if !isWasm(ts.status.Target) || ts.rep.Outcome != registry.OutcomeBuildFail || ts.rep.Build != buildFailed {
-			continue
-		}
-		wv, _ := parseVersion(ts.tc.Version)
-		if !wv.less(nv) || ts.tc.tripleFor(r.p.host) == "" {
-			continue
-		}
-		if rv, ok := parseVersion(r.job.Body.RustVersion); ok && !wv.less(rv) {
-			continue // the crate claims to build with this rustc: its failure is its own
-		}
-		failsToo, seen := done[ts.tc.ID]
-		if !seen {
-			_ = r.stage("control-build", r.p.host, func() (string, error) {
-				cr, err := r.cargo(ctx, ts.ce, r.p.cfg.Limits.BuildTime, false, "build", "--offline", "--manifest-path", ts.ce.manifest(), "--target", r.p.host, "--message-format", "json")
-				if err != nil {
-					return "", err
-				}
-				failsToo = !cr.ok()
-				if failsToo {
-					return "!rustc " + ts.tc.Version + " cannot build the crate for the host either", nil
-				}
-				return "rustc " + ts.tc.Version + " builds the crate for the host: the wasm failure is the target's", nil
-			})
-			done[ts.tc.ID] = failsToo
-		}
-		if failsToo {
-			ts.rep.Outcome = registry.OutcomeToolchainMissing
-			ts.rep.Message = fmt.Sprintf("rustc %s cannot build this crate even for the host (rustc %s can): it needs a newer toolchain than this node has for %s", ts.tc.Version, native.tc.Version, ts.status.Target)
-			ts.rep.Install = upgradeHint(ts.status.Target)
-		}
-	}
 }

@@ -86,7 +86,7 @@ func TestSandboxLimits(t *testing.T) {
 		if !res.TimedOut || res.ok() || time.Since(start) > 10*time.Second {
 			t.Errorf("%+v after %s", res, time.Since(start))
 		}
-		if o, _ := classifyFailure(res, "", false); o != registry.OutcomeTimeout {
+		if o, _ := classifyStep(res, 0); o != registry.OutcomeTimeout {
 			t.Errorf("classified %s", o)
 		}
 	})
@@ -108,7 +108,7 @@ func TestSandboxLimits(t *testing.T) {
 		if res.ok() || res.Signal != syscall.SIGXFSZ {
 			t.Errorf("%+v", res)
 		}
-		if o, _ := classifyFailure(res, "", false); o != registry.OutcomeSandboxViolation {
+		if o, _ := classifyStep(res, 0); o != registry.OutcomeSandboxViolation {
 			t.Errorf("classified %s", o)
 		}
 	})

@@ -115,7 +115,7 @@ type scoreInput struct {
 	deps         []registry.DepReport
 	depsBroken   bool
 	timing       *registry.TimingSummary
-	testsBlocked string // why the wasm tests could not be assessed for reasons not the crate's (else "")
+	testsBlocked string // for verdict builds: why the wasm tests were not run, for reasons not the crate's (else "")
 }
 
 // Score weights (docs/PIPELINE.md). They add up to 100.
@@ -139,8 +139,8 @@ func computeScore(in scoreInput) (uint64, []registry.ScorePart) {
 		var built, tried int
 		var names []string
 		for _, t := range in.wasmTargets {
-			if t == nil || t.Outcome == registry.OutcomeToolchainMissing {
-				continue
+			if t == nil || (t.Build != buildOK && nodeOutcome(t.Outcome)) {
+				continue // the node could not try it: not the crate's fault
 			}
 			tried++
 			if t.Build == buildOK {
@@ -167,7 +167,9 @@ func computeScore(in scoreInput) (uint64, []registry.ScorePart) {
 		t := in.wasip1
 		switch {
 		case in.testsBlocked != "":
-			p.Max, p.Reason = 0, "not assessed: "+in.testsBlocked
+			// Verdict builds: the tests were not run for the node's
+			// reasons, so this part is scaled out rather than lost.
+			p.Max, p.Reason = 0, "not assessed, so not counted: "+in.testsBlocked
 		case t == nil || t.Outcome == registry.OutcomeToolchainMissing:
 			p.Max, p.Reason = 0, "not assessed: no wasm32-wasip1 toolchain on this node"
 		case t.Tests == nil || t.Build != buildOK:

@@ -8,7 +8,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -143,32 +142,6 @@ func TestLibtestParsing(t *testing.T) {
 	}
 }
 
-func TestClassifyFailure(t *testing.T) {
-	cases := []struct {
-		run  runResult
-		text string
-		want string
-	}{
-		{runResult{Exit: -1, TimedOut: true}, "", registry.OutcomeTimeout},
-		{runResult{Exit: 1, DiskExceeded: true}, "", registry.OutcomeSandboxViolation},
-		{runResult{Exit: -1, Signal: syscall.SIGXFSZ}, "", registry.OutcomeSandboxViolation},
-		{runResult{Exit: -1, Signal: syscall.SIGXCPU}, "", registry.OutcomeTimeout},
-		{runResult{Exit: 101}, "rustc: memory allocation of 4096 bytes failed", registry.OutcomeOOM},
-		{runResult{Exit: 101}, "error: no matching package named `quickcheck` found\nlocation searched: registry `crates-io`", registry.OutcomeBrokenDeps},
-		{runResult{Exit: 101}, "error: failed to select a version for the requirement `serde = \"^9\"`", registry.OutcomeBrokenDeps},
-		{runResult{Exit: 101}, "error: package `x v1.0.0` cannot be built because it requires rustc 1.70 or newer", registry.OutcomeToolchainMissing},
-		{runResult{Exit: 101}, "error: failed to parse manifest\n\nCaused by:\n  feature `edition2024` is required\n", registry.OutcomeToolchainMissing},
-		{runResult{Exit: 101}, "panicked at 'write /etc/x: Read-only file system (os error 30)'", registry.OutcomeSandboxViolation},
-		{runResult{Exit: 101}, "connect: Network is unreachable (os error 101)", registry.OutcomeSandboxViolation},
-		{runResult{Exit: 101}, "error[E0425]: cannot find value `x` in this scope", registry.OutcomeBuildFail},
-	}
-	for i, c := range cases {
-		if got, _ := classifyFailure(c.run, c.text, false); got != c.want {
-			t.Errorf("case %d: %s, want %s", i, got, c.want)
-		}
-	}
-}
-
 func TestPackageName(t *testing.T) {
 	for in, want := range map[string]string{
 		"cc 1.0.73 (registry+https://github.com/rust-lang/crates.io-index)": "cc@1.0.73",
@@ -292,30 +265,6 @@ func TestComputeScore(t *testing.T) {
 		}
 		if p.Name == "wasm-build" && (p.Points != wWasmBuild || p.Max != wWasmBuild) {
 			t.Errorf("wasm-build %+v; the one available target built", p)
-		}
-	}
-}
-
-func TestWasmVerdict(t *testing.T) {
-	ts := func(build, outcome string, c *registry.TestCounts) *targetState {
-		return &targetState{rep: &registry.TargetReport{Build: build, Outcome: outcome, Tests: c}}
-	}
-	ok := &registry.TestCounts{Passed: 2}
-	cases := []struct {
-		uu, wasi *targetState
-		want     string
-	}{
-		{ts(buildOK, registry.OutcomeTestSkipped, nil), ts(buildOK, registry.OutcomeTestPass, ok), registry.WasmCompatible},
-		{ts(buildOK, registry.OutcomeTestSkipped, nil), ts(buildOK, registry.OutcomeTestFail, ok), registry.WasmPartial},
-		{ts(buildFailed, registry.OutcomeBuildFail, nil), ts(buildOK, registry.OutcomeTestPass, ok), registry.WasmPartial},
-		{ts(buildOK, registry.OutcomeTestSkipped, nil), ts(buildOK, registry.OutcomeBrokenDeps, nil), registry.WasmPartial},
-		{ts(buildFailed, registry.OutcomeBuildFail, nil), ts(buildFailed, registry.OutcomeBuildFail, nil), registry.WasmIncompatible},
-		{ts(registry.OutcomeToolchainMissing, registry.OutcomeToolchainMissing, nil), ts(buildOK, registry.OutcomeTestPass, ok), registry.WasmCompatible},
-		{ts(buildOK, registry.OutcomeTestSkipped, nil), ts(buildOK, registry.OutcomeTestPass, &registry.TestCounts{Passed: 1, NotRun: 1}), registry.WasmPartial},
-	}
-	for i, c := range cases {
-		if got := wasmVerdict(c.uu, c.wasi); got != c.want {
-			t.Errorf("case %d: %s, want %s", i, got, c.want)
 		}
 	}
 }

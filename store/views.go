@@ -83,6 +83,7 @@ type ReportRef struct {
 	Dual      bool        `cbor:"6,keyasint"`
 	Score     uint64      `cbor:"7,keyasint"`
 	Gate      string      `cbor:"8,keyasint"`
+	Reason    string      `cbor:"9,keyasint,omitempty"` // for verdict builds: why the tests were not run
 }
 
 // ReviewRef is a live review (one per author), newest first.
@@ -160,7 +161,7 @@ func buildViews(cs *registry.CrateState, auth registry.Authority) []*ReleaseView
 			rb := b.(*registry.ReportBody)
 			v.Reports = append(v.Reports, ReportRef{
 				RecordRef: ref(r), Release: rb.ReleaseID(), Outcome: rb.Outcome, Wasm: rb.Wasm,
-				GCReady: rb.GCReady, Dual: rb.Dual, Score: rb.Score, Gate: rb.Gate,
+				GCReady: rb.GCReady, Dual: rb.Dual, Score: rb.Score, Gate: rb.Gate, Reason: rb.Reason,
 			})
 		}
 		for _, r := range rs.Reviews {
@@ -523,7 +524,7 @@ func (db *DB) applyInPlace(txn, rtxn *badger.Txn, name string, batch []*registry
 		case *registry.ReportBody:
 			v.Reports, did = livePerAuthorRef(v.Reports, ReportRef{
 				RecordRef: ref(r), Release: body.ReleaseID(), Outcome: body.Outcome, Wasm: body.Wasm,
-				GCReady: body.GCReady, Dual: body.Dual, Score: body.Score, Gate: body.Gate,
+				GCReady: body.GCReady, Dual: body.Dual, Score: body.Score, Gate: body.Gate, Reason: body.Reason,
 			}, func(x *ReportRef) *RecordRef { return &x.RecordRef })
 			slices.SortFunc(v.Reports, func(a, b ReportRef) int { return compareRefs(b.RecordRef, a.RecordRef) })
 		case *registry.ReviewBody:

@@ -101,7 +101,7 @@ func listFlags() []cli.Flag {
 		&cli.StringFlag{Name: "query", Aliases: []string{"q"}, Usage: "substring of the name, description or keywords"},
 		&cli.StringFlag{Name: "name", Usage: "exact crate name"},
 		&cli.StringFlag{Name: "yanked", Usage: "true or false (default: both)"},
-		&cli.StringFlag{Name: "wasm", Usage: "compatible, partial, incompatible or untested"},
+		&cli.StringFlag{Name: "wasm", Usage: "compatible, builds, partial, incompatible or untested"},
 		&cli.BoolFlag{Name: "gc-ready", Usage: "only crates whose trusted report says GC-ready"},
 		&cli.BoolFlag{Name: "dual", Usage: "only crates that work natively and in wasm"},
 		&cli.IntFlag{Name: "limit", Value: 50, Usage: "page size (1–1000)"},
@@ -329,6 +329,9 @@ func printRelease(r *release) {
 		score = strconv.FormatUint(*r.Score, 10)
 	}
 	t.kv("wasm", fmt.Sprintf("%s (score %s, gate %s, gc-ready %s, dual %s)", r.Wasm, score, dash(r.Gate), yesNo(r.GCReady), yesNo(r.Dual)))
+	if r.WasmReason != "" {
+		t.kv("", terminalSafe(r.WasmReason))
+	}
 	for i, d := range r.Deps {
 		label := ""
 		if i == 0 {

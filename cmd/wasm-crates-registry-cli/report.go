@@ -9,8 +9,10 @@ import (
 
 // reportDetail is the part of a report body the CLI prints.
 type reportDetail struct {
-	Message string `json:"message"`
-	Targets []struct {
+	Message     string   `json:"message"`
+	Reason      string   `json:"wasm_reason"`
+	MissingDeps []string `json:"missing_deps"`
+	Targets     []struct {
 		Target     string `json:"target"`
 		Triple     string `json:"triple"`
 		Outcome    string `json:"outcome"`
@@ -102,6 +104,12 @@ func printReport(r *reportWithBody) {
 		t.kv("", d.Message)
 	}
 	t.kv("wasm", r.Wasm)
+	if d.Reason != "" {
+		t.kv("", terminalSafe(d.Reason))
+	}
+	if len(d.MissingDeps) > 0 {
+		t.kv("missing dependencies", terminalSafe(strings.Join(d.MissingDeps, ", ")))
+	}
 	t.kv("score", fmt.Sprintf("%d → %s", r.Score, r.Gate))
 	t.kv("gc-ready", yesNo(r.GCReady))
 	t.kv("native + wasm", yesNo(r.Dual))

@@ -43,3 +43,34 @@ func TestPrintReportShowsRefusals(t *testing.T) {
 		t.Errorf("an escape sequence reached the terminal:\n%q", out)
 	}
 }
+
+// A builds verdict is printed with its reason and the dependencies the
+// reporting node lacked, neutralised like any text a report carries.
+func TestPrintReportShowsBuildsReason(t *testing.T) {
+	body, err := json.Marshal(&registry.ReportBody{
+		Outcome: registry.OutcomeBrokenDeps, Wasm: registry.WasmBuilds,
+		Reason:      "Its tests were not run under wazero on this node: the tests' dev-dependencies (quickcheck ^1\x1b[2J) cannot all be resolved.",
+		MissingDeps: []string{"quickcheck ^1"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout := os.Stdout
+	os.Stdout = w
+	printReport(&reportWithBody{Report: body})
+	os.Stdout = stdout
+	w.Close()
+	out, _ := io.ReadAll(r)
+	for _, want := range []string{"Its tests were not run under wazero on this node", "missing dependencies", "quickcheck ^1"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(string(out), "\x1b") {
+		t.Errorf("an escape sequence reached the terminal:\n%q", out)
+	}
+}

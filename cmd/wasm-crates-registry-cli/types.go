@@ -44,6 +44,7 @@ type reportSummary struct {
 	Dual    bool      `json:"dual"`
 	Score   uint64    `json:"score"`
 	Gate    string    `json:"gate"`
+	Reason  string    `json:"wasm_reason"`
 }
 
 type release struct {
@@ -77,6 +78,7 @@ type release struct {
 	Claims       []claim         `json:"claims"`
 	Owners       []string        `json:"owners"`
 	Wasm         string          `json:"wasm"`
+	WasmReason   string          `json:"wasm_reason"`
 	GCReady      bool            `json:"gc_ready"`
 	Dual         bool            `json:"dual"`
 	Score        *uint64         `json:"score"`

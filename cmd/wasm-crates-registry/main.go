@@ -81,8 +81,8 @@ func flags() []cli.Flag {
 
 		&cli.StringFlag{Name: "wasm-index-gates", EnvVars: []string{"WASM_INDEX_GATES"}, Value: "curated", Category: "Cargo registry",
 			Usage: "quality gates a release must have passed to appear in the wasm-only index /wasm/index/ (comma-separated: curated, needs-review)"},
-		&cli.StringFlag{Name: "wasm-index-verdicts", EnvVars: []string{"WASM_INDEX_VERDICTS"}, Value: "compatible,partial", Category: "Cargo registry",
-			Usage: "wasm verdicts a release may have to appear in the wasm-only index (comma-separated: compatible, partial)"},
+		&cli.StringFlag{Name: "wasm-index-verdicts", EnvVars: []string{"WASM_INDEX_VERDICTS"}, Value: "compatible,builds,partial", Category: "Cargo registry",
+			Usage: "wasm verdicts a release may have to appear in the wasm-only index (comma-separated: compatible, builds, partial)"},
 		&cli.StringSliceFlag{Name: "same-registry", EnvVars: []string{"SAME_REGISTRY"}, Category: "Cargo registry",
 			Usage: "other index URLs that mean this registry (e.g. other nodes of the federation); dependencies on them are served as local"},
 

@@ -290,12 +290,13 @@ func TestWasmPolicy(t *testing.T) {
 	tn := newTestNode(t, node.Config{}, Config{})
 	tester := testKey(t, 1)
 	trustKey(t, tn, tester)
-	for _, v := range []string{"1.0.0", "1.1.0", "1.2.0"} {
+	for _, v := range []string{"1.0.0", "1.1.0", "1.2.0", "1.3.0"} {
 		tn.mustPublish("pol", v, simpleCrate(t, "pol", v, ""))
 	}
 	tn.report(tester, "pol", "1.0.0", registry.GateCurated, registry.WasmCompatible)
 	tn.report(tester, "pol", "1.1.0", registry.GateNeedsReview, registry.WasmPartial)
 	tn.report(tester, "pol", "1.2.0", registry.GateCurated, registry.WasmPartial)
+	tn.report(tester, "pol", "1.3.0", registry.GateNeedsReview, registry.WasmBuilds)
 	views, err := tn.n.Store().ViewsByName("pol")
 	if err != nil {
 		t.Fatal(err)
@@ -306,9 +307,10 @@ func TestWasmPolicy(t *testing.T) {
 		want            string
 	}{
 		{"", "", "1.0.0 1.2.0"},
-		{"curated,needs-review", "", "1.0.0 1.1.0 1.2.0"},
+		{"curated,needs-review", "", "1.0.0 1.1.0 1.2.0 1.3.0"},
 		{"curated", "compatible", "1.0.0"},
 		{"needs-review", "partial", "1.1.0"},
+		{"needs-review", "builds", "1.3.0"},
 	} {
 		p, err := ParseWasmPolicy(c.gates, c.verdicts)
 		if err != nil {

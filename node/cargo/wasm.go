@@ -16,21 +16,26 @@ import (
 type WasmPolicy struct {
 	// Gates are the accepted quality gates: "curated", "needs-review".
 	Gates []string
-	// Verdicts are the accepted wasm verdicts: "compatible", "partial".
+	// Verdicts are the accepted wasm verdicts: "compatible", "builds",
+	// "partial".
 	Verdicts []string
 }
 
-// DefaultWasmPolicy accepts curated releases that are compatible or partial.
+// DefaultWasmPolicy accepts curated releases that are compatible, build
+// for wasm (tests not run on the node that reported, for the node's
+// reasons) or partial: a crate that builds for wasm belongs in the wasm
+// view. With the default gates only compatible releases pass in practice,
+// since the gates never curate the others.
 func DefaultWasmPolicy() WasmPolicy {
 	return WasmPolicy{
 		Gates:    []string{registry.GateCurated},
-		Verdicts: []string{registry.WasmCompatible, registry.WasmPartial},
+		Verdicts: []string{registry.WasmCompatible, registry.WasmBuilds, registry.WasmPartial},
 	}
 }
 
 // ParseWasmPolicy reads a policy from two comma-separated lists, as a flag
 // would give them: gates ("curated" or "curated,needs-review") and verdicts
-// ("compatible,partial"). Empty lists take the defaults.
+// ("compatible,builds,partial"). Empty lists take the defaults.
 func ParseWasmPolicy(gates, verdicts string) (WasmPolicy, error) {
 	p := DefaultWasmPolicy()
 	if s := splitList(gates); s != nil {
@@ -57,7 +62,7 @@ func splitList(s string) []string {
 func (p WasmPolicy) Validate() error {
 	const op = "cargo.WasmPolicy"
 	if len(p.Gates) == 0 || len(p.Verdicts) == 0 {
-		return registry.Errorf(op, registry.EINVALID, "the wasm view needs at least one accepted gate (curated, needs-review) and one accepted wasm verdict (compatible, partial)")
+		return registry.Errorf(op, registry.EINVALID, "the wasm view needs at least one accepted gate (curated, needs-review) and one accepted wasm verdict (compatible, builds, partial)")
 	}
 	for _, g := range p.Gates {
 		if g != registry.GateCurated && g != registry.GateNeedsReview {
@@ -65,8 +70,8 @@ func (p WasmPolicy) Validate() error {
 		}
 	}
 	for _, v := range p.Verdicts {
-		if v != registry.WasmCompatible && v != registry.WasmPartial {
-			return registry.Errorf(op, registry.EINVALID, "wasm view verdict %q: use compatible or partial", v)
+		if v != registry.WasmCompatible && v != registry.WasmBuilds && v != registry.WasmPartial {
+			return registry.Errorf(op, registry.EINVALID, "wasm view verdict %q: use compatible, builds or partial", v)
 		}
 	}
 	return nil

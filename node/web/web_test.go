@@ -123,3 +123,61 @@ func TestDashboardPages(t *testing.T) {
 		t.Fatalf("the owner's release page: %s", body)
 	}
 }
+
+// A crate that builds for wasm but whose tests were not run on the
+// reporting node: its own colour, its own filter, and the reason shown
+// wherever the verdict is.
+func TestDashboardBuildsVerdict(t *testing.T) {
+	ctx := context.Background()
+	n, err := node.Open(ctx, node.Config{DataDir: t.TempDir(), Announce: io.Discard, Name: "dash"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	rel, _, err := n.Submit(ctx, "test", crateBytes("buildscrate", "0.4.0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tester, _ := registry.GenerateKey(nil)
+	const reason = "Its tests were not run under wazero on this node: the tests' dev-dependencies (<i>quickcheck</i> ^1) cannot all be resolved."
+	rep := &registry.ReportBody{
+		Release: rel.ID.Bytes(), Outcome: registry.OutcomeBrokenDeps, Wasm: registry.WasmBuilds, Score: 70,
+		Gate: registry.GateNeedsReview, Started: 1, Finished: 2, Reason: reason, MissingDeps: []string{"quickcheck ^1"},
+	}
+	rec, err := registry.Sign(tester, registry.KindReport, rel.Subject, rep, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.Ingest(ctx, "test", [][]byte{rec.Bytes()}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.UpdateSettings(ctx, "test", []byte(`{"trust":{"keys":["`+tester.Public().PeerID()+`"]}}`)); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(New(n, nil))
+	defer srv.Close()
+	escaped := strings.ReplaceAll(strings.ReplaceAll(strings.ReplaceAll(reason, "<", "&lt;"), ">", "&gt;"), "'", "&#39;")
+	code, body := get(t, srv, "/ui/?wasm=builds")
+	if code != 200 || !strings.Contains(body, "/ui/crates/buildscrate") || !strings.Contains(body, `class="badge builds"`) || !strings.Contains(body, `<option value="builds" selected>`) {
+		t.Fatalf("wasm=builds: %d\n%s", code, body)
+	}
+	if code, body = get(t, srv, "/ui/?wasm=partial"); code != 200 || strings.Contains(body, "/ui/crates/buildscrate") {
+		t.Fatalf("wasm=partial lists a crate whose verdict is builds: %d", code)
+	}
+	code, body = get(t, srv, "/ui/crates/buildscrate@0.4.0")
+	for _, want := range []string{`<span class="badge builds">builds</span> ` + escaped, `title="` + escaped + `"`, "quickcheck ^1", "Not available to this node"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("crate page lacks %q", want)
+		}
+	}
+	if code != 200 {
+		t.Fatalf("crate page: %d", code)
+	}
+	info, err := n.Release(ctx, "buildscrate@0.4.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Wasm != registry.WasmBuilds || info.WasmReason != reason {
+		t.Errorf("release view: wasm %q reason %q", info.Wasm, info.WasmReason)
+	}
+}
