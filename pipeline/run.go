@@ -66,8 +66,8 @@ type jobRun struct {
 	notes    []string
 	logsCut  uint64
 
-	configRun // the feature configurations and benchmarks (config.go, bench.go)
-	controls map[string]bool // host control builds of the crate, by toolchain (and "|test")
+	configRun                 // the feature configurations and benchmarks (config.go, bench.go)
+	controls  map[string]bool // host control builds of the crate, by toolchain (and "|test")
 }
 
 const (
