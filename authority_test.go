@@ -1,6 +1,12 @@
 package registry
 
 import (
+	"bytes"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/pem"
+	"strings"
 	"testing"
 	"time"
 )
@@ -226,6 +232,34 @@ func TestKeyScopesAreValidated(t *testing.T) {
 	for _, scopes := range [][]string{{"*"}, {"wasm-*"}, {"serde", "serde_*"}} {
 		if _, err := Sign(signer, KindKey, subject.Public().KeyID(), &KeyBody{Key: subject.Public(), Name: "k", Roles: []string{RolePublisher}, Scopes: scopes}, rt0); err != nil {
 			t.Errorf("scopes %q refused: %v", scopes, err)
+		}
+	}
+}
+
+func TestParsePublicKeyEncodings(t *testing.T) {
+	k, err := KeyFromSeed(bytes.Repeat([]byte{5}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := k.Public()
+	der, err := x509.MarshalPKIXPublicKey(pub.Ed25519())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pemText := string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
+	for _, s := range []string{
+		pub.PeerID(), " " + pub.PeerID() + "\n", hex.EncodeToString(pub.Ed25519()), "ed25519:" + hex.EncodeToString(pub.Ed25519()),
+		base64.StdEncoding.EncodeToString(pub.Ed25519()), pub.Hex(), pemText,
+	} {
+		got, err := ParsePublicKey(s)
+		if err != nil || !got.Equal(pub) {
+			t.Errorf("%q: %v %v", s, got, err)
+		}
+	}
+	rsaPEM := "-----BEGIN PUBLIC KEY-----\nMFwwDQYJKoZIhvcNAQEBBQADSwAwSAJBAMEMZd0HwEBqMLyY0tGBOrEvFu2MmSFt\nfhJgJ6U6GSaHSmhZ7eVqGm4LHRAy3TCeZeAUm0D2K/2ZITD8Nm/ZR0MCAwEAAQ==\n-----END PUBLIC KEY-----\n"
+	for _, s := range []string{"", "12D3KooWnope", "abcd", strings.Repeat("0", 64) + "00", "-----BEGIN PUBLIC KEY-----\n-----END PUBLIC KEY-----\n", rsaPEM} {
+		if _, err := ParsePublicKey(s); KindOf(err) != EINVALID {
+			t.Errorf("%q: %v", s, err)
 		}
 	}
 }

@@ -7,7 +7,11 @@ import (
 	"encoding/hex"
 	"io"
 
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/pem"
 	"github.com/mr-tron/base58"
+	"strings"
 )
 
 // PublicKey is an ed25519 public key in libp2p's key encoding: the protobuf
@@ -128,4 +132,47 @@ func (k *PublicKey) UnmarshalText(b []byte) error {
 	}
 	*k = v
 	return nil
+}
+
+// ParsePublicKey reads an ed25519 public key in any of the encodings an
+// operator is likely to have at hand: a peer ID ("12D3Koo…", what the CLI's
+// `keys show` prints), 64 hex digits or standard base64 of the raw 32-byte
+// key (optionally prefixed "ed25519:"), the hex of libp2p's 36-byte
+// encoding, or a PEM "PUBLIC KEY" block (PKIX, as `openssl pkey -pubout`
+// writes).
+func ParsePublicKey(s string) (PublicKey, error) {
+	const op = "registry.ParsePublicKey"
+	s = strings.TrimSpace(s)
+	if strings.HasPrefix(s, "-----BEGIN") {
+		blk, _ := pem.Decode([]byte(s))
+		if blk == nil || blk.Type != "PUBLIC KEY" {
+			return nil, Errorf(op, EINVALID, "a PEM key must be one \"PUBLIC KEY\" block")
+		}
+		pub, err := x509.ParsePKIXPublicKey(blk.Bytes)
+		if err != nil {
+			return nil, E(op, EINVALID, "the PEM block is not a public key", err)
+		}
+		ek, ok := pub.(ed25519.PublicKey)
+		if !ok {
+			return nil, Errorf(op, EINVALID, "the PEM key is a %T, not ed25519", pub)
+		}
+		return EncodePublicKey(ek), nil
+	}
+	if strings.HasPrefix(s, "12D3Koo") {
+		return ParsePeerID(s)
+	}
+	raw := strings.TrimPrefix(s, "ed25519:")
+	if b, err := hex.DecodeString(raw); err == nil {
+		switch len(b) {
+		case ed25519.PublicKeySize:
+			return EncodePublicKey(b), nil
+		case publicKeyLen:
+			k := PublicKey(b)
+			return k, k.Validate()
+		}
+	}
+	if b, err := base64.StdEncoding.DecodeString(raw); err == nil && len(b) == ed25519.PublicKeySize {
+		return EncodePublicKey(b), nil
+	}
+	return nil, Errorf(op, EINVALID, "%s is not an ed25519 public key: give a peer ID (12D3Koo…), 64 hex digits or base64 of the 32-byte key, or a PEM PUBLIC KEY block", quoteShort(s))
 }

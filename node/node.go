@@ -48,6 +48,9 @@ type Config struct {
 	// was started to join with trust: they are trust roots (DESIGN.md §2).
 	// Peers joined without trust are given to the Network only.
 	TrustedPeers []string
+	// TrustedKeys are trust-root keys given at start (PUBLIC_KEY): the
+	// operator's developer key, typically.
+	TrustedKeys []registry.PublicKey
 	// Tester, when set, runs the testing pipeline for queued jobs.
 	Tester TesterFactory
 	// Workers is the number of concurrent pipeline jobs (default 1).

@@ -75,7 +75,7 @@ func (n *Node) trustChanged() {
 // trustRoots lists the node's trust roots.
 func (n *Node) trustRoots() []registry.PublicKey {
 	s := n.Settings()
-	roots := []registry.PublicKey{n.key.Public()}
+	roots := append([]registry.PublicKey{n.key.Public()}, n.cfg.TrustedKeys...)
 	ids := append(append([]string{}, s.Trust.Keys...), s.Trust.Peers...)
 	for _, a := range n.cfg.TrustedPeers {
 		ids = append(ids, peerIDOf(a))

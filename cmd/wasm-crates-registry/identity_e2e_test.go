@@ -2,15 +2,19 @@ package main
 
 import (
 	"bytes"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	registry "github.com/wasmrust/wasm-crates-registry"
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // auditEntries reads the whole audit log of d with the admin token.
@@ -212,4 +216,61 @@ func TestConcurrentWritesAreAuditedOnce(t *testing.T) {
 		t.Fatalf("audit verify: %s", out)
 	}
 	t.Logf("%d audit entries, %d acknowledged releases, %d settings changes", len(entries), len(acked), settings)
+}
+
+// PUBLIC_KEY makes a key a trust root from the first start: a release it
+// signed and that reaches the node is authorized, where a node without
+// the setting shows it as an untrusted claim. A key the daemon cannot read
+// stops it with a sentence saying so.
+func TestPublicKeyIsATrustRootFromTheStart(t *testing.T) {
+	op, err := registry.KeyFromSeed(bytes.Repeat([]byte{61}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	crate := makeCrate(t, "operators", "1.0.0", "pub fn f() {}\n")
+	sum := registry.Sum(crate)
+	rec, err := registry.Sign(op, registry.KindRelease, "operators@1.0.0", &registry.ReleaseBody{Name: "operators", Version: "1.0.0", Cksum: sum.Hex(), Blob: sum.Bytes(), Size: uint64(len(crate))}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	recFile := filepath.Join(dir, "release.cbor")
+	if err := os.WriteFile(recFile, rec.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	unauthorized := func(d *daemon) bool {
+		t.Helper()
+		req, _ := http.NewRequest("POST", d.url+"/records", bytes.NewReader(rec.Bytes()))
+		tok, _ := os.ReadFile(filepath.Join(d.dataDir, "admin-token"))
+		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode/100 != 2 {
+			t.Fatalf("importing the operator's release: %d", resp.StatusCode)
+		}
+		var rel struct {
+			Unauthorized bool `json:"unauthorized"`
+		}
+		if err := getJSON(d.url+"/crates/operators@1.0.0", &rel); err != nil {
+			t.Fatal(err)
+		}
+		return rel.Unauthorized
+	}
+	plain := startDaemon(t, filepath.Join(dir, "plain"), "--pipeline=false", "--p2p=false")
+	if !unauthorized(plain) {
+		t.Fatal("without PUBLIC_KEY, a stranger's release is authorized")
+	}
+	withKey := startDaemon(t, filepath.Join(dir, "with"), "--pipeline=false", "--p2p=false", "--public-key", hex.EncodeToString(op.Public().Ed25519()))
+	if unauthorized(withKey) {
+		t.Fatal("with PUBLIC_KEY set to its key, the operator's release is an untrusted claim")
+	}
+	cmd := exec.Command(filepath.Join(binDir, "wasm-crates-registry"), "--database-url", filepath.Join(dir, "bad"), "--port", "0", "--p2p=false")
+	cmd.Env = append(os.Environ(), "PUBLIC_KEY=not-a-key")
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "PUBLIC_KEY") || !strings.Contains(string(out), "not an ed25519 public key") {
+		t.Fatalf("a bad PUBLIC_KEY: %v\n%s", err, out)
+	}
 }

@@ -91,6 +91,8 @@ func flags() []cli.Flag {
 		&cli.StringSliceFlag{Name: "p2p-listen", EnvVars: []string{"P2P_LISTEN"}, Category: "Federation",
 			Value: cli.NewStringSlice(federation.DefaultListen...),
 			Usage: "libp2p listen multiaddrs, repeatable or comma-separated"},
+		&cli.StringSliceFlag{Name: "public-key", EnvVars: []string{"PUBLIC_KEY"}, Category: "Trust",
+			Usage: "a trust root's public key, typically the operator's own developer key (`wasm-crates-registry-cli keys show`): a peer ID (12D3Koo…), 64 hex digits or base64 of the ed25519 key, or a PEM PUBLIC KEY block; repeatable or comma-separated. Its releases, key registrations and other records count from the node's first start"},
 		&cli.StringSliceFlag{Name: "peer", EnvVars: []string{"PEERS"}, Category: "Federation",
 			Usage: "full multiaddr of a node to join and trust (/ip4/…/tcp/…/p2p/12D3Koo…), repeatable; remembered across restarts. A trusted peer is a trust root: its releases, yanks, owners changes, reports and key records count here, and this node vouches for it to its own peers"},
 		&cli.StringSliceFlag{Name: "peer-no-trust", EnvVars: []string{"PEERS_NO_TRUST"}, Category: "Federation",
@@ -170,6 +172,13 @@ func run(c *cli.Context) error {
 
 		CheckpointInterval: c.Duration("checkpoint-interval"),
 		TrustedPeers:       c.StringSlice("peer"),
+	}
+	for _, s := range c.StringSlice("public-key") {
+		k, err := registry.ParsePublicKey(s)
+		if err != nil {
+			return fmt.Errorf("--public-key / PUBLIC_KEY: %s", registry.MessageOf(err))
+		}
+		cfg.TrustedKeys = append(cfg.TrustedKeys, k)
 	}
 	if c.Bool("p2p") {
 		interval := c.Duration("sync-interval")
