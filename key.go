@@ -176,3 +176,14 @@ func ParsePublicKey(s string) (PublicKey, error) {
 	}
 	return nil, Errorf(op, EINVALID, "%s is not an ed25519 public key: give a peer ID (12D3Koo…), 64 hex digits or base64 of the 32-byte key, or a PEM PUBLIC KEY block", quoteShort(s))
 }
+
+// KeyProofMessage is what a developer key signs to show that whoever asks
+// a node to register it holds it: bound to one node and one name, so a
+// proof cannot be replayed elsewhere.
+func KeyProofMessage(nodePeerID, keyPeerID, name string) []byte {
+	return []byte("wasm-crates-registry key registration\n" + nodePeerID + "\n" + keyPeerID + "\n" + name + "\n")
+}
+
+// SignedRecordHeader is the HTTP header that carries a developer-signed
+// release record (standard base64 of its canonical bytes) on POST /crates.
+const SignedRecordHeader = "Wcr-Signed-Record"

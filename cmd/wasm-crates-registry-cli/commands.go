@@ -13,6 +13,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"encoding/base64"
 	registry "github.com/wasmrust/wasm-crates-registry"
 )
 
@@ -412,7 +413,24 @@ func submitCmd() *cli.Command {
 				return err
 			}
 			var raw []byte
-			if err := e.cl.do(e.ctx, http.MethodPost, "/crates", bytes.NewReader(data), "application/gzip", &raw); err != nil {
+			k, err := devKey(e)
+			if err != nil {
+				return err
+			}
+			if k != nil {
+				body, err := registry.ParseCrate(data, 1<<40)
+				if err != nil {
+					return err
+				}
+				rec, err := registry.Sign(k, registry.KindRelease, registry.ReleaseSubject(body.Name, body.Version), body, time.Now())
+				if err != nil {
+					return err
+				}
+				hdr := map[string]string{registry.SignedRecordHeader: base64.StdEncoding.EncodeToString(rec.Bytes())}
+				if err := postRaw(e, "/crates", data, "application/gzip", hdr, &raw); err != nil {
+					return err
+				}
+			} else if err := e.cl.do(e.ctx, http.MethodPost, "/crates", bytes.NewReader(data), "application/gzip", &raw); err != nil {
 				return err
 			}
 			if e.json {
@@ -449,6 +467,15 @@ func yankCmd(yank bool) *cli.Command {
 			id, err := oneArg(e.c, "release ID")
 			if err != nil {
 				return err
+			}
+			if k, err := devKey(e); err != nil || k != nil {
+				if err != nil {
+					return err
+				}
+				if !strings.Contains(id, "@") {
+					return usagef("signing with --key needs the release as NAME@VERSION, not %q", id)
+				}
+				return signAndPost(e, k, registry.KindYank, id, &registry.YankBody{Yanked: yank, Reason: e.c.String("reason")})
 			}
 			var r release
 			in := map[string]any{"yanked": yank, "reason": e.c.String("reason")}
@@ -768,6 +795,20 @@ func ownersCmd() *cli.Command {
 			}
 			if add {
 				next = append(next, key)
+			}
+			if k, err := devKey(e); err != nil || k != nil {
+				if err != nil {
+					return err
+				}
+				var keys []registry.PublicKey
+				for _, o := range next {
+					pk, err := registry.ParsePeerID(o)
+					if err != nil {
+						return usagef("%s", registry.MessageOf(err))
+					}
+					keys = append(keys, pk)
+				}
+				return signAndPost(e, k, registry.KindOwners, name, registry.NewOwnersBody(keys))
 			}
 			if done, err := e.send(http.MethodPut, "/crates/"+esc(name)+"/owners", map[string]any{"owners": next}, &res); done || err != nil {
 				return err

@@ -73,12 +73,14 @@ func newApp() *cli.App {
 			&cli.StringFlag{Name: "token", EnvVars: []string{"REGISTRY_TOKEN"}, Usage: "token for writes (default: the admin-token file in --data-dir, when present)"},
 			&cli.StringFlag{Name: "data-dir", EnvVars: []string{"REGISTRY_DATA_DIR"}, Value: "./registry-data", Usage: "data directory of a local node, where the admin token is looked for"},
 			&cli.BoolFlag{Name: "json", Usage: "print the API's JSON instead of tables"},
+			&cli.StringFlag{Name: "key", EnvVars: []string{"REGISTRY_KEY"}, Usage: "sign submit, yank and owners with this developer key (see `keys`) instead of having the node sign"},
+			&cli.StringFlag{Name: "key-dir", EnvVars: []string{"REGISTRY_KEY_DIR"}, Usage: "where developer keys are kept (default: <user config dir>/wasm-crates-registry/keys)"},
 			&cli.DurationFlag{Name: "timeout", Value: 60 * time.Second, Usage: "how long to wait for each answer"},
 		},
 		Commands: []*cli.Command{
 			healthCmd(), listCmd(), searchCmd(), showCmd(), submitCmd(), yankCmd(true), yankCmd(false),
 			reviewCmd(), configCmd(), testCmd(), jobCmd(), syncCmd(), peersCmd(), stateCmd(),
-			ownersCmd(), downloadCmd(), recordCmd(), logCmd(), verifyCmd(), tokensCmd(), auditCmd(),
+			ownersCmd(), downloadCmd(), recordCmd(), logCmd(), verifyCmd(), tokensCmd(), auditCmd(), keysCmd(),
 		},
 		OnUsageError: func(c *cli.Context, err error, isSubcommand bool) error {
 			return usageError{err.Error()}

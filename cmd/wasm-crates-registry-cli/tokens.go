@@ -42,8 +42,8 @@ func tokensCmd() *cli.Command {
 		Usage: "make, list and revoke per-person API tokens",
 		Subcommands: []*cli.Command{
 			{
-				Name:      "create",
-				Usage:     "make a token (shown once); an admin token can make one for anybody, others for themselves with no more than they hold",
+				Name:  "create",
+				Usage: "make a token (shown once); an admin token can make one for anybody, others for themselves with no more than they hold",
 				Flags: []cli.Flag{
 					&cli.StringFlag{Name: "name", Value: "cli", Usage: "a name to tell the token by"},
 					&cli.StringSliceFlag{Name: "scope", Usage: "publish-new, publish-update, yank, owners, review, test or admin (repeatable)", Required: true},

@@ -5,6 +5,7 @@ package api
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -141,6 +142,9 @@ func (s *Server) routes() {
 	s.route("/me", methods{"GET": s.auth(s.me)})
 	s.route("/tokens", methods{"GET": s.auth(s.listTokens), "POST": s.auth(s.createToken)})
 	s.route("/tokens/{id}", methods{"DELETE": s.auth(s.revokeToken)})
+	s.route("/keys", methods{"GET": s.auth(s.listKeys), "POST": s.auth(s.requestKey)})
+	s.route("/keys/{key}", methods{"PUT": s.auth(s.approveKey), "DELETE": s.auth(s.revokeKey)})
+	s.route("/records/signed", methods{"POST": s.auth(s.postSigned)})
 	s.logRoutes()
 	s.route("/verify", methods{"GET": s.getVerify, "POST": s.auth(s.postVerify)})
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -224,6 +228,19 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) (int, any, error
 	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, max))
 	if err != nil {
 		return 0, nil, err
+	}
+	if h := r.Header.Get(registry.SignedRecordHeader); h != "" {
+		raw, err := base64.StdEncoding.DecodeString(h)
+		if err != nil {
+			return 0, nil, registry.Errorf("api.submit", registry.EINVALID, "the %s header is not standard base64", registry.SignedRecordHeader)
+		}
+		rec, err := s.n.PublishSigned(r.Context(), actor(r), raw, b)
+		if err != nil {
+			return 0, nil, err
+		}
+		rel, err := s.n.Release(r.Context(), rec.Subject)
+		w.Header().Set("Location", "/crates/"+rec.Subject)
+		return http.StatusCreated, SubmitResult{Created: true, Release: rel}, err
 	}
 	rel, created, err := s.n.Submit(r.Context(), actor(r), b)
 	if err != nil {
@@ -518,4 +535,43 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request) (int, any, 
 func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request) (int, any, error) {
 	t, err := s.n.RevokeToken(r.Context(), r.PathValue("id"))
 	return 200, t, err
+}
+
+func (s *Server) listKeys(w http.ResponseWriter, r *http.Request) (int, any, error) {
+	k, err := s.n.KeyRequests(r.Context())
+	return 200, map[string]any{"keys": k}, err
+}
+
+func (s *Server) requestKey(w http.ResponseWriter, r *http.Request) (int, any, error) {
+	var reg node.KeyRegistration
+	if err := readJSON(w, r, &reg, false); err != nil {
+		return 0, nil, err
+	}
+	k, err := s.n.RequestKey(r.Context(), reg)
+	return http.StatusAccepted, k, err
+}
+
+func (s *Server) approveKey(w http.ResponseWriter, r *http.Request) (int, any, error) {
+	k, err := s.n.SetKey(r.Context(), r.PathValue("key"), true)
+	return 200, k, err
+}
+
+func (s *Server) revokeKey(w http.ResponseWriter, r *http.Request) (int, any, error) {
+	k, err := s.n.SetKey(r.Context(), r.PathValue("key"), false)
+	return 200, k, err
+}
+
+// maxSignedRecord bounds POST /records/signed.
+const maxSignedRecord = 64 << 10
+
+func (s *Server) postSigned(w http.ResponseWriter, r *http.Request) (int, any, error) {
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxSignedRecord))
+	if err != nil {
+		return 0, nil, err
+	}
+	rec, err := s.n.PublishSigned(r.Context(), actor(r), b, nil)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusCreated, map[string]any{"id": rec.ID(), "kind": rec.Kind, "subject": rec.Subject}, nil
 }
