@@ -274,3 +274,82 @@ func TestPublicKeyIsATrustRootFromTheStart(t *testing.T) {
 		t.Fatalf("a bad PUBLIC_KEY: %v\n%s", err, out)
 	}
 }
+
+// TestDeveloperKeysAcrossNodes: a developer's key, registered on A, signs
+// a release on the developer's machine; B, which trusts A, accepts it with
+// the developer as owner. A second developer cannot yank it on either
+// node until the owner adds them; a revoked key can do nothing.
+func TestDeveloperKeysAcrossNodes(t *testing.T) {
+	a := startDaemon(t, filepath.Join(t.TempDir(), "a"), "--pipeline=false")
+	var ha healthJSON
+	a.cliJSON(t, &ha, "health")
+	b := startDaemon(t, filepath.Join(t.TempDir(), "b"), "--pipeline=false", "--peer", ha.Addrs[0])
+	keys := t.TempDir()
+	dev := func(d *daemon, key string, args ...string) (string, string, int) {
+		return d.cli(t, append([]string{"--key-dir", keys, "--key", key}, args...)...)
+	}
+	mustDev := func(d *daemon, key string, args ...string) string {
+		t.Helper()
+		out, errOut, code := dev(d, key, args...)
+		if code != 0 {
+			t.Fatalf("%s %v: exit %d\n%s%s", key, args, code, out, errOut)
+		}
+		return out
+	}
+	id1 := strings.TrimSpace(a.mustCLI(t, "--key-dir", keys, "keys", "generate", "--name", "dev1"))
+	id2 := strings.TrimSpace(a.mustCLI(t, "--key-dir", keys, "keys", "generate", "--name", "dev2"))
+	if _, errOut, code := a.cli(t, "--key-dir", keys, "keys", "generate", "--name", "dev1"); code == 0 || !strings.Contains(errOut, "never overwritten") {
+		t.Fatalf("generating over an existing key: %d %s", code, errOut)
+	}
+	if fi, err := os.Stat(filepath.Join(keys, "dev1.key")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("key file: %v %v", fi, err)
+	}
+
+	crate := filepath.Join(t.TempDir(), "devcrate.crate")
+	os.WriteFile(crate, makeCrate(t, "devcrate", "1.0.0", "pub fn f() {}\n"), 0o644)
+	// Not registered yet: refused.
+	if _, errOut, code := dev(a, "dev1", "submit", "--crate", crate); code == 0 || !strings.Contains(errOut, "not registered") {
+		t.Fatalf("an unregistered key publishes: %d %s", code, errOut)
+	}
+	for _, k := range []string{"dev1", "dev2"} {
+		a.mustCLI(t, "--key-dir", keys, "keys", "register", "--name", k)
+	}
+	a.mustCLI(t, "keys", "approve", id1)
+	a.mustCLI(t, "keys", "approve", id2)
+	mustDev(a, "dev1", "submit", "--crate", crate)
+
+	// B trusts A, so A's key records make dev1 a publisher there too.
+	eventually(t, 30*time.Second, "dev1's release reaches B authorized, owned by dev1", func() bool {
+		var r authorityReleaseJSON
+		out, _, code := b.cli(t, "--json", "show", "devcrate@1.0.0")
+		return code == 0 && json.Unmarshal([]byte(out), &r) == nil && !r.Unauthorized && len(r.Owners) == 1 && r.Owners[0] == id1
+	})
+	// dev2 is registered but no owner: refused on both nodes.
+	for _, d := range []*daemon{a, b} {
+		if _, errOut, code := dev(d, "dev2", "yank", "devcrate@1.0.0"); code == 0 || !strings.Contains(errOut, "not an owner") {
+			t.Fatalf("dev2 yanks a crate it does not own: %d %s", code, errOut)
+		}
+	}
+	// The owner adds dev2, who then can yank, on B as well.
+	mustDev(a, "dev1", "owners", "add", "devcrate", id2)
+	eventually(t, 30*time.Second, "B sees dev2 as an owner", func() bool {
+		out, _, code := b.cli(t, "owners", "devcrate")
+		return code == 0 && strings.Contains(out, id2)
+	})
+	mustDev(b, "dev2", "yank", "devcrate@1.0.0")
+	eventually(t, 30*time.Second, "A sees the yank B took from dev2", func() bool {
+		var r releaseJSON
+		out, _, code := a.cli(t, "--json", "show", "devcrate@1.0.0")
+		return code == 0 && json.Unmarshal([]byte(out), &r) == nil && r.Yanked
+	})
+	// Revoked on A, dev2 can do nothing more, there or (once the key
+	// record arrives) on B.
+	a.mustCLI(t, "keys", "revoke", id2)
+	if _, errOut, code := dev(a, "dev2", "unyank", "devcrate@1.0.0"); code == 0 || !strings.Contains(errOut, "not registered") {
+		t.Fatalf("a revoked key unyanks on A: %d %s", code, errOut)
+	}
+	eventually(t, 30*time.Second, "B refuses the revoked key", func() bool {
+		_, errOut, code := dev(b, "dev2", "unyank", "devcrate@1.0.0")
+		return code != 0 && strings.Contains(errOut, "not registered")
+	})
+}
