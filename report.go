@@ -1,6 +1,9 @@
 package registry
 
-import "slices"
+import (
+	"slices"
+	"strings"
+)
 
 // Wasm compatibility verdicts, as the list filter "wasm=" names them.
 const (
@@ -409,4 +412,26 @@ func (b *ReportBody) validateConfigs() error {
 		}
 	}
 	return nil
+}
+
+// Figures returns what the gates' performance thresholds read from a
+// report (0 when not measured): the wasm/native time ratio ×1000 of the
+// timed comparison, the size of the largest wasm module that is not a
+// test binary, and the highest peak memory of a wasm target's tests.
+func (b *ReportBody) Figures() (timeRatio, wasmSize, peakMemory uint64) {
+	if b.Timing != nil {
+		timeRatio = b.Timing.Ratio
+	}
+	for _, t := range b.Targets {
+		if !strings.HasPrefix(t.Target, "wasm") {
+			continue
+		}
+		for _, m := range t.Modules {
+			if !strings.HasPrefix(m.Name, "test:") {
+				wasmSize = max(wasmSize, m.Size)
+			}
+		}
+		peakMemory = max(peakMemory, t.PeakMemory)
+	}
+	return timeRatio, wasmSize, peakMemory
 }

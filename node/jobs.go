@@ -363,7 +363,7 @@ func (n *Node) TestsFor(ctx context.Context, id string) (*Tests, error) {
 	if err != nil {
 		return nil, err
 	}
-	rel := releaseFromView(v, n.Trust())
+	rel := releaseFromView(v, n.Trust(), n.Settings().Gates)
 	out := &Tests{Release: rel, Reports: []ReportWithDetail{}}
 	for _, s := range rel.Reports {
 		r, err := n.db.GetRecord(s.ID)

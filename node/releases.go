@@ -61,6 +61,8 @@ type Release struct {
 	Dual    bool            `json:"dual"`
 	Score   *uint64         `json:"score,omitempty"`
 	Gate    string          `json:"gate,omitempty"`
+	// GateReasons say why the gate is what it is (thresholds, reviews).
+	GateReasons []string `json:"gate_reasons,omitempty"`
 	Reports []ReportSummary `json:"reports"`
 	Reviews []ReviewSummary `json:"reviews"`
 
@@ -115,8 +117,39 @@ type ReviewSummary struct {
 
 func ms(t int64) time.Time { return time.UnixMilli(t).UTC() }
 
-// releaseFromView renders a view under a trust set.
-func releaseFromView(v *store.ReleaseView, trust *TrustSet) *Release {
+// Curation is the gate this node gives the release of v: its gates
+// (settings) applied to the trusted report tr and to the live reviews of
+// the crate's reviewers, from any node.
+func Curation(v *store.ReleaseView, tr *store.ReportRef, trust *TrustSet, g registry.Gates) registry.GateDecision {
+	in := registry.GateInput{Score: tr.Score, Wasm: tr.Wasm, TimeRatio: tr.TimeRatio, WasmSize: tr.WasmSize, PeakMemory: tr.PeakMemory}
+	for _, rv := range v.Reviews {
+		if !trust.May(rv.Author, registry.RoleReviewer, v.Name) {
+			continue
+		}
+		switch rv.Verdict {
+		case registry.VerdictApprove:
+			in.Approvals = append(in.Approvals, rv.Author.PeerID())
+		case registry.VerdictReject:
+			in.Rejections = append(in.Rejections, rv.Author.PeerID())
+		case registry.VerdictFlag:
+			in.Flags = append(in.Flags, rv.Author.PeerID())
+		}
+	}
+	return g.Decide(in)
+}
+
+// Verdicts returns the wasm verdict and gate this node gives the release
+// of v now ("untested" and no gate without a trusted report).
+func (n *Node) Verdicts(v *store.ReleaseView, trust *TrustSet) (wasm string, gate registry.GateDecision) {
+	tr := v.TrustedReport(trust.Tests(v.Name))
+	if tr == nil {
+		return registry.WasmUntested, registry.GateDecision{}
+	}
+	return tr.Wasm, Curation(v, tr, trust, n.Settings().Gates)
+}
+
+// releaseFromView renders a view under a trust set and gates.
+func releaseFromView(v *store.ReleaseView, trust *TrustSet, gates registry.Gates) *Release {
 	b := v.Body
 	r := &Release{
 		ID: v.Release, Name: v.Name, Version: v.Version, Subject: v.Subject(),
@@ -171,7 +204,8 @@ func releaseFromView(v *store.ReleaseView, trust *TrustSet) *Release {
 		})
 	}
 	if tr := v.TrustedReport(trust.Tests(v.Name)); tr != nil {
-		r.Wasm, r.GCReady, r.Dual, r.Gate, r.WasmReason = tr.Wasm, tr.GCReady, tr.Dual, tr.Gate, tr.Reason
+		d := Curation(v, tr, trust, gates)
+		r.Wasm, r.GCReady, r.Dual, r.Gate, r.GateReasons, r.WasmReason = tr.Wasm, tr.GCReady, tr.Dual, d.Gate, d.Reasons, tr.Reason
 		score := tr.Score
 		r.Score = &score
 	}
@@ -260,7 +294,7 @@ func (n *Node) Release(ctx context.Context, id string) (*Release, error) {
 	if err != nil {
 		return nil, err
 	}
-	return releaseFromView(v, n.Trust()), nil
+	return releaseFromView(v, n.Trust(), n.Settings().Gates), nil
 }
 
 // crateViews returns the views of every version of a crate; ENOTFOUND when
@@ -288,7 +322,7 @@ func (n *Node) Versions(ctx context.Context, name string) ([]*Release, error) {
 	trust := n.Trust()
 	out := make([]*Release, 0, len(views))
 	for _, v := range views {
-		out = append(out, releaseFromView(v, trust))
+		out = append(out, releaseFromView(v, trust, n.Settings().Gates))
 	}
 	slices.SortFunc(out, func(a, b *Release) int { return registry.CompareVersions(a.Version, b.Version) })
 	return out, nil
@@ -421,7 +455,7 @@ func (n *Node) List(ctx context.Context, p ListParams) (*Page, error) {
 	}
 	page := &Page{Crates: make([]*Release, 0, len(views))}
 	for _, v := range views {
-		page.Crates = append(page.Crates, releaseFromView(v, trust))
+		page.Crates = append(page.Crates, releaseFromView(v, trust, n.Settings().Gates))
 	}
 	if next != "" {
 		page.NextCursor = base64.RawURLEncoding.EncodeToString([]byte(next))
@@ -467,7 +501,7 @@ func (n *Node) Download(ctx context.Context, id string) ([]byte, *Release, error
 	if err != nil {
 		return nil, nil, err
 	}
-	return b, releaseFromView(v, n.Trust()), nil
+	return b, releaseFromView(v, n.Trust(), n.Settings().Gates), nil
 }
 
 // blob returns a blob from the store or, failing that, from peers.

@@ -144,7 +144,7 @@ func (n *Node) SubmitWith(ctx context.Context, actor string, crate []byte, adjus
 		if _, err := n.db.PutBlob(crate); err != nil {
 			return nil, false, err
 		}
-		return releaseFromView(v, n.Trust()), false, nil
+		return releaseFromView(v, n.Trust(), n.Settings().Gates), false, nil
 	}
 	if len(existing) > 0 {
 		owners := existing[0].Owners
@@ -174,7 +174,7 @@ func (n *Node) SubmitWith(ctx context.Context, actor string, crate []byte, adjus
 			n.log.Warn("queueing the pipeline for a new release", "release", subject, "err", err)
 		}
 	}
-	return releaseFromView(v, n.Trust()), true, nil
+	return releaseFromView(v, n.Trust(), n.Settings().Gates), true, nil
 }
 
 func peerIDs(keys []registry.PublicKey) string {
@@ -207,7 +207,7 @@ func (n *Node) SetYank(ctx context.Context, actor, id string, yanked bool, reaso
 			"only an owner of %s may yank it; its owners are %s and this node is %s", v.Name, peerIDs(v.Owners), n.PeerID())
 	}
 	if v.Yanked == yanked && (v.Yank != nil || !yanked) && (reason == "" || reason == v.YankReason) {
-		return releaseFromView(v, n.Trust()), nil
+		return releaseFromView(v, n.Trust(), n.Settings().Gates), nil
 	}
 	rec, err := n.sign(registry.KindYank, v.Subject(), &registry.YankBody{Yanked: yanked, Reason: reason})
 	if err != nil {

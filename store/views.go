@@ -84,6 +84,20 @@ type ReportRef struct {
 	Score     uint64      `cbor:"7,keyasint"`
 	Gate      string      `cbor:"8,keyasint"`
 	Reason    string      `cbor:"9,keyasint,omitempty"` // for verdict builds: why the tests were not run
+	// Figures the gates' performance thresholds read (0: not measured).
+	TimeRatio  uint64 `cbor:"10,keyasint,omitempty"` // wasm/native time ×1000
+	WasmSize   uint64 `cbor:"11,keyasint,omitempty"` // bytes of the largest wasm module that is not a test
+	PeakMemory uint64 `cbor:"12,keyasint,omitempty"` // bytes, peak memory of the wasm tests
+}
+
+// reportRef summarises a report for a view.
+func reportRef(r *registry.Record, b *registry.ReportBody) ReportRef {
+	ratio, size, peak := b.Figures()
+	return ReportRef{
+		RecordRef: ref(r), Release: b.ReleaseID(), Outcome: b.Outcome, Wasm: b.Wasm,
+		GCReady: b.GCReady, Dual: b.Dual, Score: b.Score, Gate: b.Gate, Reason: b.Reason,
+		TimeRatio: ratio, WasmSize: size, PeakMemory: peak,
+	}
 }
 
 // ReviewRef is a live review (one per author), newest first.
@@ -159,10 +173,7 @@ func buildViews(cs *registry.CrateState, auth registry.Authority) []*ReleaseView
 				continue
 			}
 			rb := b.(*registry.ReportBody)
-			v.Reports = append(v.Reports, ReportRef{
-				RecordRef: ref(r), Release: rb.ReleaseID(), Outcome: rb.Outcome, Wasm: rb.Wasm,
-				GCReady: rb.GCReady, Dual: rb.Dual, Score: rb.Score, Gate: rb.Gate, Reason: rb.Reason,
-			})
+			v.Reports = append(v.Reports, reportRef(r, rb))
 		}
 		for _, r := range rs.Reviews {
 			b, err := r.DecodeBody()
@@ -522,10 +533,7 @@ func (db *DB) applyInPlace(txn, rtxn *badger.Txn, name string, batch []*registry
 		var did bool
 		switch body := b.(type) {
 		case *registry.ReportBody:
-			v.Reports, did = livePerAuthorRef(v.Reports, ReportRef{
-				RecordRef: ref(r), Release: body.ReleaseID(), Outcome: body.Outcome, Wasm: body.Wasm,
-				GCReady: body.GCReady, Dual: body.Dual, Score: body.Score, Gate: body.Gate, Reason: body.Reason,
-			}, func(x *ReportRef) *RecordRef { return &x.RecordRef })
+			v.Reports, did = livePerAuthorRef(v.Reports, reportRef(r, body), func(x *ReportRef) *RecordRef { return &x.RecordRef })
 			slices.SortFunc(v.Reports, func(a, b ReportRef) int { return compareRefs(b.RecordRef, a.RecordRef) })
 		case *registry.ReviewBody:
 			v.Reviews, did = livePerAuthorRef(v.Reviews, ReviewRef{RecordRef: ref(r), Verdict: body.Verdict, Comment: body.Comment},

@@ -133,7 +133,7 @@ func TestCargoWasmView(t *testing.T) {
 		t.Fatalf("cargo search on the wasm view:\n%s", out)
 	}
 
-	tn.report(tester, "wcr-leaf", "0.1.2", registry.GateCurated, registry.WasmPartial)
+	tn.report(tester, "wcr-leaf", "0.1.2", registry.GateCurated, registry.WasmCompatible)
 	if got := build(); got != "wcr-leaf 0.1.2 says 2 + 3 = 5" {
 		t.Fatalf("after a trusted curated report on 0.1.2, wcr-app printed %q", got)
 	}

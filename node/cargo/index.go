@@ -215,7 +215,7 @@ func (x *index) file(v view, name string) (*indexFile, error) {
 	f = &indexFile{fp: fp, trust: trustKey}
 	var buf bytes.Buffer
 	for _, rv := range views {
-		if rv.Unauthorized || (v == viewWasm && !x.h.cfg.Wasm.Passes(rv, trust.Tests(rv.Name))) {
+		if rv.Unauthorized || (v == viewWasm && !x.h.passes(rv, trust)) {
 			continue
 		}
 		if err := appendLine(&buf, NewIndexLine(&rv.Body, rv.Yanked, x.h.isSameRegistry)); err != nil {

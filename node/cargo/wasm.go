@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	registry "github.com/wasmrust/wasm-crates-registry"
+	"github.com/wasmrust/wasm-crates-registry/node"
 	"github.com/wasmrust/wasm-crates-registry/store"
 )
 
@@ -77,9 +78,13 @@ func (p WasmPolicy) Validate() error {
 	return nil
 }
 
-// Passes reports whether the policy lets the release of v into the wasm
-// view under the trust decision trusts.
-func (p WasmPolicy) Passes(v *store.ReleaseView, trusts func(registry.PublicKey) bool) bool {
-	tr := v.TrustedReport(trusts)
-	return tr != nil && slices.Contains(p.Gates, tr.Gate) && slices.Contains(p.Verdicts, tr.Wasm)
+// Passes reports whether the policy lets a release into the wasm view,
+// given the wasm verdict and gate the node gives it (node.Verdicts).
+func (p WasmPolicy) Passes(wasm string, gate registry.GateDecision) bool {
+	return slices.Contains(p.Gates, gate.Gate) && slices.Contains(p.Verdicts, wasm)
+}
+
+// passes applies p to a view under trust, as the node judges it.
+func (h *Handler) passes(v *store.ReleaseView, trust *node.TrustSet) bool {
+	return h.cfg.Wasm.Passes(h.n.Verdicts(v, trust))
 }

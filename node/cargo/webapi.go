@@ -405,7 +405,7 @@ func (h *Handler) search(w http.ResponseWriter, r *http.Request, wasm bool) erro
 	}
 	crates := map[string]*agg{}
 	match := func(v *store.ReleaseView) bool {
-		if v.Unauthorized || (wasm && !h.cfg.Wasm.Passes(v, trust.Tests(v.Name))) {
+		if v.Unauthorized || (wasm && !h.passes(v, trust)) {
 			return false
 		}
 		return needle == "" || node.MatchesQuery(v, needle)

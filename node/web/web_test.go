@@ -181,3 +181,70 @@ func TestDashboardBuildsVerdict(t *testing.T) {
 		t.Errorf("release view: wasm %q reason %q", info.Wasm, info.WasmReason)
 	}
 }
+
+// The crate page shows the gate with its reasons and who reviewed what,
+// and whether each review counts here.
+func TestDashboardShowsGateReasonsAndReviewers(t *testing.T) {
+	ctx := context.Background()
+	n, err := node.Open(ctx, node.Config{DataDir: t.TempDir(), Announce: io.Discard, Name: "dash"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	rel, _, err := n.Submit(ctx, "test", crateBytes("gated", "1.0.0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := &registry.ReportBody{Release: rel.ID.Bytes(), Outcome: registry.OutcomeTestPass, Wasm: registry.WasmPartial, Score: 90,
+		Gate: registry.GateNeedsReview, Started: 1, Finished: 2}
+	stranger, _ := registry.GenerateKey(nil)
+	var raws [][]byte
+	for _, r := range []struct {
+		k    registry.PrivateKey
+		kind registry.Kind
+		body any
+	}{{stranger, registry.KindReview, &registry.ReviewBody{Verdict: registry.VerdictApprove, Comment: "from a stranger"}}} {
+		rec, err := registry.Sign(r.k, r.kind, rel.Subject, r.body, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		raws = append(raws, rec.Bytes())
+	}
+	if _, err := n.Ingest(ctx, "test", raws); err != nil {
+		t.Fatal(err)
+	}
+	// The node's own review counts (it is a reviewer); the tester's report
+	// counts once the node trusts the tester.
+	if _, err := n.Review(ctx, "test", rel.Subject, registry.VerdictApprove, "looks right"); err != nil {
+		t.Fatal(err)
+	}
+	tester, _ := registry.GenerateKey(nil)
+	rec, err := registry.Sign(tester, registry.KindReport, rel.Subject, rep, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.Ingest(ctx, "test", [][]byte{rec.Bytes()}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.UpdateSettings(ctx, "test", []byte(`{"trust":{"keys":["`+tester.Public().PeerID()+`"]}}`)); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(New(n, nil))
+	defer srv.Close()
+	code, body := get(t, srv, "/ui/crates/gated@1.0.0")
+	for _, want := range []string{
+		`Gate: <span class="badge needs-review">needs-review</span>`,
+		"<li>wasm verdict partial is below min_wasm compatible</li>",
+		"<li>1 of the 2 approving reviews that curate it</li>",
+		n.PeerID() + `</td><td>yes: a reviewer of this crate`,
+		stranger.Public().PeerID() + `</td><td>no: not a reviewer here`,
+		"from a stranger",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("crate page lacks %q", want)
+		}
+	}
+	if code != 200 {
+		t.Fatalf("crate page: %d", code)
+	}
+}
