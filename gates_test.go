@@ -27,7 +27,11 @@ func TestGatesDecide(t *testing.T) {
 		{"flagged", func(i GateInput) GateInput { i.Flags = []string{"r1"}; return i }, GateNeedsReview, "flagged by reviewer r1"},
 		{"one approval of two", func(i GateInput) GateInput { i.TimeRatio = 3500; i.Approvals = []string{"r1"}; return i }, GateNeedsReview, "1 of the 2"},
 		{"two approvals", func(i GateInput) GateInput { i.TimeRatio = 3500; i.Approvals = []string{"r1", "r2"}; return i }, GateCurated, "approved by 2 reviewers"},
-		{"a rejection blocks", func(i GateInput) GateInput { i.Approvals = []string{"r1", "r2"}; i.Rejections = []string{"r3"}; return i }, GateRejected, "rejected by reviewer r3"},
+		{"a rejection blocks", func(i GateInput) GateInput {
+			i.Approvals = []string{"r1", "r2"}
+			i.Rejections = []string{"r3"}
+			return i
+		}, GateRejected, "rejected by reviewer r3"},
 	} {
 		d := g.Decide(c.in(good))
 		if d.Gate != c.gate || !strings.Contains(strings.Join(d.Reasons, "; "), c.reason) {

@@ -56,15 +56,15 @@ type Release struct {
 	Omitted []string `json:"omitted,omitempty"`
 	Owners  []string `json:"owners"`
 	// The verdict of the newest trusted report (untested when none).
-	Wasm    string          `json:"wasm"`
-	GCReady bool            `json:"gc_ready"`
-	Dual    bool            `json:"dual"`
-	Score   *uint64         `json:"score,omitempty"`
-	Gate    string          `json:"gate,omitempty"`
+	Wasm    string  `json:"wasm"`
+	GCReady bool    `json:"gc_ready"`
+	Dual    bool    `json:"dual"`
+	Score   *uint64 `json:"score,omitempty"`
+	Gate    string  `json:"gate,omitempty"`
 	// GateReasons say why the gate is what it is (thresholds, reviews).
-	GateReasons []string `json:"gate_reasons,omitempty"`
-	Reports []ReportSummary `json:"reports"`
-	Reviews []ReviewSummary `json:"reviews"`
+	GateReasons []string        `json:"gate_reasons,omitempty"`
+	Reports     []ReportSummary `json:"reports"`
+	Reviews     []ReviewSummary `json:"reviews"`
 
 	// WasmReason says, for verdict builds, why the tests were not run.
 	WasmReason string `json:"wasm_reason,omitempty"`
