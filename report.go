@@ -92,6 +92,14 @@ type TargetReport struct {
 	Install     string       `cbor:"14,keyasint,omitempty" json:"install,omitempty"`  // for toolchain-missing: how to install what is missing
 	Runner      string       `cbor:"15,keyasint,omitempty" json:"runner,omitempty"`   // native | wazero
 	Refusals    []Refusal    `cbor:"16,keyasint,omitempty" json:"refusals,omitempty"` // what the sandbox refused or saw attempted while building and testing this target
+
+	// DocTests counts the library's documentation tests, run natively
+	// only, apart from Tests.
+	DocTests *TestCounts `cbor:"17,keyasint,omitempty" json:"doc_tests,omitempty"`
+	// Extra marks a result shown as information only (the newest native
+	// toolchain's run, when it is not the toolchain the wasm targets use):
+	// it never enters a verdict, an outcome, a comparison or the score.
+	Extra bool `cbor:"18,keyasint,omitempty" json:"extra,omitempty"`
 }
 
 // Refusal is one kind of action the sandbox refused (or saw attempted and
@@ -266,6 +274,32 @@ func (b *ReportBody) validate(subject string) error {
 	}
 	if b.Outcome == "" {
 		return Errorf(op, EINVALID, "a report needs an outcome")
+	}
+	if err := validateDocTests(b.Targets); err != nil {
+		return err
+	}
+	return nil
+}
+
+// MaxDocTests bounds a target's documentation-test counts in a report.
+const MaxDocTests = 1 << 16
+
+func validateDocTests(ts []TargetReport) error {
+	for _, t := range ts {
+		d := t.DocTests
+		if d == nil {
+			continue
+		}
+		var sum uint64
+		for _, n := range []uint64{d.Passed, d.Failed, d.Ignored, d.Timeout, d.OOM, d.NotRun} {
+			if n > MaxDocTests {
+				return Errorf("registry.ReportBody", EINVALID, "target %.64q counts %d documentation tests; at most %d", t.Target, n, MaxDocTests)
+			}
+			sum += n
+		}
+		if sum > MaxDocTests {
+			return Errorf("registry.ReportBody", EINVALID, "target %.64q counts %d documentation tests; at most %d", t.Target, sum, MaxDocTests)
+		}
 	}
 	return nil
 }

@@ -123,7 +123,7 @@ func (r *jobRun) run(ctx context.Context) (*registry.ReportBody, error) {
 		byID[tc.ID] = tc
 	}
 	for _, st := range p.plan {
-		ts := &targetState{status: st, rep: &registry.TargetReport{Target: st.Target}}
+		ts := &targetState{status: st, rep: &registry.TargetReport{Target: st.Target, Extra: st.Extra}}
 		if st.Toolchain != "" {
 			ts.tc = byID[st.Toolchain]
 			ts.rep.Toolchain = st.Toolchain
@@ -786,8 +786,8 @@ func isWasmFile(p string) bool {
 func (r *jobRun) controlBuild(ctx context.Context) {
 	var native *targetState
 	for _, ts := range r.targets {
-		if ts.status.Target == r.p.host {
-			native = ts
+		if ts.status.Target == r.p.host && (native == nil || ts.status.Extra) {
+			native = ts // the newest native toolchain
 		}
 	}
 	if native == nil || native.rep.Build != buildOK {
