@@ -546,7 +546,10 @@ func (r *jobRun) runTarget(ctx context.Context, ts *targetState) error {
 	if err != nil || !testBuilt {
 		return err
 	}
-	return r.stage("test", target, func() (string, error) { return r.runTests(ctx, ts, bins) })
+	if err := r.stage("test", target, func() (string, error) { return r.runTests(ctx, ts, bins) }); err != nil || !r.wantDocTests(ts) {
+		return err
+	}
+	return r.stage("doc-test", target, func() (string, error) { return r.docTests(ctx, ts) })
 }
 
 // addRefusals records what the sandbox refused while ts was built and
