@@ -363,3 +363,20 @@ func TestMemoryPeak(t *testing.T) {
 		}
 	}
 }
+
+// Real crates from Debian, whose doc-tests were counted by hand with
+// cargo test --doc (docs/PIPELINE.md, "Verified by hand").
+func TestDocTestsDebian(t *testing.T) {
+	t.Parallel()
+	p := testPipeline(t)
+	for _, c := range []struct {
+		dir    string
+		passed uint64
+	}{{"itoa-1.0.1", 2}, {"semver-1.0.14", 3}} {
+		b := runFixture(t, debianDir(t, c.dir)).body
+		native := targetOf(t, b, p.host)
+		if d := native.DocTests; d == nil || d.Passed != c.passed || d.Failed+d.Ignored+d.Timeout+d.NotRun != 0 {
+			t.Errorf("%s: doc-tests %+v, want %d passed (%v)", c.dir, d, c.passed, b.Notes)
+		}
+	}
+}
