@@ -41,8 +41,12 @@ const maxDocTestName = 512
 const maxDocSkips = 64
 
 // docCompileAllowance is the least time, besides the per-test limit, a
-// doc-test's run may take to compile it.
-const docCompileAllowance = 30 * time.Second
+// doc-test's run may take to compile it; docCompileEach is what the run
+// of all of them may take per doc-test.
+const (
+	docCompileAllowance = 10 * time.Second
+	docCompileEach      = 2 * time.Second
+)
 
 // docTest is one listed doc-test.
 type docTest struct {
@@ -96,7 +100,7 @@ func (r *jobRun) docTests(ctx context.Context, ts *targetState) (string, error) 
 	deadline := time.Now().Add(lim.TestsTime)
 	perTest := lim.TestTime + max(docCompileAllowance, 2*listWall)
 	// All together first: an exit status of 0 means none failed.
-	batch, err := r.docCargo(ctx, ce, min(lim.TestsTime, lim.BuildTime), base...)
+	batch, err := r.docCargo(ctx, ce, min(lim.TestsTime, perTest+time.Duration(toRun)*docCompileEach), base...)
 	if err != nil {
 		return "", err
 	}

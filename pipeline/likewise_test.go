@@ -380,3 +380,15 @@ func TestDocTestsDebian(t *testing.T) {
 		}
 	}
 }
+
+// A doc-test that never ends is stopped and counted as a timeout; the
+// other one still counts.
+func TestDocTestTimeout(t *testing.T) {
+	t.Parallel()
+	p := testPipeline(t)
+	b := runFixture(t, lfixture("l-doctest-hang")).body
+	d := targetOf(t, b, p.host).DocTests
+	if d == nil || d.Passed != 1 || d.Timeout != 1 || d.Failed != 0 {
+		t.Errorf("doc-tests %+v; want 1 passed, 1 timeout (%v)", d, b.Notes)
+	}
+}
