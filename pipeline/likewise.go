@@ -1,5 +1,12 @@
 package pipeline
 
+import (
+	"os"
+	"strconv"
+	"strings"
+	"sync/atomic"
+)
+
 // Like with like: what the report compares between the host and wasm
 // must differ only in the target. The host target that feeds the
 // comparisons (per-test times and ratios, sizes, dual, the score) is
@@ -74,4 +81,65 @@ const capLints = "--cap-lints=warn"
 // flags.
 func lintEnv() []string {
 	return []string{"RUSTFLAGS=" + capLints, "RUSTDOCFLAGS=" + capLints}
+}
+
+// Peak memory. A process's ru_maxrss keeps the high-water mark of the
+// memory it had before exec, and Go starts a command in its parent's
+// memory (vfork), so every command the supervisor starts reads at least
+// the supervisor's own resident set there. The kernel's VmHWM is the
+// current program's alone; the supervisor reads it when a process of the
+// tree calls exit_group (the seccomp filter stops the call until it is
+// answered).
+
+// ownPeak is the peak resident set of the largest process of a tree, in
+// bytes, from ru, the tree's ru_maxrss; hwm, the largest VmHWM seen at
+// exit_group (0: none); and floor, the supervisor's own VmHWM. An ru
+// above floor cannot be inherited, so it is some process's own peak;
+// otherwise hwm is, when a process ended by exit_group (one killed by a
+// signal shows only in ru).
+func ownPeak(ru, hwm, floor uint64) uint64 {
+	if hwm == 0 || ru > floor {
+		return ru
+	}
+	return hwm
+}
+
+// vmHWM reads the peak resident set (bytes) of the process /proc/<pid>.
+func vmHWM(pid string) (uint64, bool) {
+	b, err := os.ReadFile("/proc/" + pid + "/status")
+	if err != nil {
+		return 0, false
+	}
+	return parseVmHWM(string(b))
+}
+
+// parseVmHWM reads the VmHWM line ("VmHWM:\t    1234 kB") of a
+// /proc/<pid>/status text.
+func parseVmHWM(status string) (uint64, bool) {
+	for _, line := range strings.Split(status, "\n") {
+		v, ok := strings.CutPrefix(line, "VmHWM:")
+		if !ok {
+			continue
+		}
+		v, ok = strings.CutSuffix(strings.TrimSpace(v), " kB")
+		if !ok {
+			return 0, false
+		}
+		n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
+		if err != nil || n > 1<<40 {
+			return 0, false
+		}
+		return n << 10, true
+	}
+	return 0, false
+}
+
+// atomicMax raises a to v if v is larger.
+func atomicMax(a *atomic.Uint64, v uint64) {
+	for {
+		old := a.Load()
+		if v <= old || a.CompareAndSwap(old, v) {
+			return
+		}
+	}
 }

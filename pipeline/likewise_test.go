@@ -6,7 +6,9 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -390,5 +392,48 @@ func TestDocTestTimeout(t *testing.T) {
 	d := targetOf(t, b, p.host).DocTests
 	if d == nil || d.Passed != 1 || d.Timeout != 1 || d.Failed != 0 {
 		t.Errorf("doc-tests %+v; want 1 passed, 1 timeout (%v)", d, b.Notes)
+	}
+}
+
+// A command's peak memory is its own: not the supervisor's that Linux
+// carries over exec (a small command reads below it), and a process
+// killed by a signal still counts.
+func TestMemoryOwnPeak(t *testing.T) {
+	small, out := runIn(t, runSpec{Args: []string{"/bin/true"}})
+	if !small.ok() || small.MaxRSS == 0 || small.MaxRSS > 4<<20 {
+		t.Errorf("/bin/true: peak %d KiB (exit %d %s); want its own, under 4 MiB", small.MaxRSS>>10, small.Exit, out)
+	}
+	const size = 128 << 20
+	alloc := `b = bytearray(` + strconv.Itoa(size) + `); b[::4096] = b"\x01" * len(b[::4096]); print(len(b))`
+	res, out := runIn(t, runSpec{Args: []string{"/usr/bin/python3", "-c", alloc}, Mem: 2 << 30})
+	if !res.ok() || res.MaxRSS < size || res.MaxRSS > size*11/10 {
+		t.Errorf("128 MiB: peak %d MiB (exit %d %s)", res.MaxRSS>>20, res.Exit, out)
+	}
+	killed, out := runIn(t, runSpec{Args: []string{"/usr/bin/python3", "-c", alloc + "; import os, signal; os.kill(os.getpid(), signal.SIGKILL)"}, Mem: 2 << 30})
+	if killed.Signal != syscall.SIGKILL || killed.MaxRSS < size || killed.MaxRSS > size*11/10 {
+		t.Errorf("128 MiB then SIGKILL: peak %d MiB (exit %d signal %v %s)", killed.MaxRSS>>20, killed.Exit, killed.Signal, out)
+	}
+	child, out := runIn(t, runSpec{Args: []string{"/bin/sh", "-c", "/usr/bin/python3 -c '" + alloc + "'; true"}, Mem: 2 << 30})
+	if !child.ok() || child.MaxRSS < size || child.MaxRSS > size*11/10 {
+		t.Errorf("128 MiB in a child: peak %d MiB (exit %d %s)", child.MaxRSS>>20, child.Exit, out)
+	}
+}
+
+func TestMemoryParseVmHWM(t *testing.T) {
+	for in, want := range map[string]uint64{
+		"Name:\tx\nVmPeak:\t 9 kB\nVmHWM:\t    1234 kB\nVmRSS:\t 1 kB\n": 1234 << 10,
+		"VmHWM: 0 kB": 0,
+	} {
+		if got, ok := parseVmHWM(in); !ok || got != want {
+			t.Errorf("%q: %d %v", in, got, ok)
+		}
+	}
+	for _, in := range []string{"", "VmHWM:\t12 MB", "VmHWM:\t-1 kB", "VmHWM:\t99999999999999999999 kB", "VmHWM:\t2000000000000 kB", "VmRSS:\t1 kB"} {
+		if got, ok := parseVmHWM(in); ok {
+			t.Errorf("%q read as %d", in, got)
+		}
+	}
+	if ownPeak(9<<20, 1<<20, 9<<20) != 1<<20 || ownPeak(600<<20, 1<<20, 9<<20) != 600<<20 || ownPeak(9<<20, 0, 9<<20) != 9<<20 {
+		t.Error("ownPeak")
 	}
 }
