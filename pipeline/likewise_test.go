@@ -437,3 +437,39 @@ func TestMemoryParseVmHWM(t *testing.T) {
 		t.Error("ownPeak")
 	}
 }
+
+// Whatever rustdoc's output holds, the listing keeps bounded, well-formed
+// names, and a doc-test selected alone is selected by arguments without
+// whitespace that libtest resolves to it.
+func FuzzDocTestList(f *testing.F) {
+	f.Add("src/lib.rs - add (line 9): test\nsrc/lib.rs - (line 9): test\n", "src/lib.rs - (line 9): test\n")
+	f.Add("a - b (line 1): test\na - b (line 1): test\nx: test\n", "")
+	f.Fuzz(func(t *testing.T, all, ignored string) {
+		tests, dropped := docTestList(all, ignored, 5)
+		n := 0
+		for _, dt := range tests {
+			n += dt.count
+			if dt.count < 1 || len(dt.name) > maxDocTestName || !docTestNameRE.MatchString(dt.name) {
+				t.Fatalf("kept %+v", dt)
+			}
+		}
+		if n > 5 || dropped < 0 {
+			t.Fatalf("kept %d, dropped %d with a limit of 5", n, dropped)
+		}
+		names := parseTestList(all)
+		for _, dt := range tests {
+			f, skips, ok := isolateDocTest(dt.name, names)
+			if !ok {
+				continue
+			}
+			if strings.ContainsAny(f, " \t\n\r\v\f") || len(skips) > maxDocSkips {
+				t.Fatalf("%q: filter %q, %d skips", dt.name, f, len(skips))
+			}
+			for _, s := range libtestSelect(names, f, skips) {
+				if s != dt.name {
+					t.Fatalf("%q: filter %q skips %q select %q", dt.name, f, skips, s)
+				}
+			}
+		}
+	})
+}
