@@ -143,3 +143,13 @@ func atomicMax(a *atomic.Uint64, v uint64) {
 		}
 	}
 }
+
+// stageTarget names ts in progress events, stage times, logs and
+// messages: its target, and for an extra target the toolchain too, so
+// that the two runs for the host can be told apart.
+func stageTarget(ts *targetState) string {
+	if ts.status.Extra {
+		return ts.status.Target + " (extra: rustc " + ts.tc.Version + ")"
+	}
+	return ts.status.Target
+}

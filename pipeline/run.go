@@ -443,7 +443,7 @@ func (r *jobRun) runTarget(ctx context.Context, ts *targetState) error {
 	defer func() { r.addRefusals(ts, refused.list()) }()
 	ctx = withRefusals(ctx, refused)
 	rep := ts.rep
-	target := ts.status.Target
+	target := stageTarget(ts)
 	if ts.status.Toolchain == "" {
 		rep.Outcome, rep.Build = registry.OutcomeToolchainMissing, registry.OutcomeToolchainMissing
 		rep.Message, rep.Install = ts.status.Missing, ts.status.Install
@@ -743,7 +743,7 @@ func (r *jobRun) runTests(ctx context.Context, ts *targetState, bins []testBinar
 			total += t.US
 			peak = max(peak, t.Peak)
 			if t.State != registry.TestPassed && t.State != registry.TestIgnored && t.State != registry.TestNotRun {
-				r.addLog("test", ts.status.Target, t.Name+" ("+t.State+"):\n"+tail(t.Output, maxTestOutput), len(t.Output) > maxTestOutput)
+				r.addLog("test", stageTarget(ts), t.Name+" ("+t.State+"):\n"+tail(t.Output, maxTestOutput), len(t.Output) > maxTestOutput)
 			}
 		}
 	}
