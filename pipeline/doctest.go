@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"fmt"
+	"io"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -40,6 +41,14 @@ const maxDocTestName = 512
 // maxDocSkips bounds the words skipped to select one doc-test alone.
 const maxDocSkips = 64
 
+// Bounds of a doc-test listing: names kept, the longest line read, and
+// the bytes read.
+const (
+	maxDocListed    = 1 << 14
+	maxDocListLine  = 4 << 10
+	maxDocListBytes = 16 << 20
+)
+
 // docCompileAllowance is the least time, besides the per-test limit, a
 // doc-test's run may take to compile it; docCompileEach is what the run
 // of all of them may take per doc-test.
@@ -66,22 +75,32 @@ func (r *jobRun) docTests(ctx context.Context, ts *targetState) (string, error) 
 	lim := r.p.cfg.Limits
 	ce := ts.ce
 	base := []string{"test", "--offline", "--doc", "--manifest-path", ce.manifest(), "--target", ts.status.Triple}
+	list := func(args ...string) (*docListing, error) {
+		l := &docListing{}
+		sc := &lineScanner{max: maxDocListLine, maxTotal: maxDocListBytes, fn: l.line}
+		d, err := r.docCargo(ctx, ce, lim.BuildTime, sc, append(append(slices.Clone(base), "--", "--list"), args...)...)
+		sc.flush()
+		l.run, l.overflow = d, l.overflow || sc.dropped > 0 || sc.overflow > 0
+		return l, err
+	}
 	t0 := time.Now()
-	all, err := r.docCargo(ctx, ce, lim.BuildTime, append(base, "--", "--list")...)
+	all, err := list()
 	if err != nil {
 		return "", err
 	}
 	listWall := time.Since(t0)
-	if !all.run.ok() {
-		r.notes = append(r.notes, "the doc-tests were not run: rustdoc cannot build or list them for "+ts.status.Target+": "+firstLineWith(all.err, "error"))
-		r.addLog("doc-test", ts.status.Target, all.err, all.trunc)
-		return "!the doc-tests cannot be built", nil
-	}
-	ign, err := r.docCargo(ctx, ce, lim.BuildTime, append(base, "--", "--list", "--ignored")...)
+	ign, err := list("--ignored")
 	if err != nil {
 		return "", err
 	}
-	tests, dropped := docTestList(all.out, ign.out, lim.MaxTests)
+	for _, l := range []*docListing{all, ign} {
+		if !l.run.run.ok() {
+			r.notes = append(r.notes, "the doc-tests were not run: rustdoc cannot build or list them for "+ts.status.Target+": "+firstLineWith(l.run.err, "error"))
+			r.addLog("doc-test", ts.status.Target, l.run.err, l.run.trunc)
+			return "!the doc-tests cannot be built", nil
+		}
+	}
+	tests, dropped := docTestList(all.names, ign.names, lim.MaxTests)
 	c := &registry.TestCounts{NotRun: uint64(dropped)}
 	ts.rep.DocTests = c
 	var run []docTest
@@ -100,7 +119,7 @@ func (r *jobRun) docTests(ctx context.Context, ts *targetState) (string, error) 
 	deadline := time.Now().Add(lim.TestsTime)
 	perTest := lim.TestTime + max(docCompileAllowance, 2*listWall)
 	// All together first: an exit status of 0 means none failed.
-	batch, err := r.docCargo(ctx, ce, min(lim.TestsTime, perTest+time.Duration(toRun)*docCompileEach), base...)
+	batch, err := r.docCargo(ctx, ce, min(lim.TestsTime, perTest+time.Duration(toRun)*docCompileEach), nil, base...)
 	if err != nil {
 		return "", err
 	}
@@ -108,7 +127,13 @@ func (r *jobRun) docTests(ctx context.Context, ts *targetState) (string, error) 
 		c.Passed = uint64(toRun)
 		return docSummary(c), nil
 	}
-	names := parseTestList(all.out) // everything libtest may match
+	if all.overflow {
+		// Some names were not kept, so no selection can be checked.
+		c.NotRun += uint64(toRun)
+		r.notes = append(r.notes, fmt.Sprintf("the doc-tests did not all pass, and rustdoc listed more than the %d the pipeline reads, so none was run alone", maxDocListed))
+		return docSummary(c), nil
+	}
+	names := all.names // everything libtest may match
 	for _, t := range run {
 		name, n := t.name, uint64(t.count)
 		if time.Now().After(deadline) {
@@ -125,7 +150,7 @@ func (r *jobRun) docTests(ctx context.Context, ts *targetState) (string, error) 
 		for _, s := range skips {
 			args = append(args, "--skip", s)
 		}
-		one, err := r.docCargo(ctx, ce, min(perTest, time.Until(deadline)+time.Second), args...)
+		one, err := r.docCargo(ctx, ce, min(perTest, time.Until(deadline)+time.Second), nil, args...)
 		if err != nil {
 			return "", err
 		}
@@ -150,27 +175,52 @@ func docSummary(c *registry.TestCounts) string {
 // docRun is one cargo invocation of the doc-test step.
 type docRun struct {
 	run   runResult
-	out   string // stdout (rustdoc's libtest), bounded
+	out   string // stdout (rustdoc's libtest), bounded, unless it went elsewhere
 	err   string // stderr (cargo and compiler), bounded
 	trunc bool
 }
 
-// docCargo runs cargo in ce like jobRun.cargo, keeping its standard
-// output as text (the doc-test harness prints there, not JSON).
-func (r *jobRun) docCargo(ctx context.Context, ce *cargoEnv, timeout time.Duration, args ...string) (docRun, error) {
+// docListing is what a doc-test listing printed: the names, read line by
+// line as they arrive, at most maxDocListed of them; overflow says that
+// some were not kept (too many, a line too long, too much output).
+type docListing struct {
+	names    []string
+	overflow bool
+	run      docRun
+}
+
+func (l *docListing) line(s string) {
+	name, ok := strings.CutSuffix(strings.TrimRight(s, "\r"), ": test")
+	if !ok || name == "" {
+		return
+	}
+	if len(l.names) >= maxDocListed {
+		l.overflow = true
+		return
+	}
+	l.names = append(l.names, name)
+}
+
+// docCargo runs cargo in ce like jobRun.cargo, with its standard output
+// (the doc-test harness prints there, not JSON) going to stdout, or kept
+// bounded in the result when stdout is nil.
+func (r *jobRun) docCargo(ctx context.Context, ce *cargoEnv, timeout time.Duration, stdout io.Writer, args ...string) (docRun, error) {
 	var d docRun
 	if err := r.restoreHome(ce); err != nil {
 		return d, err
 	}
 	lim := r.p.cfg.Limits
-	out := &limitedBuffer{limit: 256 << 10}
+	out := &limitedBuffer{limit: 16 << 10}
+	if stdout == nil {
+		stdout = out
+	}
 	errb := &limitedBuffer{limit: 16 << 10}
 	run, err := r.p.sb.run(ctx, runSpec{
 		Args: append([]string{ce.tc.Cargo}, args...), Env: ce.env(), Dir: filepath.Dir(ce.pkg),
 		RW: []string{ce.target, ce.home}, RO: append([]string{ce.pkg}, ce.extraRO...),
 		Timeout: timeout, Mem: lim.Memory, CPU: lim.CPUTime, Procs: lim.Processes,
 		FileSize: lim.Disk, DiskDir: ce.diskDir, DiskLimit: ce.diskLimit,
-		Stdout: out, Stderr: errb,
+		Stdout: stdout, Stderr: errb,
 	})
 	if err != nil {
 		return d, err
@@ -179,24 +229,24 @@ func (r *jobRun) docCargo(ctx context.Context, ce *cargoEnv, timeout time.Durati
 	return d, nil
 }
 
-// docTestList reads the doc-test listings (all, and the ignored ones)
-// and keeps the names of rustdoc's form, at most limit of them (the
-// number left out is returned). Two doc-tests can have one name (a
+// docTestList takes the names of the doc-test listings (all, and the
+// ignored ones) and keeps those of rustdoc's form, at most limit of them
+// (the number left out is returned). Two doc-tests can have one name (a
 // README included with #![doc = include_str!(…)] is named after the file
 // and line of the attribute): such doc-tests run together, and count
 // together. rustdoc's standard output is also that of the crate's proc
 // macros, which run while it collects the doc-tests, so a proc macro
 // could add names of that form: the counts of doc-tests are
 // information, never part of a verdict.
-func docTestList(all, ignored string, limit int) ([]docTest, int) {
+func docTestList(all, ignored []string, limit int) ([]docTest, int) {
 	ign := map[string]bool{}
-	for _, n := range parseTestList(ignored) {
+	for _, n := range ignored {
 		ign[n] = true
 	}
 	var out []docTest
 	idx := map[string]int{}
 	dropped, kept := 0, 0
-	for _, n := range parseTestList(all) {
+	for _, n := range all {
 		if len(n) > maxDocTestName || !docTestNameRE.MatchString(n) {
 			continue
 		}

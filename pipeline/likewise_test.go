@@ -247,6 +247,34 @@ func TestDocTests(t *testing.T) {
 	signs(t, b, "wcr-fx-doctest")
 }
 
+// listText reads a listing as the pipeline does, through a lineScanner.
+func listText(text string) ([]string, bool) {
+	l := &docListing{}
+	sc := &lineScanner{max: maxDocListLine, maxTotal: maxDocListBytes, fn: l.line}
+	_, _ = sc.Write([]byte(text))
+	sc.flush()
+	return l.names, l.overflow || sc.dropped > 0 || sc.overflow > 0
+}
+
+func listed(t *testing.T, text string, overflow bool) []string {
+	t.Helper()
+	names, over := listText(text)
+	if over != overflow {
+		t.Errorf("overflow %v, want %v", over, overflow)
+	}
+	return names
+}
+
+// A listing too long to keep whole is marked, so that no selection is
+// made from part of it.
+func TestDocTestListOverflow(t *testing.T) {
+	listed(t, "a - b (line 1): test\r\n"+strings.Repeat("x", maxDocListLine+1)+": test\n", true)
+	listed(t, strings.Repeat("a - b (line 1): test\n", maxDocListed+1), true)
+	if n := listed(t, strings.Repeat("a - b (line 1): test\r\n", maxDocListed), false); len(n) != maxDocListed || n[0] != "a - b (line 1)" {
+		t.Errorf("%d names, first %q", len(n), n[0])
+	}
+}
+
 // Selecting one doc-test by words of its name.
 func TestDocTestIsolate(t *testing.T) {
 	all := []string{
@@ -309,7 +337,7 @@ func TestDocTestListHostile(t *testing.T) {
 		"4 tests, 0 benchmarks",
 	}, "\n")
 	ign := "src/lib.rs - x (line 12) - compile fail: test\nsrc/lib.rs - q (line 99): test\n"
-	got, dropped := docTestList(all, ign, 4)
+	got, dropped := docTestList(listed(t, all, false), listed(t, ign, false), 4)
 	want := []docTest{{"src/lib.rs - add (line 9)", false, 2}, {"src/lib.rs - x (line 12) - compile fail", true, 1}, {"src/lib.rs - y (line 14)", false, 1}}
 	if !slices.Equal(got, want) || dropped != 1 {
 		t.Errorf("got %+v dropped %d; want %+v dropped 1", got, dropped, want)
@@ -445,7 +473,9 @@ func FuzzDocTestList(f *testing.F) {
 	f.Add("src/lib.rs - add (line 9): test\nsrc/lib.rs - (line 9): test\n", "src/lib.rs - (line 9): test\n")
 	f.Add("a - b (line 1): test\na - b (line 1): test\nx: test\n", "")
 	f.Fuzz(func(t *testing.T, all, ignored string) {
-		tests, dropped := docTestList(all, ignored, 5)
+		names, _ := listText(all)
+		ign, _ := listText(ignored)
+		tests, dropped := docTestList(names, ign, 5)
 		n := 0
 		for _, dt := range tests {
 			n += dt.count
@@ -456,7 +486,6 @@ func FuzzDocTestList(f *testing.F) {
 		if n > 5 || dropped < 0 {
 			t.Fatalf("kept %d, dropped %d with a limit of 5", n, dropped)
 		}
-		names := parseTestList(all)
 		for _, dt := range tests {
 			f, skips, ok := isolateDocTest(dt.name, names)
 			if !ok {
