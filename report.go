@@ -124,6 +124,14 @@ type TargetReport struct {
 	Install     string       `cbor:"14,keyasint,omitempty" json:"install,omitempty"`  // for toolchain-missing: how to install what is missing
 	Runner      string       `cbor:"15,keyasint,omitempty" json:"runner,omitempty"`   // native | wazero
 	Refusals    []Refusal    `cbor:"16,keyasint,omitempty" json:"refusals,omitempty"` // what the sandbox refused or saw attempted while building and testing this target
+
+	// DocTests counts the library's documentation tests, run natively
+	// only, apart from Tests.
+	DocTests *TestCounts `cbor:"17,keyasint,omitempty" json:"doc_tests,omitempty"`
+	// Extra marks a result shown as information only (the newest native
+	// toolchain's run, when it is not the toolchain the wasm targets use):
+	// it never enters a verdict, an outcome, a comparison or the score.
+	Extra bool `cbor:"18,keyasint,omitempty" json:"extra,omitempty"`
 }
 
 // Refusal is one kind of action the sandbox refused (or saw attempted and
@@ -369,6 +377,9 @@ func (b *ReportBody) validate(subject string) error {
 	if b.Outcome == "" {
 		return Errorf(op, EINVALID, "a report needs an outcome")
 	}
+	if err := validateDocTests(b.Targets); err != nil {
+		return err
+	}
 	return b.validateConfigs()
 }
 
@@ -414,6 +425,29 @@ func (b *ReportBody) validateConfigs() error {
 	return nil
 }
 
+// MaxDocTests bounds a target's documentation-test counts in a report.
+const MaxDocTests = 1 << 16
+
+func validateDocTests(ts []TargetReport) error {
+	for _, t := range ts {
+		d := t.DocTests
+		if d == nil {
+			continue
+		}
+		var sum uint64
+		for _, n := range []uint64{d.Passed, d.Failed, d.Ignored, d.Timeout, d.OOM, d.NotRun} {
+			if n > MaxDocTests {
+				return Errorf("registry.ReportBody", EINVALID, "target %.64q counts %d documentation tests; at most %d", t.Target, n, MaxDocTests)
+			}
+			sum += n
+		}
+		if sum > MaxDocTests {
+			return Errorf("registry.ReportBody", EINVALID, "target %.64q counts %d documentation tests; at most %d", t.Target, sum, MaxDocTests)
+		}
+	}
+	return nil
+}
+
 // Figures returns what the gates' performance thresholds read from a
 // report (0 when not measured): the wasm/native time ratio ×1000 of the
 // timed comparison, the size of the largest wasm module that is not a
@@ -423,7 +457,7 @@ func (b *ReportBody) Figures() (timeRatio, wasmSize, peakMemory uint64) {
 		timeRatio = b.Timing.Ratio
 	}
 	for _, t := range b.Targets {
-		if !strings.HasPrefix(t.Target, "wasm") {
+		if t.Extra || !strings.HasPrefix(t.Target, "wasm") {
 			continue
 		}
 		for _, m := range t.Modules {

@@ -21,7 +21,7 @@ const maxDeps = 400
 
 func (r *jobRun) target(name string) *targetState {
 	for _, ts := range r.targets {
-		if ts.status.Target == name {
+		if ts.status.Target == name && !ts.status.Extra {
 			return ts
 		}
 	}

@@ -36,6 +36,7 @@ func (ce *cargoEnv) env() []string {
 		"TMPDIR=/tmp",
 		"LANG=C.UTF-8",
 	}
+	env = append(env, lintEnv()...)
 	if rd := filepath.Join(filepath.Dir(ce.tc.Rustc), "rustdoc"); isExecutable(rd) {
 		env = append(env, "RUSTDOC="+rd)
 	}

@@ -131,7 +131,7 @@ func (r *jobRun) run(ctx context.Context) (*registry.ReportBody, error) {
 		byID[tc.ID] = tc
 	}
 	for _, st := range p.plan {
-		ts := &targetState{status: st, rep: &registry.TargetReport{Target: st.Target}}
+		ts := &targetState{status: st, rep: &registry.TargetReport{Target: st.Target, Extra: st.Extra}}
 		if st.Toolchain != "" {
 			ts.tc = byID[st.Toolchain]
 			ts.rep.Toolchain = st.Toolchain
@@ -457,7 +457,7 @@ func (r *jobRun) runTarget(ctx context.Context, ts *targetState) error {
 	defer func() { r.addRefusals(ts, refused.list()) }()
 	ctx = withRefusals(ctx, refused)
 	rep := ts.rep
-	target := ts.status.Target
+	target := stageTarget(ts)
 	if ts.status.Toolchain == "" {
 		rep.Outcome, rep.Build = registry.OutcomeToolchainMissing, registry.OutcomeToolchainMissing
 		rep.Message, rep.Install = ts.status.Missing, ts.status.Install
@@ -568,7 +568,10 @@ func (r *jobRun) runTarget(ctx context.Context, ts *targetState) error {
 	if err != nil || !testBuilt {
 		return err
 	}
-	return r.stage("test", target, func() (string, error) { return r.runTests(ctx, ts, bins) })
+	if err := r.stage("test", target, func() (string, error) { return r.runTests(ctx, ts, bins) }); err != nil || !r.wantDocTests(ts) {
+		return err
+	}
+	return r.stage("doc-test", target, func() (string, error) { return r.docTests(ctx, ts) })
 }
 
 // addRefusals records what the sandbox refused while ts was built and
@@ -762,7 +765,7 @@ func (r *jobRun) runTests(ctx context.Context, ts *targetState, bins []testBinar
 			total += t.US
 			peak = max(peak, t.Peak)
 			if t.State != registry.TestPassed && t.State != registry.TestIgnored && t.State != registry.TestNotRun {
-				r.addLog("test", ts.status.Target, t.Name+" ("+t.State+"):\n"+tail(t.Output, maxTestOutput), len(t.Output) > maxTestOutput)
+				r.addLog("test", stageTarget(ts), t.Name+" ("+t.State+"):\n"+tail(t.Output, maxTestOutput), len(t.Output) > maxTestOutput)
 			}
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -18,8 +19,9 @@ import (
 
 // The supervisor's seccomp filter (x86_64 only). Refused system calls are
 // sent to the supervisor as user notifications (SECCOMP_RET_USER_NOTIF),
-// which records them and answers EPERM; connect() and, when asked,
-// write-intent path calls are sent too, recorded, and let through
+// which records them and answers EPERM; connect(), exit_group() (for the
+// process's own peak memory) and, when asked, write-intent path calls are
+// sent too, recorded, and let through
 // (SECCOMP_USER_NOTIF_FLAG_CONTINUE): the private network namespace and
 // the read-only mounts refuse them, the supervisor only keeps the
 // evidence. Everything else is allowed without leaving the kernel.
@@ -46,6 +48,7 @@ const (
 	sysSymlink, sysSymlinkat, sysLink, sysLinkat    = 88, 266, 86, 265
 	sysTruncate                                     = 76
 	sysClone, sysClone3, sysPersonality, sysConnect = 56, 435, 135, 42
+	sysExitGroup                                    = 231
 
 	// cloneNewMask is every CLONE_NEW* flag that clone(2) accepts
 	// (CLONE_NEWTIME is only valid for clone3 and unshare; clone's low
@@ -139,6 +142,7 @@ func filterProgram(recordWrites bool) ([]unix.SockFilter, error) {
 	p.jump(bpfJeq, sysClone, "clone", "")
 	p.jump(bpfJeq, sysPersonality, "personality", "")
 	p.jump(bpfJeq, sysConnect, "notify", "")
+	p.jump(bpfJeq, sysExitGroup, "notify", "")
 	if recordWrites {
 		p.jump(bpfJeq, sysOpen, "open", "")
 		p.jump(bpfJeq, sysOpenat, "openat", "")
@@ -227,6 +231,9 @@ type notifier struct {
 	listener *os.File // keeps fd open
 	writable []string // areas where writes are expected (absolute, cleaned)
 	record   func(action, detail string)
+	// exitPeak, when set, keeps the largest peak resident set (VmHWM)
+	// of a process seen ending with exit_group.
+	exitPeak *atomic.Uint64
 }
 
 // serve answers notifications until the listener fails. It never returns
@@ -253,6 +260,13 @@ func (n *notifier) answer(req *seccompNotif) {
 	case nr == sysConnect:
 		if dest, ok := n.sockaddr(req); ok {
 			n.record(refusalNetwork, dest)
+		}
+		resp.Flags = unix.SECCOMP_USER_NOTIF_FLAG_CONTINUE
+	case nr == sysExitGroup:
+		// The process waits in exit_group until answered: its memory is
+		// still there to read.
+		if hwm, ok := vmHWM(strconv.FormatUint(uint64(req.Pid), 10)); ok && n.exitPeak != nil && n.valid(req.ID) {
+			atomicMax(n.exitPeak, hwm)
 		}
 		resp.Flags = unix.SECCOMP_USER_NOTIF_FLAG_CONTINUE
 	case nr == sysClone:

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"unicode/utf8"
 
@@ -159,6 +160,7 @@ func supervise(o superviseOpts) (superviseReport, int) {
 		argv0 = p
 	}
 	refused := newRefusalSet()
+	var exitPeak atomic.Uint64
 	type started struct {
 		pid int
 		err error
@@ -174,7 +176,7 @@ func supervise(o superviseOpts) (superviseReport, int) {
 			return
 		}
 		n := &notifier{fd: int(lis.Fd()), listener: lis, writable: append(o.writable, writableAlways...),
-			record: func(action, detail string) { refused.add(action, detail, 1) }}
+			record: func(action, detail string) { refused.add(action, detail, 1) }, exitPeak: &exitPeak}
 		go n.serve()
 		pid, err := syscall.ForkExec(argv0, o.args, &syscall.ProcAttr{Env: os.Environ(), Files: []uintptr{0, 1, 2}})
 		ch <- started{pid, err}
@@ -202,7 +204,8 @@ func supervise(o superviseOpts) (superviseReport, int) {
 	}
 	var ru syscall.Rusage
 	if syscall.Getrusage(syscall.RUSAGE_CHILDREN, &ru) == nil {
-		rep.MaxRSS = uint64(ru.Maxrss) * 1024
+		own, _ := vmHWM("self")
+		rep.MaxRSS = ownPeak(uint64(ru.Maxrss)*1024, exitPeak.Load(), own)
 	}
 	rep.Refusals = refused.list()
 	code := mainWS.ExitStatus()

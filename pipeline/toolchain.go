@@ -48,6 +48,7 @@ type TargetStatus struct {
 	Tested    bool   `json:"tested"`              // tests run for this target (host natively, wasip1 in wazero)
 	Missing   string `json:"missing,omitempty"`   // what is missing
 	Install   string `json:"install,omitempty"`   // how to install it
+	Extra     bool   `json:"extra,omitempty"`     // information only (see likeWithLike)
 }
 
 // version is a parsed rustc release.
@@ -335,7 +336,7 @@ func planTargets(tcs []Toolchain, host string, extra []string) []TargetStatus {
 		}
 		out = append(out, st)
 	}
-	return out
+	return likeWithLike(out, tcs, host)
 }
 
 // hostTriple is the host target of the best usable toolchain, or the Go

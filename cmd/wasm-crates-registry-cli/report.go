@@ -23,6 +23,8 @@ type reportDetail struct {
 		PeakMemory uint64 `json:"peak_memory"`
 		Runner     string `json:"runner"`
 		Install    string `json:"install"`
+		Toolchain  string `json:"toolchain"`
+		Extra      bool   `json:"extra"`
 		Refusals   []struct {
 			Action string `json:"action"`
 			Detail string `json:"detail"`
@@ -35,6 +37,10 @@ type reportDetail struct {
 			Timeout uint64 `json:"timeout"`
 			OOM     uint64 `json:"oom"`
 		} `json:"tests"`
+		DocTests *struct {
+			Passed uint64 `json:"passed"`
+			Failed uint64 `json:"failed"`
+		} `json:"doc_tests"`
 		Artifacts []struct {
 			Name string `json:"name"`
 			Size uint64 `json:"size"`
@@ -141,6 +147,9 @@ func printReport(r *reportWithBody) {
 					tests += fmt.Sprintf(" +%d oom", tg.Tests.OOM)
 				}
 			}
+			if d := tg.DocTests; d != nil {
+				tests += fmt.Sprintf(" (doc %d/%d)", d.Passed, d.Failed)
+			}
 			size := "-"
 			for _, a := range tg.Artifacts {
 				if strings.HasSuffix(a.Name, ".wasm") || strings.HasSuffix(a.Name, ".rlib") {
@@ -152,7 +161,11 @@ func printReport(r *reportWithBody) {
 			if tg.BuildUS > 0 {
 				build += " " + msStr(tg.BuildUS)
 			}
-			m.row(tg.Target, tg.Outcome, build, tests, msStr(tg.TestUS), sizeStr(tg.PeakMemory), size)
+			name := tg.Target
+			if tg.Extra {
+				name += " (extra, " + tg.Toolchain + ")"
+			}
+			m.row(name, tg.Outcome, build, tests, msStr(tg.TestUS), sizeStr(tg.PeakMemory), size)
 		}
 		m.flush()
 		for _, tg := range d.Targets {

@@ -248,3 +248,50 @@ func TestDashboardShowsGateReasonsAndReviewers(t *testing.T) {
 		t.Fatalf("crate page: %d", code)
 	}
 }
+
+// A report's extra target (another toolchain's run, information only) is
+// labelled as such, and doc-test counts are shown.
+func TestDashboardExtraTarget(t *testing.T) {
+	ctx := context.Background()
+	n, err := node.Open(ctx, node.Config{DataDir: t.TempDir(), Announce: io.Discard, Name: "dash"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	rel, _, err := n.Submit(ctx, "test", crateBytes("extracrate", "1.0.0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := &registry.ReportBody{
+		Release: rel.ID.Bytes(), Outcome: registry.OutcomeTestPass, Wasm: registry.WasmCompatible,
+		Score: 80, Gate: registry.GateCurated, Started: 1, Finished: 2,
+		Targets: []registry.TargetReport{
+			{Target: "x86_64-unknown-linux-gnu", Toolchain: "1.63.0@/usr/bin", Outcome: registry.OutcomeTestPass, Build: "ok", Runner: "native",
+				Tests: &registry.TestCounts{Passed: 3}, DocTests: &registry.TestCounts{Passed: 55, Failed: 1, Ignored: 2}},
+			{Target: "x86_64-unknown-linux-gnu", Toolchain: "1.95.0@/opt/rust/bin", Outcome: registry.OutcomeTestPass, Build: "ok", Runner: "native",
+				Tests: &registry.TestCounts{Passed: 3}, Extra: true},
+		},
+	}
+	tester, _ := registry.GenerateKey(nil)
+	rec, err := registry.Sign(tester, registry.KindReport, rel.Subject, rep, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.Ingest(ctx, "test", [][]byte{rec.Bytes()}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.UpdateSettings(ctx, "test", []byte(`{"trust":{"keys":["`+tester.Public().PeerID()+`"]}}`)); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(New(n, nil))
+	defer srv.Close()
+	code, body := get(t, srv, "/ui/crates/extracrate@1.0.0")
+	for _, want := range []string{"extra, information only: 1.95.0@/opt/rust/bin", "doc-tests 55 / 1 / 2"} {
+		if code != 200 || !strings.Contains(body, want) {
+			t.Errorf("crate page (%d) lacks %q", code, want)
+		}
+	}
+	if strings.Count(body, "extra, information only") != 1 {
+		t.Error("the compared target is labelled extra")
+	}
+}
