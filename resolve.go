@@ -39,11 +39,15 @@ func NoWitness(ID) (int64, bool) { return 0, false }
 
 // Order is where a record stands when the conflict rules ask who was first:
 // witnessed records before pending ones, then by witnessed time (for
-// pending records: their claimed time), then by ID. A pending record can
-// therefore never displace a witnessed one.
+// pending records: their claimed time), then by claimed time, then by ID.
+// A pending record can therefore never displace a witnessed one; the
+// claimed time only orders records one checkpoint witnessed together (a
+// release and the yank its owner signed a moment later), never across
+// checkpoints.
 type Order struct {
 	Pending bool
 	Time    int64
+	Claimed int64
 	ID      ID
 }
 
@@ -58,15 +62,18 @@ func (a Order) Compare(b Order) int {
 	if c := cmp.Compare(a.Time, b.Time); c != 0 {
 		return c
 	}
+	if c := cmp.Compare(a.Claimed, b.Claimed); c != 0 {
+		return c
+	}
 	return a.ID.Compare(b.ID)
 }
 
 // OrderOf returns r's Order under witness.
 func OrderOf(r *Record, witness WitnessFunc) Order {
 	if t, ok := witness(r.id); ok {
-		return Order{Time: t, ID: r.id}
+		return Order{Time: t, Claimed: r.Time, ID: r.id}
 	}
-	return Order{Pending: true, Time: r.Time, ID: r.id}
+	return Order{Pending: true, Time: r.Time, Claimed: r.Time, ID: r.id}
 }
 
 // Backdated reports whether r claims a time more than maxSkew before its

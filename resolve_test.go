@@ -336,3 +336,29 @@ func TestResolveUnderRootsIsOrderIndependent(t *testing.T) {
 		t.Fatalf("the random sets never exercised backdated (%v), unauthorized (%v) or witnessed (%v) releases", backdatedSeen, unauthorizedSeen, witnessedSeen)
 	}
 }
+
+// A release and the owner's yank a moment later, witnessed by one
+// checkpoint, have the same witnessed time: the yank still comes after
+// the founding (claimed times order them), whatever their IDs.
+func TestYankWitnessedWithItsReleaseCounts(t *testing.T) {
+	owner := goldenKey(t, 1)
+	first := rel(t, owner, "foo", "1.0.0", rt0, "a")
+	witnessedAt := rt0.Add(time.Second).UnixMilli()
+	together := func(ID) (int64, bool) { return witnessedAt, true }
+	lower, higher := 0, 0
+	for i := 0; i < 64; i++ {
+		yank := mustSign(t, owner, KindYank, "foo@1.0.0", &YankBody{Yanked: true, Reason: fmt.Sprint(i)}, rt0.Add(time.Millisecond))
+		if yank.ID().Compare(first.ID()) < 0 {
+			lower++
+		} else {
+			higher++
+		}
+		cs := ResolveCrate("foo", []*Record{first, yank}, rt0.Add(time.Hour), DefaultMaxSkew, TrustEveryone(), together)
+		if !cs.Releases["1.0.0"].Yanked {
+			t.Fatalf("the owner's yank %d (ID %s, release %s) does not count", i, yank.ID(), first.ID())
+		}
+	}
+	if lower == 0 || higher == 0 {
+		t.Fatalf("the yanks' IDs never fell on both sides of the release's (%d below, %d above)", lower, higher)
+	}
+}

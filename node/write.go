@@ -10,9 +10,10 @@ import (
 )
 
 // sign signs a record as this node. For a subject on which the node already
-// has records of the same kind, the time is moved past the newest of them,
-// so that the node's later action always wins (two actions in the same
-// millisecond would otherwise be ordered by ID).
+// has records, the time is moved past the newest of them, so that the
+// node's later action always comes later (two actions in the same
+// millisecond would otherwise be ordered by ID): its yank after the
+// release, its newer yank after the older.
 func (n *Node) sign(kind registry.Kind, subject string, body any) (*registry.Record, error) {
 	n.signMu.Lock()
 	defer n.signMu.Unlock()
@@ -23,7 +24,7 @@ func (n *Node) sign(kind registry.Kind, subject string, body any) (*registry.Rec
 			return nil, err
 		}
 		for _, r := range recs {
-			if r.Kind == kind && r.Time >= now.UnixMilli() {
+			if r.Time >= now.UnixMilli() {
 				now = ms(r.Time + 1)
 			}
 		}

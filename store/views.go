@@ -408,9 +408,9 @@ func inPlace(batch []*registry.Record, auth registry.Authority, name string) boo
 // claimOrder is the Order of a claim, or of a view's winning release.
 func claimOrder(id registry.ID, time, witnessed int64) registry.Order {
 	if witnessed != 0 {
-		return registry.Order{Time: witnessed, ID: id}
+		return registry.Order{Time: witnessed, Claimed: time, ID: id}
 	}
-	return registry.Order{Pending: true, Time: time, ID: id}
+	return registry.Order{Pending: true, Time: time, Claimed: time, ID: id}
 }
 
 // applyInPlace applies a batch for which inPlace holds to the views of

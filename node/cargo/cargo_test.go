@@ -10,6 +10,8 @@ import (
 
 	registry "github.com/wasmrust/wasm-crates-registry"
 	"github.com/wasmrust/wasm-crates-registry/node"
+	"sync/atomic"
+	"time"
 )
 
 // TestCargoEndToEnd drives the real, modern cargo against a node: publish,
@@ -167,5 +169,63 @@ func TestCargoThroughAnotherNode(t *testing.T) {
 	lock, _ := os.ReadFile(filepath.Join(dir, "Cargo.lock"))
 	if strings.Contains(string(lock), a.url) || !strings.Contains(string(lock), b.url) {
 		t.Fatalf("Cargo.lock should name only node B's index:\n%s", lock)
+	}
+}
+
+// TestCargoWithPersonTokens: stock cargo publishes, yanks and searches with
+// a person's scoped token; the audit log names the person; a token without
+// the yank scope gets 403 from `cargo yank`, one for other crates 403 from
+// `cargo publish`, and an expired token 401.
+func TestCargoWithPersonTokens(t *testing.T) {
+	bin := requireCargo(t)
+	var clock atomic.Int64
+	clock.Store(time.Now().UnixMilli())
+	tn := newTestNode(t, node.Config{Now: func() time.Time { return time.UnixMilli(clock.Load()) }}, Config{})
+	index := "sparse+" + tn.url + "/index/"
+	mint := func(req node.TokenRequest) string {
+		t.Helper()
+		tok, err := tn.n.CreateToken(context.Background(), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok.Token
+	}
+	carol := mint(node.TokenRequest{Name: "laptop", Person: "carol", Scopes: []string{node.ScopePublishNew, node.ScopePublishUpdate, node.ScopeYank}, Crates: []string{"wcr-*"}, ExpiresIn: "1h"})
+	noYank := mint(node.TokenRequest{Name: "ci", Person: "carol", Scopes: []string{node.ScopePublishUpdate}, Crates: []string{"wcr-*"}})
+	other := mint(node.TokenRequest{Name: "elsewhere", Person: "dave", Scopes: []string{node.ScopePublishNew}, Crates: []string{"dave-*"}})
+
+	env := newCargoEnv(t, bin, index, carol)
+	if out := env.mustRun(fixture(t, "wcr-leaf", "0.1.0"), "publish", "--registry", "wcr", "--allow-dirty", "--no-verify"); !strings.Contains(out, "Published wcr-leaf v0.1.0") {
+		t.Fatalf("cargo publish with carol's token:\n%s", out)
+	}
+	if out := env.mustRun(t.TempDir(), "search", "--registry", "wcr", "wcr-leaf"); !strings.Contains(out, `wcr-leaf = "0.1.0"`) {
+		t.Fatalf("cargo search:\n%s", out)
+	}
+	if out, ok := newCargoEnv(t, bin, index, noYank).run(t.TempDir(), "yank", "--registry", "wcr", "wcr-leaf@0.1.0"); ok || !strings.Contains(out, "403") || !strings.Contains(out, `"yank" scope`) {
+		t.Fatalf("cargo yank without the yank scope: ok=%v\n%s", ok, out)
+	}
+	if out, ok := newCargoEnv(t, bin, index, other).run(fixture(t, "wcr-leaf", "0.1.1"), "publish", "--registry", "wcr", "--allow-dirty", "--no-verify"); ok || !strings.Contains(out, "403") {
+		t.Fatalf("cargo publish outside the token's crates: ok=%v\n%s", ok, out)
+	}
+	env.mustRun(t.TempDir(), "yank", "--registry", "wcr", "wcr-leaf@0.1.0")
+	if v, err := tn.n.Store().GetView("wcr-leaf", "0.1.0"); err != nil || !v.Yanked {
+		t.Fatalf("after cargo yank: %+v %v", v, err)
+	}
+	entries, err := tn.n.Store().AuditLog(0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var carols []string
+	for _, e := range entries {
+		if strings.HasPrefix(e.Actor, "carol (token laptop)") {
+			carols = append(carols, e.Action)
+		}
+	}
+	if strings.Join(carols, ",") != "yank,submit" {
+		t.Fatalf("audit entries naming carol, newest first: %v", carols)
+	}
+	clock.Add((2 * time.Hour).Milliseconds())
+	if out, ok := env.run(t.TempDir(), "yank", "--undo", "--registry", "wcr", "wcr-leaf@0.1.0"); ok || !strings.Contains(out, "401") || !strings.Contains(out, "expired") {
+		t.Fatalf("cargo with an expired token: ok=%v\n%s", ok, out)
 	}
 }
