@@ -179,6 +179,7 @@ type TimingSummary struct {
 	WasmUS   uint64 `cbor:"3,keyasint" json:"wasm_us"`
 	Ratio    uint64 `cbor:"4,keyasint,omitempty" json:"ratio_milli,omitempty"` // WasmUS×1000/NativeUS
 	Timed    uint64 `cbor:"5,keyasint,omitempty" json:"timed,omitempty"`       // compared tests long enough to time
+	Retimed  uint64 `cbor:"6,keyasint,omitempty" json:"retimed,omitempty"`     // timed tests whose wasm time comes from a run without interruption checks
 }
 
 // MinTimedUS is the shortest net test time, on both sides, that enters the

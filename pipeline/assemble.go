@@ -201,6 +201,14 @@ func compareTests(native, wasi *targetState) ([]registry.TestComparison, *regist
 	}
 	add(native, false)
 	add(wasi, true)
+	retimed := map[string]bool{}
+	if wasi != nil {
+		for _, br := range wasi.bins {
+			for _, t := range br.Tests {
+				retimed[t.Name] = t.Retimed
+			}
+		}
+	}
 	var sum registry.TimingSummary
 	for i := range out {
 		c := &out[i]
@@ -213,6 +221,9 @@ func compareTests(native, wasi *targetState) ([]registry.TestComparison, *regist
 				continue
 			}
 			sum.Timed++
+			if retimed[c.Name] {
+				sum.Retimed++
+			}
 			sum.NativeUS += c.NativeUS
 			sum.WasmUS += c.WasmUS
 			c.Ratio = c.WasmUS * 1000 / c.NativeUS

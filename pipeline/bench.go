@@ -360,6 +360,9 @@ type wasmBenchRequest struct {
 	Scratch    string `json:"scratch"` // writable; every instance gets a fresh directory below it
 	Pages      uint32 `json:"pages"`
 	Iterations int    `json:"iterations"` // timed runs, after one warm-up run
+	// Runs, when set, replaces Iterations: one timed run per argument
+	// list, no warm-up (the test re-timing of wasmtime.go).
+	Runs [][]string `json:"runs,omitempty"`
 }
 
 // wasmBenchResult is what wasm-bench prints.
@@ -444,6 +447,10 @@ func runWasmBench(ctx context.Context, req wasmBenchRequest, log *slog.Logger) (
 		pages = 65536
 	}
 	n := min(max(req.Iterations, 1), 100)
+	first := 1 // the warm-up run is not timed
+	if len(req.Runs) > 0 {
+		n, first = min(len(req.Runs), maxRetimed)-1, 0
+	}
 	rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().
 		WithMemoryLimitPages(pages).WithDebugInfoEnabled(false))
 	defer rt.Close(ctx)
@@ -465,7 +472,11 @@ func runWasmBench(ctx context.Context, req wasmBenchRequest, log *slog.Logger) (
 		}
 		out := &limitedBuffer{limit: 2 << 10}
 		fsc := wazero.NewFSConfig().(sysfs.FSConfig).WithSysFSMount(newConfinedFS(dir), "/")
-		cfg := wazero.NewModuleConfig().WithName("").WithArgs(filepath.Base(req.Module)).
+		args := []string{filepath.Base(req.Module)}
+		if len(req.Runs) > 0 {
+			args = append(args, req.Runs[i]...)
+		}
+		cfg := wazero.NewModuleConfig().WithName("").WithArgs(args...).
 			WithStdout(out).WithStderr(out).WithFSConfig(fsc).
 			WithSysWalltime().WithSysNanotime().WithSysNanosleep().WithStartFunctions()
 		mem := &instanceMemory{}
@@ -488,7 +499,7 @@ func runWasmBench(ctx context.Context, req wasmBenchRequest, log *slog.Logger) (
 			res.Error = "a run failed: " + truncateText(firstLine(err.Error()), 200) + ": " + tail(out.String(), 200)
 			return res, nil
 		}
-		if i > 0 {
+		if i >= first {
 			res.RunsUS = append(res.RunsUS, uint64(el.Microseconds()))
 		}
 	}

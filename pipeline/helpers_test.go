@@ -333,7 +333,7 @@ func outcomeOf(fr *fixtureResult) string {
 func targetOf(t *testing.T, b *registry.ReportBody, name string) *registry.TargetReport {
 	t.Helper()
 	for i := range b.Targets {
-		if b.Targets[i].Target == name {
+		if b.Targets[i].Target == name && !b.Targets[i].Extra {
 			return &b.Targets[i]
 		}
 	}

@@ -732,7 +732,9 @@ func (r *jobRun) runTests(ctx context.Context, ts *targetState, bins []testBinar
 				continue
 			}
 			r.addModule(ts, b.Path, "test:"+b.Label)
-			br, err = r.p.wasmTests(ctx, b, r.dir, budget)
+			if br, err = r.p.wasmTests(ctx, b, r.dir, budget); err == nil {
+				err = r.retimeWasm(ctx, b, br, budget)
+			}
 		} else {
 			br, err = r.p.nativeTests(ctx, b, ts.ce, budget)
 		}

@@ -23,6 +23,7 @@ type testRun struct {
 	US          uint64 `json:"us,omitempty"`           // time attributable to the test: the run's wall time less the binary's baseline
 	Peak        uint64 `json:"peak,omitempty"`         // wasm: peak linear memory of the run; native: peak RSS
 	ShouldPanic bool   `json:"should_panic,omitempty"` // wasm reported it ignored because it is #[should_panic]
+	Retimed     bool   `json:"-"`                      // wasm: US is from a run without interruption checks (wasmtime.go)
 	Output      string `json:"output,omitempty"`       // the run's output, kept for failing tests
 }
 
