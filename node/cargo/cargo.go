@@ -217,6 +217,14 @@ func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) 
 // handler (no token on a private node, over a rate limit) in Cargo's error
 // format, with Cargo's WWW-Authenticate challenge on a 401.
 func (h *Handler) Challenge(w http.ResponseWriter, r *http.Request, err error) {
+	if registry.KindOf(err) == registry.EUNAUTHORIZED {
+		msg := "this registry is private: every request needs a token of this node; set CARGO_REGISTRIES_NAME_TOKEN " +
+			"with registries.NAME.credential-provider = \"cargo:token\" (or run `cargo login --registry NAME`)"
+		if r.Header.Get("Authorization") != "" {
+			msg = "this registry is private and the token Cargo sent is not valid on this node (" + h.n.PeerID() + "): tokens belong to one node"
+		}
+		err = registry.E("cargo.auth", registry.EUNAUTHORIZED, msg, nil)
+	}
 	h.writeError(w, r, err)
 }
 
