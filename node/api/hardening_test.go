@@ -253,15 +253,16 @@ func TestStalledBodyIsCut(t *testing.T) {
 		checkRefused(t, e, "stalled body", o, true)
 	}
 	e := bodyEndpoints[0]
-	h := head(e, s.addr, s.authHeader(e), "Content-Length: 1000")
+	h := head(e, s.addr, s.authHeader(e), "Content-Length: 60000")
 	trickle := func(c *net.TCPConn) {
-		for i := 0; i < 997; i++ {
+		// 10 s at 20 bytes/s: ten times the grace period.
+		for i := 0; i < 200; i++ {
 			time.Sleep(bt.Idle / 4)
 			if _, err := c.Write([]byte{' '}); err != nil {
 				return // cut
 			}
 		}
-		t.Errorf("a body trickling at 20 bytes/s was never cut")
+		t.Errorf("a body trickling at 20 bytes/s was not cut in 10 s")
 	}
 	o := raw(t, s.addr, "", h, []byte(`{"a`), trickle, 10*time.Second)
 	checkRefused(t, e, "trickled body", o, true)
