@@ -68,3 +68,31 @@ func TestAddrKey(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkLimiterAllow: the cost of one rate-limit decision for a known
+// client, and for a flood of new keys against a full table.
+func BenchmarkLimiterAllow(b *testing.B) {
+	b.Run("known", func(b *testing.B) {
+		l := newLimiter(1e9, 1e9, 0)
+		now := time.Now()
+		for i := 0; i < b.N; i++ {
+			l.allow("a:127.0.0.1", now)
+		}
+	})
+	b.Run("flood-full-table", func(b *testing.B) {
+		l := newLimiter(1, 10, DefaultMaxEntries)
+		now := time.Now()
+		for i := 0; i < DefaultMaxEntries; i++ {
+			l.allow(credentialKey(fmt.Sprint("fill-", i)), now)
+		}
+		keys := make([]string, 4096)
+		for i := range keys {
+			keys[i] = credentialKey(fmt.Sprint("flood-", i))
+		}
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			l.allow(keys[i%len(keys)]+fmt.Sprint(i), now)
+		}
+		b.ReportMetric(float64(l.len()), "entries")
+	})
+}
