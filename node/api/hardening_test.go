@@ -433,12 +433,17 @@ func TestRateLimitPerAddressCatchesBogusTokens(t *testing.T) {
 }
 
 // BenchmarkRateLimitUnderLoad: 8 connections from 127.0.0.1 flood GET
-// /crates as fast as they can against a limit of 200 requests/s per
-// address, while one client on 127.0.0.2 asks once per 10 ms. It reports
-// the share of the flood refused with 429, the polite client's share of
-// 200s and its 99th-percentile latency.
+// /crates as fast as they can, while one client on 127.0.0.2 asks once per
+// 10 ms; with a limit of 200 requests/s per address, and without limits
+// for comparison. It reports the share of the flood refused with 429, the
+// polite client's share of 200s and its 99th-percentile latency.
 func BenchmarkRateLimitUnderLoad(b *testing.B) {
-	s := newServer(b, node.Config{}, api.Options{Rate: api.RateLimits{PerAddr: 200, AddrBurst: 200}})
+	b.Run("limit-200/s", func(b *testing.B) { benchFlood(b, api.RateLimits{PerAddr: 200, AddrBurst: 200}) })
+	b.Run("no-limit", func(b *testing.B) { benchFlood(b, api.RateLimits{}) })
+}
+
+func benchFlood(b *testing.B, rl api.RateLimits) {
+	s := newServer(b, node.Config{}, api.Options{Rate: rl})
 	client := func(local string) *http.Client {
 		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}}
 		return &http.Client{Transport: &http.Transport{DialContext: d.DialContext, MaxIdleConnsPerHost: 16}}
