@@ -1,9 +1,12 @@
 package api_test
 
 import (
+	"archive/tar"
 	"bufio"
 	"bytes"
+	"compress/gzip"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -501,4 +504,69 @@ func benchFlood(b *testing.B, rl api.RateLimits) {
 	b.ReportMetric(float64(total), "flood-requests")
 	b.ReportMetric(float64(ok)/float64(b.N), "polite-200-share")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "polite-p99-ms")
+}
+
+// bigCrate is a valid .crate of about size bytes that gzip cannot shrink.
+func bigCrate(t testing.TB, name string, size int) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(zw)
+	noise := make([]byte, size)
+	rand.Read(noise)
+	files := []struct {
+		name string
+		data []byte
+	}{
+		{"Cargo.toml", []byte(fmt.Sprintf("[package]\nname = %q\nversion = \"1.0.0\"\ndescription = \"large\"\n", name))},
+		{"src/lib.rs", []byte("pub fn f() {}\n")},
+		{"noise.bin", noise},
+	}
+	for _, f := range files {
+		tw.WriteHeader(&tar.Header{Name: name + "-1.0.0/" + f.name, Mode: 0o644, Size: int64(len(f.data)), Typeflag: tar.TypeReg})
+		tw.Write(f.data)
+	}
+	tw.Close()
+	zw.Close()
+	return buf.Bytes()
+}
+
+// TestStalledReaderIsCut: a client that asks for a large download and
+// stops reading is cut once the write has made no progress for the idle
+// timeout (plus its size at the minimum rate), instead of holding the
+// connection and its buffers forever; a client that reads gets it whole.
+func TestStalledReaderIsCut(t *testing.T) {
+	const size = 24 << 20
+	bt := api.BodyTimeouts{Idle: 300 * time.Millisecond, Grace: 30 * time.Second, MinRate: 32 << 20}
+	s := newServer(t, node.Config{MaxCrateSize: 32 << 20}, api.Options{Body: bt})
+	crate := bigCrate(t, "big", size)
+	if st, _, b := s.request(t, "POST", "/crates", "Bearer "+s.token, crate); st != http.StatusCreated {
+		t.Fatalf("publishing the large crate: %d %s", st, b)
+	}
+	fetch := func(stall time.Duration) (int, error) {
+		c, err := net.Dial("tcp", s.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		io.WriteString(c, "GET /crates/big@1.0.0/download HTTP/1.1\r\nHost: x\r\n\r\n")
+		time.Sleep(stall)
+		c.SetReadDeadline(time.Now().Add(15 * time.Second))
+		res, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			return 0, err
+		}
+		defer res.Body.Close()
+		n, err := io.Copy(io.Discard, res.Body)
+		return int(n), err
+	}
+	if n, err := fetch(0); err != nil || n != len(crate) {
+		t.Fatalf("a reading client got %d of %d bytes: %v", n, len(crate), err)
+	}
+	// The socket buffers take ~10 MiB; the rest waits on the client.
+	n, err := fetch(5 * time.Second)
+	if err == nil && n == len(crate) {
+		t.Fatalf("a client that stopped reading for 5 s still got all %d bytes: the write was never cut", n)
+	}
+	t.Logf("the stalled reader got %d of %d bytes, then: %v", n, len(crate), err)
 }
