@@ -75,7 +75,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	sw := &statusWriter{ResponseWriter: w, status: 200}
 	dw := &deadlineWriter{statusWriter: sw, rc: rc, t: s.opt.Body}
 	if r.Body != nil && r.Body != http.NoBody {
-		r.Body = newDeadlineBody(w, r, s.opt.Body)
+		r.Body = newDeadlineBody(rc, r, s.opt.Body)
 	}
 	defer func() {
 		// Time for the last buffered bytes to leave.

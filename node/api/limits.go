@@ -112,8 +112,8 @@ type deadlineBody struct {
 	done  bool
 }
 
-func newDeadlineBody(w http.ResponseWriter, r *http.Request, t BodyTimeouts) *deadlineBody {
-	b := &deadlineBody{ReadCloser: r.Body, rc: http.NewResponseController(w), t: t, start: time.Now()}
+func newDeadlineBody(rc *http.ResponseController, r *http.Request, t BodyTimeouts) *deadlineBody {
+	b := &deadlineBody{ReadCloser: r.Body, rc: rc, t: t, start: time.Now()}
 	// Bound also the draining of a body the handler never reads.
 	b.setDeadline()
 	return b
