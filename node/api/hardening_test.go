@@ -275,17 +275,18 @@ func TestStalledBodyIsCut(t *testing.T) {
 	}
 }
 
-// TestSteadyUploadWithPausesIsServed: pauses shorter than the idle timeout
-// within the grace period do not cut a body.
+// TestSteadyUploadWithPausesIsServed: a body that takes several times the
+// idle timeout, with pauses shorter than it, within the grace period, is
+// not cut: the deadline follows progress.
 func TestSteadyUploadWithPausesIsServed(t *testing.T) {
-	bt := api.BodyTimeouts{Idle: 2 * time.Second, Grace: 30 * time.Second, MinRate: 4 << 10}
+	bt := api.BodyTimeouts{Idle: time.Second, Grace: 30 * time.Second, MinRate: 4 << 10}
 	s := newServer(t, node.Config{}, api.Options{Body: bt})
 	body := []byte(`{"name": "renamed"}`)
 	e := endpoint{"PUT", "/registry", false, true}
 	h := head(e, s.addr, s.authHeader(e), "Content-Length: "+strconv.Itoa(len(body)))
 	o := raw(t, s.addr, "", h, body[:5], func(c *net.TCPConn) {
 		for _, b := range body[5:] {
-			time.Sleep(50 * time.Millisecond)
+			time.Sleep(bt.Idle / 5)
 			c.Write([]byte{b})
 		}
 	}, 30*time.Second)
