@@ -414,9 +414,13 @@ func TestRateLimitPerToken(t *testing.T) {
 	if counts["other"][200] != burst || len(counts["other"]) != 1 {
 		t.Errorf("other token: %v; want every request served", counts["other"])
 	}
-	// The same token on the raw Cargo form is the same credential.
-	if st, _, _ := get(t, s, "", "/api/v1/crates?q=x", s.token); st != http.StatusTooManyRequests {
-		t.Errorf("the exhausted token, sent as Cargo sends it: %d, want 429", st)
+	// The same token on the raw Cargo form is the same credential, and
+	// Cargo's paths answer in Cargo's error format.
+	h := fmt.Sprintf("GET /api/v1/crates?q=x HTTP/1.1\r\nHost: %s\r\nAuthorization: %s\r\nConnection: close\r\n\r\n", s.addr, s.token)
+	o := raw(t, s.addr, "", h, nil, nil, 10*time.Second)
+	var eb cargo.ErrorBody
+	if o.status != http.StatusTooManyRequests || o.header.Get("Retry-After") == "" || json.Unmarshal(o.body, &eb) != nil || len(eb.Errors) != 1 {
+		t.Errorf("the exhausted token, sent as Cargo sends it: %s, Retry-After %q; want 429 in Cargo's error format", o, o.header.Get("Retry-After"))
 	}
 }
 
