@@ -354,21 +354,21 @@ func get(t *testing.T, s *server, local, path, auth string) (int, string, string
 	return o.status, o.header.Get("Retry-After"), code
 }
 
-// TestRateLimitPerAddress: a client address over its limit gets 429 with
-// Retry-After and the busy error JSON, while another address, asking at
-// the same time, is served every time. Counted statuses, no timing: the
-// refill rate is far below one request per test run.
+// TestRateLimitPerAddress: under a concurrent flood from one address, that
+// address gets 429 with Retry-After and the busy error JSON once its burst
+// is spent, while another address, asking at the same time, is served
+// every time. Counted statuses, no timing: the refill rate is far below
+// one request per test run.
 func TestRateLimitPerAddress(t *testing.T) {
 	const burst = 10
 	s := newServer(t, node.Config{}, api.Options{Rate: api.RateLimits{PerAddr: 0.001, AddrBurst: burst}})
+	var mu sync.Mutex
 	counts := map[string]map[int]int{"127.0.0.1": {}, "127.0.0.2": {}}
-	for i := 0; i < 3*burst; i++ {
-		for _, ip := range []string{"127.0.0.1", "127.0.0.2"} {
-			if ip == "127.0.0.2" && i%3 != 0 {
-				continue // the other client asks a third as often, within its burst
-			}
+	var wg sync.WaitGroup
+	ask := func(ip string, n int) {
+		defer wg.Done()
+		for i := 0; i < n; i++ {
 			st, ra, code := get(t, s, ip, "/crates", "")
-			counts[ip][st]++
 			if st == http.StatusTooManyRequests {
 				if n, err := strconv.Atoi(ra); err != nil || n < 1 {
 					t.Errorf("429 with Retry-After %q, want whole seconds >= 1", ra)
@@ -377,10 +377,20 @@ func TestRateLimitPerAddress(t *testing.T) {
 					t.Errorf("429 with error code %q, want busy", code)
 				}
 			}
+			mu.Lock()
+			counts[ip][st]++
+			mu.Unlock()
 		}
 	}
-	if counts["127.0.0.1"][200] != burst || counts["127.0.0.1"][429] != 2*burst {
-		t.Errorf("flooding client: %v; want %d × 200 then %d × 429", counts["127.0.0.1"], burst, 2*burst)
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go ask("127.0.0.1", 5*burst)
+	}
+	wg.Add(1)
+	go ask("127.0.0.2", burst)
+	wg.Wait()
+	if counts["127.0.0.1"][200] != burst || counts["127.0.0.1"][429] != 19*burst {
+		t.Errorf("flooding client: %v; want %d × 200 and %d × 429", counts["127.0.0.1"], burst, 19*burst)
 	}
 	if counts["127.0.0.2"][200] != burst || len(counts["127.0.0.2"]) != 1 {
 		t.Errorf("other client: %v; want every request served", counts["127.0.0.2"])
