@@ -28,6 +28,11 @@ const (
 	ECANCELED     ErrorKind = "canceled"      // the operation was cancelled by its caller
 )
 
+// ETEMPORARY is a passing condition, such as no peer reachable right now:
+// the same request may succeed later (HTTP 503 with Retry-After). EUNAVAILABLE,
+// by contrast, is a capability this node lacks until it is reconfigured.
+const ETEMPORARY ErrorKind = "temporarily_unavailable"
+
 // Error is the one error type of the project. Op names the operation that
 // failed ("store.PutRecords", "api.submit"); Kind classifies it; Msg is a
 // sentence for users that says what was wrong and, where it helps, what to do;

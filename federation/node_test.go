@@ -405,8 +405,8 @@ func TestPeerErrors(t *testing.T) {
 	addr, goneID := gone.addr(), gone.PeerID()
 	gone.stop()
 	info, err := a.AddPeer(ctx, addr)
-	if registry.KindOf(err) != registry.EUNAVAILABLE || !info.Saved || info.Connected {
-		t.Errorf("AddPeer(unreachable) = %+v, %v; want remembered, not connected, unavailable", info, err)
+	if registry.KindOf(err) != registry.ETEMPORARY || !info.Saved || info.Connected {
+		t.Errorf("AddPeer(unreachable) = %+v, %v; want remembered, not connected, temporarily unavailable", info, err)
 	}
 	if err := a.RemovePeer(ctx, info.ID); err != nil {
 		t.Errorf("RemovePeer(remembered) = %v", err)
@@ -414,8 +414,8 @@ func TestPeerErrors(t *testing.T) {
 	if err := a.RemovePeer(ctx, info.ID); registry.KindOf(err) != registry.ENOTFOUND {
 		t.Errorf("RemovePeer(forgotten) = %v, want not_found", err)
 	}
-	if _, err := a.Sync(ctx, ""); registry.KindOf(err) != registry.EUNAVAILABLE {
-		t.Errorf("Sync with no peers = %v, want not_available", err)
+	if _, err := a.Sync(ctx, ""); registry.KindOf(err) != registry.ETEMPORARY {
+		t.Errorf("Sync with no peers = %v, want temporarily_unavailable", err)
 	}
 	if _, err := a.Sync(ctx, goneID); registry.KindOf(err) != registry.ENOTFOUND {
 		t.Errorf("Sync with an unknown peer ID = %v, want not_found", err)

@@ -187,7 +187,7 @@ func (n *Node) remember(ai *peer.AddrInfo) {
 // remembered across restarts, protected in the connection manager,
 // connected, and reconciled with before AddPeer returns. When the peer
 // cannot be reached it stays remembered and is retried with backoff; the
-// error (registry.EUNAVAILABLE) says so.
+// error (registry.ETEMPORARY) says so.
 func (n *Node) AddPeer(ctx context.Context, addr string) (PeerInfo, error) {
 	const op = "federation.AddPeer"
 	ai, err := parsePeerAddr(addr)
@@ -214,7 +214,7 @@ func (n *Node) AddPeer(ctx context.Context, addr string) (PeerInfo, error) {
 		n.mu.Lock()
 		st.lastErr = "connect: " + err.Error()
 		n.mu.Unlock()
-		return n.peerInfo(ai.ID), registry.E(op, registry.EUNAVAILABLE, "the peer is remembered but cannot be reached now; the node keeps retrying with backoff", err)
+		return n.peerInfo(ai.ID), registry.E(op, registry.ETEMPORARY, "the peer is remembered but cannot be reached now; the node keeps retrying with backoff", err)
 	}
 	_, err = n.syncLocked(ctx, ai.ID, st)
 	st.outbound.Unlock()

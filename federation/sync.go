@@ -70,7 +70,7 @@ func (n *Node) Sync(ctx context.Context, target string) (SyncReport, error) {
 			}
 		}
 		if len(targets) == 0 {
-			return SyncReport{}, registry.Errorf(op, registry.EUNAVAILABLE, "no connected peer to reconcile with; join one with `peers add MULTIADDR`")
+			return SyncReport{}, registry.Errorf(op, registry.ETEMPORARY, "no connected peer to reconcile with; join one with `peers add MULTIADDR`")
 		}
 	}
 	slices.Sort(targets)
@@ -101,7 +101,7 @@ func (n *Node) Sync(ctx context.Context, target string) (SyncReport, error) {
 	rep.Duration = time.Since(start)
 	n.saveBook()
 	if failed == len(targets) {
-		return rep, registry.Errorf(op, registry.EUNAVAILABLE, "reconciliation failed: %s", firstErr)
+		return rep, registry.Errorf(op, registry.ETEMPORARY, "reconciliation failed: %s", firstErr)
 	}
 	return rep, nil
 }
@@ -152,7 +152,7 @@ func (n *Node) syncLocked(ctx context.Context, pid peer.ID, st *peerState) (Peer
 	s, err := n.host.NewStream(ctx, pid, ReconcileProtocol)
 	if err != nil {
 		n.stats.sessionErrors.Add(1)
-		err = registry.E(op, registry.EUNAVAILABLE, "cannot open a reconciliation stream to "+pid.String(), err)
+		err = registry.E(op, registry.ETEMPORARY, "cannot open a reconciliation stream to "+pid.String(), err)
 		n.finishSync(pid, st, &ps, err, start)
 		return ps, err
 	}

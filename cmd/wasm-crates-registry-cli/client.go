@@ -10,14 +10,21 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 )
 
-// client speaks the node's REST API.
+// client speaks the node's REST API. It sends its token only to the API's
+// own origin (scheme, host and port; never across a redirect to another),
+// and on reads only once the node has answered a read with 401, which a
+// private node does: a token is not spent where it is not needed.
 type client struct {
 	base  string
 	token string
 	http  *http.Client
+
+	mu      sync.Mutex
+	private bool // the node refused an anonymous read
 }
 
 // apiError is an error answer from the node.
@@ -34,46 +41,94 @@ func newClient(base, token string, timeout time.Duration) (*client, error) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("--api %q is not an http(s) URL like http://127.0.0.1:8080", base)
 	}
-	return &client{base: u.String(), token: token, http: &http.Client{Timeout: timeout}}, nil
+	c := &client{base: u.String(), token: token}
+	home := origin(u)
+	c.http = &http.Client{Timeout: timeout, CheckRedirect: func(req *http.Request, via []*http.Request) error {
+		if len(via) >= 10 {
+			return errors.New("stopped after 10 redirects")
+		}
+		if origin(req.URL) != home {
+			req.Header.Del("Authorization")
+		}
+		return nil
+	}}
+	return c, nil
 }
 
-// do sends a request and decodes a JSON answer into out (when non-nil).
-func (c *client) do(ctx context.Context, method, path string, body io.Reader, contentType string, out any) error {
+// origin is a URL's scheme://host:port, with the scheme's default port.
+func origin(u *url.URL) string {
+	port := u.Port()
+	if port == "" {
+		port = map[string]string{"http": "80", "https": "443"}[strings.ToLower(u.Scheme)]
+	}
+	return strings.ToLower(u.Scheme) + "://" + strings.ToLower(u.Hostname()) + ":" + port
+}
+
+// isRead reports whether a request only reads: it carries the token only
+// on a private node.
+func isRead(method string) bool { return method == http.MethodGet || method == http.MethodHead }
+
+// send sends a request and returns the answer's status and body (at most
+// 64 MiB). A read refused with 401 is sent again with the token, and later
+// reads carry it from the start.
+func (c *client) send(ctx context.Context, method, path string, body io.Reader, contentType, accept string) (int, []byte, error) {
+	c.mu.Lock()
+	withToken := c.token != "" && (!isRead(method) || c.private)
+	c.mu.Unlock()
+	for {
+		status, hdr, data, err := c.once(ctx, method, path, body, contentType, accept, withToken)
+		if err != nil {
+			return 0, nil, err
+		}
+		if status == http.StatusUnauthorized && !withToken && c.token != "" && isRead(method) && hdr.Get("WWW-Authenticate") != "" {
+			c.mu.Lock()
+			c.private = true
+			c.mu.Unlock()
+			withToken = true
+			continue
+		}
+		return status, data, nil
+	}
+}
+
+func (c *client) once(ctx context.Context, method, path string, body io.Reader, contentType, accept string, withToken bool) (int, http.Header, []byte, error) {
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
 	if err != nil {
-		return err
+		return 0, nil, nil, err
 	}
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
-	req.Header.Set("Accept", "application/json")
-	if c.token != "" {
+	if accept != "" {
+		req.Header.Set("Accept", accept)
+	}
+	if withToken {
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		var ue *url.Error
 		if errors.As(err, &ue) && ue.Timeout() {
-			return fmt.Errorf("the node at %s did not answer in time", c.base)
+			return 0, nil, nil, fmt.Errorf("the node at %s did not answer in time", c.base)
 		}
-		return fmt.Errorf("cannot reach the node at %s (is it running? set --api or REGISTRY_URL): %v", c.base, rootCause(err))
+		return 0, nil, nil, fmt.Errorf("cannot reach the node at %s (is it running? set --api or REGISTRY_URL): %v", c.base, rootCause(err))
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
-		return fmt.Errorf("reading the node's answer: %w", err)
+		return 0, nil, nil, fmt.Errorf("reading the node's answer: %w", err)
 	}
-	if resp.StatusCode >= 400 {
-		var eb struct {
-			Error struct {
-				Code    string `json:"code"`
-				Message string `json:"message"`
-			} `json:"error"`
-		}
-		if json.Unmarshal(data, &eb) == nil && eb.Error.Message != "" {
-			return &apiError{Status: resp.StatusCode, Code: eb.Error.Code, Message: eb.Error.Message}
-		}
-		return &apiError{Status: resp.StatusCode, Code: "http", Message: fmt.Sprintf("the node answered %s", resp.Status)}
+	return resp.StatusCode, resp.Header, data, nil
+}
+
+// do sends a request and decodes a JSON answer into out (when non-nil).
+func (c *client) do(ctx context.Context, method, path string, body io.Reader, contentType string, out any) error {
+	status, data, err := c.send(ctx, method, path, body, contentType, "application/json")
+	if err != nil {
+		return err
+	}
+	if status >= 400 {
+		return errorOf(status, data)
 	}
 	if out == nil {
 		return nil
@@ -86,6 +141,32 @@ func (c *client) do(ctx context.Context, method, path string, body io.Reader, co
 		return fmt.Errorf("the node's answer is not the JSON expected: %w", err)
 	}
 	return nil
+}
+
+// getRaw reads path without asking for JSON (a record's canonical bytes).
+func (c *client) getRaw(ctx context.Context, path string) ([]byte, error) {
+	status, data, err := c.send(ctx, http.MethodGet, path, nil, "", "")
+	if err != nil {
+		return nil, err
+	}
+	if status >= 400 {
+		return nil, errorOf(status, data)
+	}
+	return data, nil
+}
+
+// errorOf is the error of an error answer.
+func errorOf(status int, data []byte) error {
+	var eb struct {
+		Error struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	if json.Unmarshal(data, &eb) == nil && eb.Error.Message != "" {
+		return &apiError{Status: status, Code: eb.Error.Code, Message: eb.Error.Message}
+	}
+	return &apiError{Status: status, Code: "http", Message: fmt.Sprintf("the node answered %d %s", status, http.StatusText(status))}
 }
 
 func (c *client) getJSON(ctx context.Context, path string, out any) error {

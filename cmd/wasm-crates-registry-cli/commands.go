@@ -876,17 +876,11 @@ func recordCmd() *cli.Command {
 				return err
 			}
 			if out := e.c.String("output"); out != "" {
-				req, _ := http.NewRequestWithContext(e.ctx, http.MethodGet, e.cl.base+"/records/"+esc(id), nil)
-				resp, err := e.cl.http.Do(req)
+				b, err := e.cl.getRaw(e.ctx, "/records/"+esc(id))
 				if err != nil {
 					return err
 				}
-				defer resp.Body.Close()
-				var buf bytes.Buffer
-				buf.ReadFrom(resp.Body)
-				if resp.StatusCode != 200 {
-					return fmt.Errorf("the node answered %s", resp.Status)
-				}
+				buf := bytes.NewBuffer(b)
 				rec, err := registry.DecodeRecord(buf.Bytes())
 				if err != nil {
 					return fmt.Errorf("the record does not verify: %s", registry.MessageOf(err))

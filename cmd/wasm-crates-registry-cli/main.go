@@ -7,6 +7,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -70,7 +72,7 @@ func newApp() *cli.App {
 		Version: version,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "api", EnvVars: []string{"REGISTRY_URL"}, Value: "http://127.0.0.1:8080", Usage: "URL of the node's REST API"},
-			&cli.StringFlag{Name: "token", EnvVars: []string{"REGISTRY_TOKEN"}, Usage: "token for writes (default: the admin-token file in --data-dir, when present)"},
+			&cli.StringFlag{Name: "token", EnvVars: []string{"REGISTRY_TOKEN"}, Usage: "token of the node at --api, sent with writes, and with reads only when the node is private (default: the admin-token file in --data-dir, used only when --api is a loopback address)"},
 			&cli.StringFlag{Name: "data-dir", EnvVars: []string{"REGISTRY_DATA_DIR"}, Value: "./registry-data", Usage: "data directory of a local node, where the admin token is looked for"},
 			&cli.BoolFlag{Name: "json", Usage: "print the API's JSON instead of tables"},
 			&cli.StringFlag{Name: "key", EnvVars: []string{"REGISTRY_KEY"}, Usage: "sign submit, yank and owners with this developer key (see `keys`) instead of having the node sign"},
@@ -98,7 +100,9 @@ type env struct {
 
 func newEnv(c *cli.Context) (*env, error) {
 	tok := c.String("token")
-	if tok == "" {
+	if tok == "" && isLoopbackURL(c.String("api")) {
+		// The admin-token file belongs to the node on this machine: it is
+		// never sent to an API elsewhere.
 		if b, err := os.ReadFile(filepath.Join(c.String("data-dir"), "admin-token")); err == nil {
 			tok = strings.TrimSpace(string(b))
 		}
@@ -108,6 +112,21 @@ func newEnv(c *cli.Context) (*env, error) {
 		return nil, usageError{err.Error()}
 	}
 	return &env{c: c, cl: cl, json: c.Bool("json"), ctx: c.Context}, nil
+}
+
+// isLoopbackURL reports whether an API URL names this machine by a
+// loopback address or "localhost".
+func isLoopbackURL(s string) bool {
+	u, err := url.Parse(s)
+	if err != nil {
+		return false
+	}
+	h := u.Hostname()
+	if strings.EqualFold(h, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
 }
 
 // action wraps a command body with its environment.

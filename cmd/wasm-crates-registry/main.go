@@ -7,6 +7,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -21,6 +22,8 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v2"
+	"golang.org/x/net/netutil"
+	"golang.org/x/time/rate"
 
 	registry "github.com/wasmrust/wasm-crates-registry"
 	"github.com/wasmrust/wasm-crates-registry/federation"
@@ -61,6 +64,10 @@ func flags() []cli.Flag {
 		&cli.IntFlag{Name: "port", EnvVars: []string{"PORT"}, Value: 8080, Usage: "port of the REST API (0 picks a free one)"},
 		&cli.StringFlag{Name: "registry-name", EnvVars: []string{"REGISTRY_NAME"}, Value: "wasm-crates-registry", Usage: "the registry's name on first start (later: config set name …)"},
 		&cli.StringFlag{Name: "public-url", EnvVars: []string{"PUBLIC_URL"}, Usage: "URL clients reach the API at, for the Cargo index config (default http://HOST:PORT)"},
+		&cli.BoolFlag{Name: "auth-required", EnvVars: []string{"AUTH_REQUIRED"},
+			Usage: "private node: every request but GET /health needs a token (reads of the API, the Cargo index and downloads too); the Cargo index says auth-required"},
+		&cli.StringFlag{Name: "tls-cert", EnvVars: []string{"TLS_CERT"}, Usage: "PEM certificate (chain) to serve the API over HTTPS; needs --tls-key"},
+		&cli.StringFlag{Name: "tls-key", EnvVars: []string{"TLS_KEY"}, Usage: "PEM private key of --tls-cert"},
 		&cli.StringFlag{Name: "max-crate-size", EnvVars: []string{"MAX_CRATE_SIZE"}, Value: "10MiB", Usage: "largest .crate accepted (bytes, or with KiB/MiB)"},
 		&cli.DurationFlag{Name: "max-skew", EnvVars: []string{"MAX_SKEW"}, Value: registry.DefaultMaxSkew, Usage: "how far ahead of this clock a record's time may be before it is held back"},
 		&cli.StringFlag{Name: "log-level", EnvVars: []string{"LOG_LEVEL"}, Value: "info", Usage: "debug, info, warn or error"},
@@ -78,6 +85,23 @@ func flags() []cli.Flag {
 		&cli.StringFlag{Name: "quota-unknown", EnvVars: []string{"QUOTA_UNKNOWN"}, Value: quotaString(node.DefaultQuotas.UnknownCount, node.DefaultQuotas.UnknownBytes), Category: "Quotas",
 			Usage: "records and bytes of kinds this node does not apply, all together, as COUNT,SIZE (relayed only within it)"},
 		&cli.DurationFlag{Name: "checkpoint-interval", EnvVars: []string{"CHECKPOINT_INTERVAL"}, Value: time.Second, Usage: "how often to sign a checkpoint of this node's log when it has grown (0: never; the node then witnesses nothing itself)"},
+
+		&cli.Float64Flag{Name: "rate-limit-addr", EnvVars: []string{"RATE_LIMIT_ADDR"}, Value: api.DefaultAddrRate, Category: "HTTP limits",
+			Usage: "requests per second one client address may make, on average (IPv6: per /64; 0: no limit)"},
+		&cli.IntFlag{Name: "rate-burst-addr", EnvVars: []string{"RATE_BURST_ADDR"}, Value: api.DefaultAddrBurst, Category: "HTTP limits",
+			Usage: "requests one client address may make at once before --rate-limit-addr applies"},
+		&cli.Float64Flag{Name: "rate-limit-token", EnvVars: []string{"RATE_LIMIT_TOKEN"}, Value: api.DefaultTokenRate, Category: "HTTP limits",
+			Usage: "requests per second one presented token may make, on average (0: no limit)"},
+		&cli.IntFlag{Name: "rate-burst-token", EnvVars: []string{"RATE_BURST_TOKEN"}, Value: api.DefaultTokenBurst, Category: "HTTP limits",
+			Usage: "requests one token may make at once before --rate-limit-token applies"},
+		&cli.IntFlag{Name: "max-connections", EnvVars: []string{"MAX_CONNECTIONS"}, Value: 1024, Category: "HTTP limits",
+			Usage: "open client connections at most; more wait to be accepted"},
+		&cli.DurationFlag{Name: "body-idle-timeout", EnvVars: []string{"BODY_IDLE_TIMEOUT"}, Value: api.DefaultBodyIdle, Category: "HTTP limits",
+			Usage: "how long reading a request body or writing a response may make no progress before the connection is cut"},
+		&cli.DurationFlag{Name: "body-grace", EnvVars: []string{"BODY_GRACE"}, Value: api.DefaultBodyGrace, Category: "HTTP limits",
+			Usage: "time any request body may take; after it the body must keep arriving at --min-transfer-rate on average"},
+		&cli.StringFlag{Name: "min-transfer-rate", EnvVars: []string{"MIN_TRANSFER_RATE"}, Value: "4KiB", Category: "HTTP limits",
+			Usage: "slowest average rate, per second, of a request body after --body-grace, and of a response"},
 
 		&cli.StringFlag{Name: "wasm-index-gates", EnvVars: []string{"WASM_INDEX_GATES"}, Value: "curated", Category: "Cargo registry",
 			Usage: "quality gates a release must have passed to appear in the wasm-only index /wasm/index/ (comma-separated: curated, needs-review)"},
@@ -148,6 +172,10 @@ func run(c *cli.Context) error {
 	if scrub <= 0 {
 		scrub = -1
 	}
+	opt, tlsCert, tlsKey, err := serverOptions(c)
+	if err != nil {
+		return err
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
@@ -157,6 +185,9 @@ func run(c *cli.Context) error {
 		return fmt.Errorf("cannot listen on %s (is another node running? set PORT or --port): %w", addr, err)
 	}
 	defer ln.Close()
+	if m := c.Int("max-connections"); m > 0 {
+		ln = netutil.LimitListener(ln, m)
+	}
 
 	cfg := node.Config{
 		DataDir:       dir,
@@ -224,27 +255,38 @@ func run(c *cli.Context) error {
 		log.Info("reindexed", "records", k)
 	}
 
-	srv := api.New(n, log)
+	srv := api.NewWith(n, log, opt)
 	policy, err := cargo.ParseWasmPolicy(c.String("wasm-index-gates"), c.String("wasm-index-verdicts"))
 	if err != nil {
 		return err
 	}
-	ch, err := cargo.New(n, cargo.Config{PublicURL: c.String("public-url"), SameRegistry: c.StringSlice("same-registry"), Wasm: policy, Logger: log})
+	ch, err := cargo.New(n, cargo.Config{PublicURL: c.String("public-url"), SameRegistry: c.StringSlice("same-registry"), Wasm: policy, Logger: log, AuthRequired: opt.AuthRequired})
 	if err != nil {
 		return err
 	}
 	ch.Mount(srv.Mount)
 	srv.Mount("/ui/", web.New(n, log))
 	srv.Mount("GET /{$}", http.RedirectHandler("/ui/", http.StatusFound))
-	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	// Request bodies and responses have per-request deadlines that follow
+	// progress (api.BodyTimeouts), not the server's ReadTimeout and
+	// WriteTimeout, which would also cut large uploads and downloads at a
+	// normal speed, and long polls.
+	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
 	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
+	scheme := "http"
+	if tlsCert != "" {
+		scheme = "https"
+		go func() { errc <- hs.ServeTLS(ln, tlsCert, tlsKey) }()
+	} else {
+		go func() { errc <- hs.Serve(ln) }()
+	}
 	absDir, _ := filepath.Abs(dir)
-	fmt.Printf("wasm-crates-registry %s: node %s\n  REST API  http://%s\n  dashboard http://%s/ui/\n  data      %s\n", version, n.PeerID(), ln.Addr(), ln.Addr(), absDir)
+	fmt.Printf("wasm-crates-registry %s: node %s\n  REST API  %s://%s\n  dashboard %s://%s/ui/\n  data      %s\n", version, n.PeerID(), scheme, ln.Addr(), scheme, ln.Addr(), absDir)
 	for _, a := range n.Health(ctx).Addrs {
 		fmt.Printf("  p2p       %s\n", a)
 	}
-	log.Info("node started", "api", ln.Addr().String(), "data", absDir, "peer", n.PeerID())
+	log.Info("node started", "api", scheme+"://"+ln.Addr().String(), "private", opt.AuthRequired, "data", absDir, "peer", n.PeerID())
 
 	select {
 	case <-ctx.Done():
@@ -258,6 +300,43 @@ func run(c *cli.Context) error {
 	defer cancel()
 	_ = hs.Shutdown(sctx)
 	return n.Close()
+}
+
+// serverOptions reads the API's access rules and limits, and the TLS files.
+func serverOptions(c *cli.Context) (opt api.Options, cert, key string, err error) {
+	opt.AuthRequired = c.Bool("auth-required")
+	for _, f := range []string{"rate-limit-addr", "rate-limit-token"} {
+		if v := c.Float64(f); v < 0 {
+			return opt, "", "", fmt.Errorf("--%s %v: give requests per second, or 0 for no limit", f, v)
+		}
+	}
+	for _, f := range []string{"rate-burst-addr", "rate-burst-token"} {
+		if v := c.Int(f); v < 1 {
+			return opt, "", "", fmt.Errorf("--%s %d: give at least 1 request", f, v)
+		}
+	}
+	opt.Rate = api.RateLimits{
+		PerAddr: rate.Limit(c.Float64("rate-limit-addr")), AddrBurst: c.Int("rate-burst-addr"),
+		PerToken: rate.Limit(c.Float64("rate-limit-token")), TokenBurst: c.Int("rate-burst-token"),
+	}
+	minRate, err := parseSize(c.String("min-transfer-rate"))
+	if err != nil {
+		return opt, "", "", fmt.Errorf("--min-transfer-rate: %w", err)
+	}
+	if c.Duration("body-idle-timeout") <= 0 || c.Duration("body-grace") <= 0 {
+		return opt, "", "", errors.New("--body-idle-timeout and --body-grace must be positive durations, like 30s")
+	}
+	opt.Body = api.BodyTimeouts{Idle: c.Duration("body-idle-timeout"), Grace: c.Duration("body-grace"), MinRate: minRate}
+	cert, key = c.String("tls-cert"), c.String("tls-key")
+	if (cert == "") != (key == "") {
+		return opt, "", "", errors.New("--tls-cert and --tls-key go together: give both PEM files, or neither to serve plain HTTP")
+	}
+	if cert != "" {
+		if _, err := tls.LoadX509KeyPair(cert, key); err != nil {
+			return opt, "", "", fmt.Errorf("--tls-cert/--tls-key: %w", err)
+		}
+	}
+	return opt, cert, key, nil
 }
 
 // parseDatabaseURL accepts a plain path or badger://PATH.

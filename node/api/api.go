@@ -1,6 +1,10 @@
 // Package api serves a node's REST API: JSON throughout, errors as
 // {"error":{"code","message"}} with the status mapped from the error kind
-// in one place (StatusOf). Reads are open; writes need a token.
+// in one place (StatusOf). Reads are open unless the node is private
+// (Options.AuthRequired); writes need a token. Every request, including
+// those of mounted handlers (the Cargo protocol, the dashboard), passes the
+// Server's gate first: rate limits, the private node's token check and
+// deadlines on reading the body and writing the answer (limits.go).
 package api
 
 import (
@@ -26,26 +30,58 @@ type Server struct {
 	n   *node.Node
 	log *slog.Logger
 	mux *http.ServeMux
+	opt Options
+
+	byAddr, byToken *limiter
 }
 
-// New builds the API for a node. Extra mounts (the Cargo protocol, the
+// New builds the API for a node with the zero Options: open reads, no
+// rate limits, default body timeouts. Extra mounts (the Cargo protocol, the
 // dashboard) are added with Mount.
 func New(n *node.Node, log *slog.Logger) *Server {
+	return NewWith(n, log, Options{})
+}
+
+// NewWith builds the API for a node with its access rules and protections.
+func NewWith(n *node.Node, log *slog.Logger, opt Options) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{n: n, log: log, mux: http.NewServeMux()}
+	opt.Body.defaults()
+	s := &Server{n: n, log: log, mux: http.NewServeMux(), opt: opt,
+		byAddr:  newLimiter(opt.Rate.PerAddr, opt.Rate.AddrBurst, opt.Rate.MaxEntries),
+		byToken: newLimiter(opt.Rate.PerToken, opt.Rate.TokenBurst, opt.Rate.MaxEntries)}
 	s.routes()
 	return s
+}
+
+// Challenger is a mounted handler that answers requests the Server's gate
+// refuses (401 on a private node, 429) in its own protocol's format.
+type Challenger interface {
+	Challenge(w http.ResponseWriter, r *http.Request, err error)
 }
 
 // Mount serves h under pattern (a net/http ServeMux pattern).
 func (s *Server) Mount(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
 
-// ServeHTTP implements http.Handler, with panic recovery and access logs.
+// ServeHTTP implements http.Handler: the gate (rate limits, then a private
+// node's token check; GET /health is always open so that monitors need no
+// token), body and response deadlines, panic recovery and access logs.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
+	rc := http.NewResponseController(w)
+	// A deadline left by the previous request on this connection must not
+	// cut this one.
+	_ = rc.SetWriteDeadline(time.Time{})
 	sw := &statusWriter{ResponseWriter: w, status: 200}
+	dw := &deadlineWriter{statusWriter: sw, rc: rc, t: s.opt.Body}
+	if r.Body != nil && r.Body != http.NoBody {
+		r.Body = newDeadlineBody(rc, r, s.opt.Body)
+	}
+	defer func() {
+		// Time for the last buffered bytes to leave.
+		dw.arm(4 << 10)
+	}()
 	defer func() {
 		if p := recover(); p != nil {
 			s.log.Error("panic serving request", "method", r.Method, "path", r.URL.Path, "panic", p, "stack", string(debug.Stack()))
@@ -57,7 +93,46 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			s.log.Debug("request", "method", r.Method, "path", r.URL.Path, "status", sw.status, "dur", time.Since(start))
 		}
 	}()
-	s.mux.ServeHTTP(sw, r)
+	if r, err := s.gate(dw, r); err != nil {
+		s.refuse(dw, r, err)
+	} else {
+		s.mux.ServeHTTP(dw, r)
+	}
+}
+
+// gate applies the rate limits and, on a private node, the token check. On
+// success it returns the request with the authenticated actor in its
+// context.
+func (s *Server) gate(w http.ResponseWriter, r *http.Request) (*http.Request, error) {
+	if err := s.rateLimit(w, r); err != nil {
+		return r, err
+	}
+	if !s.opt.AuthRequired || (r.URL.Path == "/health" && (r.Method == http.MethodGet || r.Method == http.MethodHead)) {
+		return r, nil
+	}
+	id, err := s.n.AuthenticateIdentity(r.Header.Get("Authorization"))
+	if err != nil {
+		if registry.KindOf(err) == registry.EUNAUTHORIZED {
+			err = registry.E("api.gate", registry.EUNAUTHORIZED, "this registry node is private: every request needs a token", err)
+		}
+		return r, err
+	}
+	return r.WithContext(node.WithIdentity(context.WithValue(r.Context(), actorKey{}, id.String()), id)), nil
+}
+
+// refuse answers a request the gate stopped, in the format of the handler
+// that would have served it.
+func (s *Server) refuse(w http.ResponseWriter, r *http.Request, err error) {
+	if kind, _ := Classify(err); kind == registry.EINTERNAL {
+		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	if h, _ := s.mux.Handler(r); h != nil {
+		if c, ok := h.(Challenger); ok {
+			c.Challenge(w, r, err)
+			return
+		}
+	}
+	writeError(w, r, err)
 }
 
 type statusWriter struct {
@@ -77,6 +152,8 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 	w.wrote = true
 	return w.ResponseWriter.Write(b)
 }
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 func (w *statusWriter) Flush() {
 	if f, ok := w.ResponseWriter.(http.Flusher); ok {
@@ -109,7 +186,7 @@ func (s *Server) route(path string, m methods) {
 		}
 		status, v, err := h(w, r)
 		if err != nil {
-			if registry.KindOf(err) == registry.EINTERNAL {
+			if kind, _ := Classify(err); kind == registry.EINTERNAL {
 				s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 			}
 			writeError(w, r, err)
@@ -155,9 +232,13 @@ func (s *Server) routes() {
 type actorKey struct{}
 
 // auth wraps an endpoint that needs a valid token: the token's identity
-// goes into the request's context, where the node checks its scopes.
+// goes into the request's context, where the node checks its scopes (a
+// private node's gate has put it there already).
 func (s *Server) auth(h handler) handler {
 	return func(w http.ResponseWriter, r *http.Request) (int, any, error) {
+		if node.IdentityFrom(r.Context()) != nil {
+			return h(w, r)
+		}
 		id, err := s.n.AuthenticateIdentity(r.Header.Get("Authorization"))
 		if err != nil {
 			return 0, nil, err
@@ -365,7 +446,7 @@ func (s *Server) getRecord(w http.ResponseWriter, r *http.Request) (int, any, er
 	}
 	w.Header().Set("Content-Type", "application/cbor")
 	w.Header().Set("ETag", `"`+rec.ID().String()+`"`)
-	w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
+	w.Header().Set("Cache-Control", s.cacheControl())
 	w.WriteHeader(200)
 	if r.Method != http.MethodHead {
 		w.Write(b)
@@ -397,6 +478,15 @@ func (s *Server) postRecord(w http.ResponseWriter, r *http.Request) (int, any, e
 	}
 	w.Header().Set("Location", "/records/"+id.String())
 	return http.StatusCreated, RecordResult{ID: id, Added: true}, nil
+}
+
+// cacheControl is the Cache-Control of immutable content: public unless the
+// node is private.
+func (s *Server) cacheControl() string {
+	if s.opt.AuthRequired {
+		return "private, max-age=31536000, immutable"
+	}
+	return "public, max-age=31536000, immutable"
 }
 
 func wantsJSON(r *http.Request) bool {

@@ -30,6 +30,8 @@ func StatusOf(kind registry.ErrorKind) int {
 		return http.StatusTooManyRequests
 	case registry.EUNAVAILABLE:
 		return http.StatusNotImplemented
+	case registry.ETEMPORARY:
+		return http.StatusServiceUnavailable
 	case registry.ETIMEOUT:
 		return http.StatusGatewayTimeout
 	}
@@ -47,13 +49,37 @@ type ErrorDetail struct {
 	Message string `json:"message"`
 }
 
-func writeError(w http.ResponseWriter, r *http.Request, err error) {
-	kind := registry.KindOf(err)
+// Classify returns the kind an error is answered with, and the error to
+// show: a request body over its limit (http.MaxBytesError, wherever it is
+// in the chain) is ETOOLARGE with a message naming the limit. Everything
+// that writes an error response classifies it first, so that what is logged
+// as a failure of this node (EINTERNAL) is exactly what is answered 500.
+func Classify(err error) (registry.ErrorKind, error) {
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
-		kind = registry.ETOOLARGE
-		err = registry.Errorf("api", kind, "the request body is larger than %d bytes", mbe.Limit)
+		return registry.ETOOLARGE, registry.Errorf("api", registry.ETOOLARGE, "the request body is larger than %d bytes, the most this endpoint accepts", mbe.Limit)
 	}
+	return registry.KindOf(err), err
+}
+
+// RetryAfter sets a Retry-After header on answers whose kind says "try
+// again later" (EBUSY: 429, ETEMPORARY: 503), unless the handler set a more
+// precise one already.
+func RetryAfter(h http.Header, kind registry.ErrorKind) {
+	if h.Get("Retry-After") != "" {
+		return
+	}
+	switch kind {
+	case registry.EBUSY:
+		h.Set("Retry-After", "1")
+	case registry.ETEMPORARY:
+		h.Set("Retry-After", "10")
+	}
+}
+
+func writeError(w http.ResponseWriter, r *http.Request, err error) {
+	kind, err := Classify(err)
+	RetryAfter(w.Header(), kind)
 	msg := registry.MessageOf(err)
 	if kind == registry.EINTERNAL {
 		msg = "internal error on this node; its log has the details"

@@ -19,13 +19,16 @@
 //	/api/v1/crates?q=&per_page=               GET: search
 //	/wasm/api/v1/...                          the web API as seen from the wasm view
 //
-// Reads are open; publish, yank, unyank and owner changes need one of the
+// Reads are open unless the node is private (Config.AuthRequired): then
+// config.json says "auth-required": true and every request, reads included,
+// needs a token. The refusal of anonymous reads is the api.Server's, which
+// answers them through Challenge, so Cargo sees its own error format and
+// challenge. Publish, yank, unyank and owner changes always need one of the
 // node's tokens in the Authorization header, as Cargo sends it.
 package cargo
 
 import (
 	"encoding/json"
-	"errors"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -61,6 +64,12 @@ type Config struct {
 	MaxCachedFiles int
 	// Logger receives errors that are the node's fault (default: discard).
 	Logger *slog.Logger
+	// AuthRequired makes the registry private: config.json carries
+	// "auth-required": true, so Cargo sends its token on index fetches and
+	// downloads too, and responses are marked private for caches. The
+	// api.Server in front of the handler must be private too
+	// (api.Options.AuthRequired): it is what refuses anonymous requests.
+	AuthRequired bool
 }
 
 // Handler serves the Cargo protocols of one node. It is safe for concurrent
@@ -191,12 +200,8 @@ type ErrorDetail struct {
 // writeError answers with Cargo's error JSON and the status that node/api
 // gives the error's kind.
 func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) {
-	kind := registry.KindOf(err)
-	var mbe *http.MaxBytesError
-	if errors.As(err, &mbe) {
-		kind = registry.ETOOLARGE
-		err = registry.Errorf("cargo", kind, "the request body is larger than %d bytes, the most this registry accepts", mbe.Limit)
-	}
+	kind, err := api.Classify(err)
+	api.RetryAfter(w.Header(), kind)
 	msg := registry.MessageOf(err)
 	if kind == registry.EINTERNAL {
 		h.log.Error("cargo request failed", "method", r.Method, "path", r.URL.Path, "err", err)
@@ -206,6 +211,30 @@ func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) 
 		w.Header().Set("WWW-Authenticate", "Cargo")
 	}
 	writeJSON(w, api.StatusOf(kind), ErrorBody{Errors: []ErrorDetail{{Detail: msg}}})
+}
+
+// Challenge answers a request the api.Server refused before it reached the
+// handler (no token on a private node, over a rate limit) in Cargo's error
+// format, with Cargo's WWW-Authenticate challenge on a 401.
+func (h *Handler) Challenge(w http.ResponseWriter, r *http.Request, err error) {
+	if registry.KindOf(err) == registry.EUNAUTHORIZED {
+		msg := "this registry is private: every request needs a token of this node; set CARGO_REGISTRIES_NAME_TOKEN " +
+			"with registries.NAME.credential-provider = \"cargo:token\" (or run `cargo login --registry NAME`)"
+		if r.Header.Get("Authorization") != "" {
+			msg = "this registry is private and the token Cargo sent is not valid on this node (" + h.n.PeerID() + "): tokens belong to one node"
+		}
+		err = registry.E("cargo.auth", registry.EUNAUTHORIZED, msg, nil)
+	}
+	h.writeError(w, r, err)
+}
+
+// cacheControl is the Cache-Control of a download: immutable, and public
+// unless the registry is private.
+func (h *Handler) cacheControl() string {
+	if h.cfg.AuthRequired {
+		return "private, max-age=31536000, immutable"
+	}
+	return "public, max-age=31536000, immutable"
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

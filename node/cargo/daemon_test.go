@@ -80,7 +80,7 @@ type daemonProc struct {
 	logs    *bytes.Buffer
 }
 
-var apiLine = regexp.MustCompile(`REST API\s+(http://\S+)`)
+var apiLine = regexp.MustCompile(`REST API\s+(https?://\S+)`)
 
 // startDaemon starts the daemon on a free loopback port with a fresh data
 // directory and waits for it to print its API address.

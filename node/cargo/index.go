@@ -302,6 +302,9 @@ func (x *index) viewsFold(lower string) ([]*store.ReleaseView, error) {
 type IndexConfig struct {
 	DL  string `json:"dl"`
 	API string `json:"api"`
+	// AuthRequired tells Cargo to send its token with every request to
+	// the registry: index files, downloads and the web API (RFC 3139).
+	AuthRequired bool `json:"auth-required,omitempty"`
 }
 
 // config returns the config.json of a view. Both views download from the
@@ -309,7 +312,7 @@ type IndexConfig struct {
 // on it lists only what it serves.
 func (h *Handler) config(r *http.Request, v view) IndexConfig {
 	base := h.publicURL(r)
-	c := IndexConfig{DL: base + "/api/v1/crates/{crate}/{version}/download", API: base}
+	c := IndexConfig{DL: base + "/api/v1/crates/{crate}/{version}/download", API: base, AuthRequired: h.cfg.AuthRequired}
 	if v == viewWasm {
 		c.API = base + "/wasm"
 	}
@@ -321,6 +324,10 @@ func (h *Handler) serveIndex(w http.ResponseWriter, r *http.Request, v view, p s
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		h.methodNotAllowed(w, r, http.MethodGet, http.MethodHead)
 		return
+	}
+	if h.cfg.AuthRequired {
+		// Only the token holder may keep a copy.
+		w.Header().Set("Cache-Control", "private, no-cache")
 	}
 	if p == "config.json" {
 		b, _ := json.Marshal(h.config(r, v))

@@ -478,7 +478,7 @@ func (h *Handler) download(w http.ResponseWriter, r *http.Request, name, version
 	etag := `"` + v.Body.Cksum + `"`
 	hdr := w.Header()
 	hdr.Set("Etag", etag)
-	hdr.Set("Cache-Control", "public, max-age=31536000, immutable")
+	hdr.Set("Cache-Control", h.cacheControl())
 	if inm := r.Header["If-None-Match"]; len(inm) > 0 && etagMatches(inm, etag) {
 		w.WriteHeader(http.StatusNotModified)
 		return nil
