@@ -49,6 +49,7 @@ func TestFixturePureCompute(t *testing.T) {
 	if sm := testOf(t, b, "lib::tests::sort_many"); sm.Ratio == 0 {
 		t.Errorf("sort_many is timed on both sides but has no ratio: %+v", sm)
 	}
+	t.Logf("timing %+v", *b.Timing)
 	// The wasm times of timed tests come from a second run without
 	// wazero's interruption checks, which slow tight loops several times.
 	if b.Timing.Retimed != b.Timing.Timed {
