@@ -65,9 +65,24 @@ type reportDetail struct {
 		Points uint64 `json:"points"`
 		Max    uint64 `json:"max"`
 	} `json:"score_breakdown"`
-	Wazero string   `json:"wazero"`
-	Notes  []string `json:"notes"`
-	Logs   []struct {
+	Wazero  string `json:"wazero"`
+	Config  string `json:"config"`
+	Configs []struct {
+		Name    string `json:"name"`
+		Wasm    string `json:"wasm"`
+		Outcome string `json:"outcome"`
+		Message string `json:"message"`
+	} `json:"configs"`
+	Benches []struct {
+		Name       string `json:"name"`
+		Iterations uint64 `json:"iterations"`
+		NativeUS   uint64 `json:"native_us"`
+		WasmUS     uint64 `json:"wasm_us"`
+		Ratio      uint64 `json:"ratio_milli"`
+		Note       string `json:"note"`
+	} `json:"benches"`
+	Notes []string `json:"notes"`
+	Logs  []struct {
 		Step   string `json:"step"`
 		Target string `json:"target"`
 		Text   string `json:"text"`
@@ -131,7 +146,26 @@ func printReport(r *reportWithBody) {
 	if d.Wazero != "" {
 		t.kv("wazero", d.Wazero)
 	}
+	if d.Config != "" && d.Config != "default" {
+		t.kv("configuration", terminalSafe(d.Config)+" (the crate's declared wasm configuration)")
+	}
 	t.flush()
+	if len(d.Configs) > 1 {
+		fmt.Println("\nconfigurations tested:")
+		for _, c := range d.Configs {
+			fmt.Printf("  %-40s %-12s %s: %s\n", terminalSafe(c.Name), dash(c.Wasm), terminalSafe(c.Outcome), terminalSafe(c.Message))
+		}
+	}
+	if len(d.Benches) > 0 {
+		fmt.Println("\nbenchmarks (the same runs natively and under wazero):")
+		for _, b := range d.Benches {
+			if b.Ratio == 0 {
+				fmt.Printf("  %-40s %s\n", terminalSafe(b.Name), terminalSafe(b.Note))
+				continue
+			}
+			fmt.Printf("  %-40s %d runs: native %s, wazero %s (wasm %.2f× native)\n", terminalSafe(b.Name), b.Iterations, msStr(b.NativeUS), msStr(b.WasmUS), float64(b.Ratio)/1000)
+		}
+	}
 	if len(d.Targets) > 0 {
 		fmt.Println()
 		m := newTable()

@@ -74,3 +74,40 @@ func TestPrintReportShowsBuildsReason(t *testing.T) {
 		t.Errorf("an escape sequence reached the terminal:\n%q", out)
 	}
 }
+
+// The configurations tested and the benchmark ratios are printed.
+func TestPrintReportShowsConfigsAndBenches(t *testing.T) {
+	body, err := json.Marshal(&registry.ReportBody{
+		Outcome: registry.OutcomeTestPass, Wasm: registry.WasmCompatible, Config: "no-default-features features=wasm",
+		Configs: []registry.ConfigReport{
+			{Name: "default", Source: "default", Wasm: registry.WasmIncompatible, Outcome: registry.OutcomeBuildFail, Message: "it does not compile for wasm32-wasip1"},
+			{Name: "no-default-features features=wasm", Source: "wasm-crates-registry", Wasm: registry.WasmCompatible, Outcome: registry.OutcomeTestPass, Message: "2 tests passed"},
+		},
+		Benches: []registry.BenchComparison{
+			{Name: "heavy", Iterations: 5, NativeUS: 44900, WasmUS: 35100, Ratio: 782},
+			{Name: "nightly", Note: "needs a nightly toolchain\x1b[2J"},
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout := os.Stdout
+	os.Stdout = w
+	printReport(&reportWithBody{Report: body})
+	os.Stdout = stdout
+	w.Close()
+	out, _ := io.ReadAll(r)
+	for _, want := range []string{"configuration", "no-default-features features=wasm (the crate's declared wasm configuration)",
+		"configurations tested:", "incompatible", "heavy", "5 runs", "0.78× native", "needs a nightly toolchain"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(string(out), "\x1b") {
+		t.Errorf("an escape sequence reached the terminal:\n%q", out)
+	}
+}

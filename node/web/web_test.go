@@ -295,3 +295,46 @@ func TestDashboardExtraTarget(t *testing.T) {
 		t.Error("the compared target is labelled extra")
 	}
 }
+
+// The crate page shows the configurations a report tested and its
+// benchmark ratios.
+func TestDashboardShowsConfigsAndBenches(t *testing.T) {
+	ctx := context.Background()
+	n, err := node.Open(ctx, node.Config{DataDir: t.TempDir(), Announce: io.Discard, Name: "dash"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	rel, _, err := n.Submit(ctx, "test", crateBytes("configured", "1.0.0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tester, _ := registry.GenerateKey(nil)
+	rep := &registry.ReportBody{Release: rel.ID.Bytes(), Outcome: registry.OutcomeTestPass, Wasm: registry.WasmCompatible, Score: 90,
+		Gate: registry.GateCurated, Started: 1, Finished: 2, Config: "no-default-features features=wasm",
+		Configs: []registry.ConfigReport{
+			{Name: "default", Source: "default", Wasm: registry.WasmIncompatible, Outcome: registry.OutcomeBuildFail, Message: "no <b>wasm</b>"},
+			{Name: "no-default-features features=wasm", Source: "wasm-crates-registry", Wasm: registry.WasmCompatible, Outcome: registry.OutcomeTestPass},
+		},
+		Benches: []registry.BenchComparison{{Name: "heavy", Iterations: 5, NativeUS: 44900, WasmUS: 35100, Ratio: 782}, {Name: "nightly", Note: "needs a nightly toolchain"}},
+	}
+	rec, err := registry.Sign(tester, registry.KindReport, rel.Subject, rep, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.Ingest(ctx, "test", [][]byte{rec.Bytes()}); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(New(n, nil))
+	defer srv.Close()
+	code, body := get(t, srv, "/ui/crates/configured@1.0.0")
+	for _, want := range []string{"Configurations tested", `The verdict is for <span class="mono">no-default-features features=wasm</span>`,
+		`<span class="badge incompatible">incompatible</span>`, "no &lt;b&gt;wasm&lt;/b&gt;", "Benchmarks", "<td>5</td><td>44.9 ms</td><td>35.1 ms</td><td>0.78×</td>", "needs a nightly toolchain"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("crate page lacks %q", want)
+		}
+	}
+	if code != 200 {
+		t.Fatalf("crate page: %d", code)
+	}
+}
