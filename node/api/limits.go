@@ -237,9 +237,11 @@ func (l *limiter) allow(key string, now time.Time) (bool, time.Duration) {
 }
 
 // evict makes room for one bucket: it drops every bucket idle long enough
-// to have refilled (at most one such sweep a second), and otherwise the
-// least recently used of a few buckets sampled by map order, so that a
-// flood of new keys costs O(1) each and never grows the table.
+// to have refilled (at most one such sweep a second), and otherwise, of a
+// few buckets sampled by map order, the one holding the most tokens (the
+// least recently used among equals), so that a flood of new keys costs
+// O(1) each, never grows the table, and never hands a client that is
+// being limited (an empty bucket) a fresh one while fuller buckets exist.
 func (l *limiter) evict(now time.Time) {
 	if now.Sub(l.lastSweep) >= time.Second {
 		l.lastSweep = now
@@ -254,10 +256,12 @@ func (l *limiter) evict(now time.Time) {
 	}
 	var oldK string
 	var oldT time.Time
+	oldTokens := -1.0
 	i := 0
 	for k, b := range l.m {
-		if i == 0 || b.last.Before(oldT) {
-			oldK, oldT = k, b.last
+		tok := b.lim.TokensAt(now)
+		if i == 0 || tok > oldTokens || (tok == oldTokens && b.last.Before(oldT)) {
+			oldK, oldT, oldTokens = k, b.last, tok
 		}
 		if i++; i == 8 {
 			break
