@@ -266,12 +266,13 @@ func (n *Node) QueueTest(ctx context.Context, actor, id string) (*store.Job, err
 	if err := require(ctx, op, ScopeTest, v.Name); err != nil {
 		return nil, err
 	}
-	job, created, err := n.db.EnqueueJob(v.Subject(), v.Release)
+	job, created, err := n.db.EnqueueJobAudited(v.Subject(), v.Release, func(j *store.Job) store.AuditEntry {
+		return store.AuditEntry{Action: "test", Actor: actor, Subject: v.Subject(), Detail: "job " + j.IDString()}
+	})
 	if err != nil {
 		return nil, err
 	}
 	if created {
-		n.audit(store.AuditEntry{Action: "test", Actor: actor, Subject: v.Subject(), Detail: "job " + job.IDString()})
 		n.jobs.poke()
 	}
 	return job, nil

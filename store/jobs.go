@@ -87,12 +87,23 @@ func putJob(txn *badger.Txn, j *Job) error {
 // EnqueueJob queues a run for a release unless one is already queued or
 // running for it, in which case that job is returned with created false.
 func (db *DB) EnqueueJob(subject string, release registry.ID) (*Job, bool, error) {
+	return db.EnqueueJobAudited(subject, release, nil)
+}
+
+// EnqueueJobAudited is EnqueueJob that, when it creates the job, writes
+// the audit entry audit returns for it in the same transaction.
+func (db *DB) EnqueueJobAudited(subject string, release registry.ID, audit func(*Job) AuditEntry) (*Job, bool, error) {
 	const op = "store.EnqueueJob"
 	db.jobMu.Lock()
 	defer db.jobMu.Unlock()
+	db.writeMu.Lock() // audit entries are appended under writeMu
+	defer db.writeMu.Unlock()
 	var job *Job
 	created := false
-	err := db.bdb.Update(func(txn *badger.Txn) error {
+	head := db.AuditHeadNow()
+	txn := db.bdb.NewTransaction(true)
+	defer txn.Discard()
+	err := func(txn *badger.Txn) error {
 		active, err := scanJobs(txn, 0, func(j *Job) bool { return j.Release == release && j.State.Active() })
 		if err != nil {
 			return err
@@ -107,8 +118,22 @@ func (db *DB) EnqueueJob(subject string, release registry.ID) (*Job, bool, error
 		}
 		job = &Job{ID: seq, Subject: subject, Release: release, State: JobQueued, Created: db.opts.Now().UTC()}
 		created = true
-		return putJob(txn, job)
-	})
+		if err := putJob(txn, job); err != nil {
+			return err
+		}
+		if audit != nil {
+			if head, err = db.appendAudit(txn, []AuditEntry{audit(job)}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}(txn)
+	if err == nil {
+		err = txn.Commit()
+	}
+	if err == nil {
+		db.setAuditHead(head)
+	}
 	if err != nil {
 		return nil, false, registry.E(op, registry.KindOf(err), "queueing a test run", err)
 	}
