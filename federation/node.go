@@ -58,6 +58,7 @@ type Node struct {
 
 	mu       sync.Mutex
 	book     map[peer.ID]*bookEntry
+	recent   map[peer.ID]*recentEntry // guarded by mu (recent.go)
 	peers    map[peer.ID]*peerState
 	inflight map[registry.ID]struct{}
 	scores   map[peer.ID]float64
@@ -187,6 +188,7 @@ func New(ctx context.Context, cfg Config, st Store) (*Node, error) {
 	if err := n.loadBook(); err != nil {
 		return nil, err
 	}
+	n.loadRecent()
 
 	priv, err := crypto.UnmarshalEd25519PrivateKey(cfg.Key)
 	if err != nil {
@@ -243,10 +245,11 @@ func New(ctx context.Context, cfg Config, st Store) (*Node, error) {
 	}
 	n.mu.Unlock()
 
-	n.wg.Add(3)
+	n.wg.Add(4)
 	go n.ingestLoop()
 	go n.blobLoop()
 	go n.scheduleLoop()
+	go n.dialRecent()
 	n.log.Info("federation started", "peer_id", n.host.ID().String(), "network", cfg.Network, "addrs", n.Addrs(), "records", n.idx.count())
 	return n, nil
 }
@@ -274,6 +277,7 @@ func (n *Node) Close() error {
 		err := n.host.Close()
 		n.wg.Wait()
 		n.saveBook()
+		n.saveRecent()
 		if err != nil {
 			n.closeErr = registry.E("federation.Close", registry.EINTERNAL, "closing the libp2p host", err)
 		}

@@ -470,6 +470,7 @@ func (n *Node) eventLoop(sub event.Subscription) {
 				if !slices.Contains(ev.Protocols, ReconcileProtocol) {
 					continue
 				}
+				n.noteRecent(ev.Peer)
 				// Of two peers that meet, the one with the smaller ID opens
 				// the reconciliation, a moment later, so that they do not
 				// run two at once and an explicit one goes first.

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"encoding/json"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -115,4 +117,51 @@ func TestTwoDaemonsFederate(t *testing.T) {
 		b2.cliJSON(t, &r, "show", "wcr-fixture-add@0.1.0")
 		return !r.Yanked
 	})
+}
+
+// TestRestartedNodeRedialsItsPeers: B and C joined A (A never joined
+// them). A is killed and starts again on another port, where B and C
+// cannot find it: A itself dials the peers it was connected to, and every
+// link is back within 5 s.
+func TestRestartedNodeRedialsItsPeers(t *testing.T) {
+	dirA := filepath.Join(t.TempDir(), "a")
+	a := startDaemon(t, dirA, "--pipeline=false")
+	var ha healthJSON
+	a.cliJSON(t, &ha, "health")
+	b := startDaemon(t, filepath.Join(t.TempDir(), "b"), "--pipeline=false", "--peer", ha.Addrs[0])
+	c := startDaemon(t, filepath.Join(t.TempDir(), "c"), "--pipeline=false", "--peer", ha.Addrs[0])
+	var hb, hc healthJSON
+	b.cliJSON(t, &hb, "health")
+	c.cliJSON(t, &hc, "health")
+	connected := func(d *daemon, ids ...string) bool {
+		var res struct {
+			Peers []struct {
+				ID        string `json:"id"`
+				Connected bool   `json:"connected"`
+			} `json:"peers"`
+		}
+		out, _, code := d.cli(t, "--json", "peers")
+		if code != 0 || json.Unmarshal([]byte(out), &res) != nil {
+			return false
+		}
+		n := 0
+		for _, p := range res.Peers {
+			if p.Connected && slices.Contains(ids, p.ID) {
+				n++
+			}
+		}
+		return n == len(ids)
+	}
+	eventually(t, 20*time.Second, "A is connected to B and C", func() bool { return connected(a, hb.PeerID, hc.PeerID) })
+
+	a.kill()
+	a2 := startDaemon(t, dirA, "--pipeline=false")
+	var ha2 healthJSON
+	a2.cliJSON(t, &ha2, "health")
+	if ha2.Addrs[0] == ha.Addrs[0] {
+		t.Fatalf("A came back on its old address %s; the test needs another", ha.Addrs[0])
+	}
+	start := time.Now()
+	eventually(t, 5*time.Second, "A reconnected to B and C within 5 s of starting", func() bool { return connected(a2, hb.PeerID, hc.PeerID) })
+	t.Logf("links back %s after A started", time.Since(start).Round(time.Millisecond))
 }
