@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/hex"
+	"github.com/hdevalence/ed25519consensus"
 	"io"
 
 	"crypto/x509"
@@ -82,7 +83,7 @@ func (k PublicKey) Verify(msg, sig []byte) bool {
 	if k.Validate() != nil || len(sig) != ed25519.SignatureSize {
 		return false
 	}
-	return ed25519.Verify(k.Ed25519(), msg, sig)
+	return ed25519consensus.Verify(k.Ed25519(), msg, sig)
 }
 
 // PeerID returns the libp2p peer ID of the key ("12D3Koo…"): base58btc of the

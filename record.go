@@ -1,8 +1,11 @@
 package registry
 
 import (
+	"crypto/ed25519"
+
 	"bytes"
 	"fmt"
+	"github.com/hdevalence/ed25519consensus"
 	"math"
 	"runtime"
 	"sync"
@@ -247,7 +250,22 @@ func Sign(key PrivateKey, kind Kind, subject string, body any, t time.Time) (*Re
 // DecodeRecord decodes and fully verifies a record: size, canonical form,
 // field syntax, signature, and for known kinds the body schema and its
 // agreement with the subject. The returned record's ID is computed from b.
+// Signatures follow ZIP-215 (ed25519consensus), so that a batch of them
+// (DecodeBatch) is valid exactly when each one is.
 func DecodeRecord(b []byte) (*Record, error) {
+	const op = "registry.DecodeRecord"
+	r, err := decodeUnsigned(b)
+	if err != nil {
+		return nil, err
+	}
+	if !r.Author.Verify(signingBytesOf(b), r.Sig) {
+		return nil, Errorf(op, EINVALID, "bad signature on %s record for %q", r.Kind, r.Subject)
+	}
+	return r, nil
+}
+
+// decodeUnsigned is DecodeRecord without the signature check.
+func decodeUnsigned(b []byte) (*Record, error) {
 	const op = "registry.DecodeRecord"
 	if len(b) > MaxRecordSize {
 		return nil, Errorf(op, ETOOLARGE, "record is %d bytes; the limit is %d", len(b), MaxRecordSize)
@@ -266,7 +284,7 @@ func DecodeRecord(b []byte) (*Record, error) {
 	if b[0] != 0xa6 {
 		return nil, Errorf(op, EINVALID, "a record is a map of exactly six entries")
 	}
-	if !r.Author.Verify(signingBytesOf(b), r.Sig) {
+	if err := r.Author.Validate(); err != nil || len(r.Sig) != ed25519.SignatureSize {
 		return nil, Errorf(op, EINVALID, "bad signature on %s record for %q", r.Kind, r.Subject)
 	}
 	if r.Kind.Known() {
@@ -399,4 +417,44 @@ func DecodeRecords(raw [][]byte) ([]*Record, []error) {
 	}
 	wg.Wait()
 	return recs, errs
+}
+
+// DecodeBatch decodes and fully verifies records, checking their
+// signatures together in one batch (several times cheaper per signature
+// than one by one). It is all or nothing: on the first bad record it
+// returns that record's index and error, found by checking the batch's
+// signatures one by one when the batch fails.
+func DecodeBatch(raw [][]byte) ([]*Record, int, error) {
+	const op = "registry.DecodeBatch"
+	recs := make([]*Record, len(raw))
+	for i, b := range raw {
+		r, err := decodeUnsigned(b)
+		if err != nil {
+			return nil, i, err
+		}
+		recs[i] = r
+	}
+	if len(recs) == 0 {
+		return recs, 0, nil
+	}
+	if len(recs) == 1 {
+		r := recs[0]
+		if !r.Author.Verify(signingBytesOf(r.raw), r.Sig) {
+			return nil, 0, Errorf(op, EINVALID, "bad signature on %s record for %q", r.Kind, r.Subject)
+		}
+		return recs, 0, nil
+	}
+	bv := ed25519consensus.NewPreallocatedBatchVerifier(len(recs))
+	for _, r := range recs {
+		bv.Add(r.Author.Ed25519(), signingBytesOf(r.raw), r.Sig)
+	}
+	if bv.Verify() {
+		return recs, 0, nil
+	}
+	for i, r := range recs {
+		if !r.Author.Verify(signingBytesOf(r.raw), r.Sig) {
+			return nil, i, Errorf(op, EINVALID, "bad signature on %s record for %q", r.Kind, r.Subject)
+		}
+	}
+	return nil, 0, Errorf(op, EINTERNAL, "a signature batch failed while each signature verifies")
 }

@@ -157,9 +157,19 @@ func (n *Node) watchTopic(h *pubsub.TopicEventHandler) {
 // (Admission), Accept otherwise. Nothing is relayed unless accepted.
 func (n *Node) validate(_ context.Context, from peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
 	if from == n.host.ID() {
-		if r, ok := msg.ValidatorData.(*registry.Record); ok && string(r.Bytes()) == string(msg.Data) {
-			return pubsub.ValidationAccept
+		switch vd := msg.ValidatorData.(type) {
+		case *registry.Record:
+			if string(vd.Bytes()) == string(msg.Data) {
+				return pubsub.ValidationAccept
+			}
+		case []*registry.Record:
+			if b, err := encodeBundle(vd); err == nil && string(b) == string(msg.Data) {
+				return pubsub.ValidationAccept
+			}
 		}
+	}
+	if isBundle(msg.Data) {
+		return n.validateBundle(from, msg)
 	}
 	if len(msg.Data) > registry.MaxRecordSize {
 		n.stats.gossipRejected.Add(1)
@@ -212,17 +222,22 @@ func (n *Node) readGossip() {
 		if msg.ReceivedFrom == n.host.ID() {
 			continue
 		}
-		rec, ok := msg.ValidatorData.(*registry.Record)
-		if !ok {
-			continue
+		var recs []*registry.Record
+		switch vd := msg.ValidatorData.(type) {
+		case *registry.Record:
+			recs = []*registry.Record{vd}
+		case []*registry.Record:
+			recs = vd
 		}
-		if err := n.ingestBytes.Acquire(n.ctx, int64(len(rec.Bytes()))); err != nil {
-			return
-		}
-		select {
-		case n.ingestCh <- gossiped{rec: rec, from: msg.ReceivedFrom}:
-		case <-n.ctx.Done():
-			return
+		for _, rec := range recs {
+			if err := n.ingestBytes.Acquire(n.ctx, int64(len(rec.Bytes()))); err != nil {
+				return
+			}
+			select {
+			case n.ingestCh <- gossiped{rec: rec, from: msg.ReceivedFrom}:
+			case <-n.ctx.Done():
+				return
+			}
 		}
 	}
 }

@@ -2,7 +2,6 @@ package federation
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"strings"
 	"sync"
@@ -50,6 +49,7 @@ type Node struct {
 
 	ingestMu    sync.Mutex
 	ingestCh    chan gossiped
+	bundles     bundler             // records this node publishes, gossiped in bundles (bundle.go)
 	ingestBytes *semaphore.Weighted // bytes of the records in ingestCh and being stored
 	blobQ       chan blobJob
 	kick        chan struct{}
@@ -78,17 +78,18 @@ type gossiped struct {
 }
 
 type counters struct {
-	gossipAccepted, gossipRejected, gossipHeld, gossipFuture atomic.Uint64
-	gossipOverQuota, overQuota                               atomic.Uint64
-	ingested                                                 atomic.Uint64
-	sessionsIn, sessionsOut, sessionErrors                   atomic.Uint64
-	violations                                               atomic.Uint64
-	blobsFetched, blobsServed                                atomic.Uint64
+	gossipAccepted, gossipRejected, gossipHeld, gossipFuture, gossipBundles atomic.Uint64
+	gossipOverQuota, overQuota                                              atomic.Uint64
+	ingested                                                                atomic.Uint64
+	sessionsIn, sessionsOut, sessionErrors                                  atomic.Uint64
+	violations                                                              atomic.Uint64
+	blobsFetched, blobsServed                                               atomic.Uint64
 }
 
 // Stats are the node's federation counters since it started.
 type Stats struct {
-	GossipAccepted      uint64 `json:"gossip_accepted"`
+	GossipAccepted      uint64 `json:"gossip_accepted"`       // new records accepted from gossip
+	GossipBundles       uint64 `json:"gossip_bundles"`        // bundles (messages of several records) accepted
 	GossipRejected      uint64 `json:"gossip_rejected"`       // forged, malformed or oversized
 	GossipIgnoredHeld   uint64 `json:"gossip_ignored_held"`   // already held (replays included)
 	GossipIgnoredFuture uint64 `json:"gossip_ignored_future"` // too far ahead of this node's clock
@@ -169,6 +170,7 @@ func New(ctx context.Context, cfg Config, st Store) (*Node, error) {
 		scores:   map[peer.ID]float64{},
 		gater:    newGater(),
 	}
+	n.bundles.n = n
 	n.ingestBytes = semaphore.NewWeighted(max(cfg.Limits.IngestQueueBytes, registry.MaxRecordSize))
 	n.refused, _ = lru.New[registry.ID, struct{}](refusedMemory)
 	n.rec = defaultReconParams
@@ -311,6 +313,7 @@ func (n *Node) Fingerprint() registry.Fingerprint { return n.idx.fingerprint() }
 func (n *Node) Stats() Stats {
 	return Stats{
 		GossipAccepted:      n.stats.gossipAccepted.Load(),
+		GossipBundles:       n.stats.gossipBundles.Load(),
 		GossipRejected:      n.stats.gossipRejected.Load(),
 		GossipIgnoredHeld:   n.stats.gossipHeld.Load(),
 		GossipIgnoredFuture: n.stats.gossipFuture.Load(),
@@ -331,7 +334,8 @@ func (n *Node) Stats() Stats {
 // API or pipeline): it enters the reconciliation index and is gossiped. A
 // record too far in the future is indexed but not gossiped. The node must
 // call Publish for every record it stores other than through OnIngest, or
-// its digest will not describe its store.
+// its digest will not describe its store. Records are gossiped in bundles:
+// within bundleFlush (1 ms) of each other, several go in one message.
 func (n *Node) Publish(ctx context.Context, rec *registry.Record) error {
 	const op = "federation.Publish"
 	if rec == nil || rec.ID().IsZero() || len(rec.Bytes()) == 0 {
@@ -341,12 +345,10 @@ func (n *Node) Publish(ctx context.Context, rec *registry.Record) error {
 	if !registry.Applicable(rec, n.cfg.Now(), n.cfg.MaxSkew) {
 		return nil
 	}
-	if err := n.topic.Publish(ctx, rec.Bytes(), pubsub.WithValidatorData(rec)); err != nil {
-		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-			return registry.E(op, registry.ECANCELED, "publishing was cancelled", err)
-		}
-		return registry.E(op, registry.EUNAVAILABLE, "cannot gossip the record (it is stored and will reach peers by reconciliation)", err)
+	if err := ctx.Err(); err != nil {
+		return registry.E(op, registry.ECANCELED, "publishing was cancelled", err)
 	}
+	n.bundles.add(rec)
 	return nil
 }
 
