@@ -44,6 +44,13 @@ type sandbox struct {
 	recordWrites bool
 }
 
+// ownerEnv names, in every sandboxed process's environment, the process
+// that started it (ownerID, its PID): what a test reads to tell its own
+// sandboxed processes from those of another process on the machine.
+const ownerEnv = "WCR_SANDBOX_OWNER"
+
+var ownerID = strconv.Itoa(os.Getpid())
+
 // helperPath is where the sandbox sees the pipeline's own executable, the
 // program its helpers (MaybeRunHelper) run from.
 const helperPath = "/run/wcr/helper"
@@ -254,7 +261,7 @@ func (sb *sandbox) args(spec runSpec) []string {
 	if spec.Dir != "" {
 		a = append(a, "--chdir", spec.Dir)
 	}
-	a = append(a, "--clearenv")
+	a = append(a, "--clearenv", "--setenv", ownerEnv, ownerID)
 	env := spec.Env
 	if !slices.ContainsFunc(env, func(s string) bool { return len(s) > 5 && s[:5] == "PATH=" }) {
 		env = append(env, "PATH=/usr/bin:/bin")

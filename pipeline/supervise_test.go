@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -225,6 +226,12 @@ func sandboxUserProcesses(t *testing.T) []string {
 			}
 			st, err := os.ReadFile(filepath.Join("/proc", e.Name(), "status"))
 			if err != nil {
+				continue
+			}
+			// Only this test process's sandboxes: other processes (another
+			// package's tests, a node) may run sandboxes at the same time.
+			env, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
+			if !slices.Contains(strings.Split(string(env), "\x00"), ownerEnv+"="+ownerID) {
 				continue
 			}
 			for _, line := range strings.Split(string(st), "\n") {
