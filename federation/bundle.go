@@ -92,13 +92,16 @@ func decodeBundle(data []byte) ([][]byte, error) {
 // bundler gathers the records this node publishes and gossips them in
 // bundles: at most maxBundleRecords and maxBundleBytes each, sent
 // bundleFlush after the first record arrived (or as soon as full). A
-// record too large to share a bundle goes alone at once.
+// record that finds the bundler idle (nothing sent for bundleFlush) goes
+// at once, so a lone record waits for nothing; a record too large to
+// share a bundle goes alone at once.
 type bundler struct {
 	n     *Node
 	mu    sync.Mutex
 	recs  []*registry.Record
 	bytes int
 	timer *time.Timer
+	last  time.Time // when something was last sent
 }
 
 func (b *bundler) add(rec *registry.Record) {
@@ -108,6 +111,12 @@ func (b *bundler) add(rec *registry.Record) {
 		return
 	}
 	b.mu.Lock()
+	if len(b.recs) == 0 && time.Since(b.last) > bundleFlush {
+		b.last = time.Now()
+		b.mu.Unlock()
+		b.n.send([]*registry.Record{rec})
+		return
+	}
 	if b.bytes+size > maxBundleBytes {
 		b.flushLocked()
 	}
@@ -137,7 +146,7 @@ func (b *bundler) flushLocked() {
 		return
 	}
 	recs := b.recs
-	b.recs, b.bytes = nil, 0
+	b.recs, b.bytes, b.last = nil, 0, time.Now()
 	b.n.send(recs)
 }
 
