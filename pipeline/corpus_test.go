@@ -1,0 +1,121 @@
+package pipeline
+
+import (
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+
+	registry "github.com/wasmrust/wasm-crates-registry"
+)
+
+// corpusEnv enables TestDebianCorpus. The corpus runs the whole pipeline on
+// many real crates, which takes tens of minutes, so it is not part of the
+// package's default tests: `make corpus` runs it.
+const corpusEnv = "WCR_DEBIAN_CORPUS"
+
+// corpusCase is one of Debian's packaged crates with the outcome found by
+// hand first (docs/PIPELINE.md, "Verified by hand"): Debian's cargo 1.65
+// with rustc 1.63 and the directory source, the libtest binaries run
+// natively and, for wasm32-wasi, with the wazero CLI.
+type corpusCase struct {
+	crate   string // name-version under /usr/share/cargo/registry
+	outcome string // the report's outcome
+	wasm    string // the report's wasm verdict
+	// missing are dependencies the report's missing_deps must name (by
+	// name; each may carry a version requirement in the report).
+	missing []string
+	// native and wasip1 are the passed and failed test counts of the
+	// compared host target and of wasm32-wasip1, when the tests ran.
+	native, wasip1 *[2]uint64
+}
+
+func counts(passed, failed uint64) *[2]uint64 { return &[2]uint64{passed, failed} }
+
+// debianCorpus are widely used crates the pipeline was not written
+// against, each checked by hand before it was run through the pipeline.
+var debianCorpus = []corpusCase{
+	{crate: "adler-1.0.2"},
+	{crate: "arrayvec-0.7.2"},
+	{crate: "base64-0.13.0"},
+	{crate: "bitflags-1.3.2"},
+	{crate: "byteorder-1.4.3"},
+	{crate: "crc32fast-1.3.2"},
+	{crate: "either-1.6.1"},
+	{crate: "fnv-1.0.7"},
+	{crate: "half-1.6.0"},
+	{crate: "heck-0.4.0"},
+	{crate: "hex-0.4.3"},
+	{crate: "itertools-0.10.3"},
+	{crate: "lazy_static-1.4.0"},
+	{crate: "num-traits-0.2.15"},
+	{crate: "smallvec-1.9.0"},
+	{crate: "static_assertions-1.1.0"},
+	{crate: "strsim-0.10.0"},
+	{crate: "unicode-segmentation-1.9.0"},
+	{crate: "unicode-width-0.1.10"},
+}
+
+// TestDebianCorpus runs the pipeline on debianCorpus and compares each
+// report with the outcome established by hand. Run it with
+// WCR_DEBIAN_CORPUS=1 (and -timeout of an hour); WCR_DEBIAN_CORPUS=name,…
+// runs only the named crates.
+func TestDebianCorpus(t *testing.T) {
+	only := os.Getenv(corpusEnv)
+	if only == "" {
+		t.Skip("set " + corpusEnv + "=1 to run the pipeline on Debian's crate corpus (tens of minutes)")
+	}
+	for _, c := range debianCorpus {
+		if only != "1" && !slices.ContainsFunc(strings.Split(only, ","), func(s string) bool {
+			return s != "" && strings.HasPrefix(c.crate, s)
+		}) {
+			continue
+		}
+		t.Run(c.crate, func(t *testing.T) {
+			t.Parallel()
+			b := runFixture(t, debianDir(t, c.crate)).body
+			t.Log(corpusSummary(b, testPipeline(t).host))
+			if b.Outcome != c.outcome || b.Wasm != c.wasm {
+				t.Errorf("outcome %s wasm %s, want %s %s (%s; %s)", b.Outcome, b.Wasm, c.outcome, c.wasm, b.Message, b.Reason)
+			}
+			for _, m := range c.missing {
+				if !slices.ContainsFunc(b.MissingDeps, func(s string) bool { return s == m || strings.HasPrefix(s, m+" ") || strings.HasPrefix(s, m+"@") }) {
+					t.Errorf("missing_deps %q does not name %s", b.MissingDeps, m)
+				}
+			}
+			for _, w := range []struct {
+				target string
+				want   *[2]uint64
+			}{{testPipeline(t).host, c.native}, {TargetWasip1, c.wasip1}} {
+				tr := targetOf(t, b, w.target)
+				switch {
+				case w.want == nil && tr.Tests != nil && tr.Tests.Passed+tr.Tests.Failed > 0:
+					t.Errorf("%s: tests ran (%+v), expected none", w.target, *tr.Tests)
+				case w.want == nil:
+				case tr.Tests == nil:
+					t.Errorf("%s: no tests ran (%s: %s), want %d passed %d failed", w.target, tr.Outcome, tr.Message, w.want[0], w.want[1])
+				case tr.Tests.Passed != w.want[0] || tr.Tests.Failed != w.want[1]:
+					t.Errorf("%s: %d passed %d failed, want %d %d", w.target, tr.Tests.Passed, tr.Tests.Failed, w.want[0], w.want[1])
+				}
+			}
+		})
+	}
+}
+
+// corpusSummary is one line per target of a report, for the test log.
+func corpusSummary(b *registry.ReportBody, host string) string {
+	var s strings.Builder
+	fmt.Fprintf(&s, "outcome %s wasm %s missing %q\n  message: %s\n  reason: %s\n", b.Outcome, b.Wasm, b.MissingDeps, b.Message, b.Reason)
+	for _, tr := range b.Targets {
+		fmt.Fprintf(&s, "  %s extra=%v build=%s outcome=%s", tr.Target, tr.Extra, tr.Build, tr.Outcome)
+		if tr.Tests != nil {
+			fmt.Fprintf(&s, " tests=%+v", *tr.Tests)
+		}
+		fmt.Fprintf(&s, " msg=%q\n", tr.Message)
+	}
+	for _, n := range b.Notes {
+		fmt.Fprintf(&s, "  note: %s\n", n)
+	}
+	return s.String()
+}
