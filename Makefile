@@ -4,7 +4,7 @@
 #               REST API on http://127.0.0.1:8080)
 #   make test   install what is missing, build, run the whole test suite
 #   make corpus install what is missing, run the pipeline on Debian's crate corpus
-#               (pipeline/corpus_test.go; checked by hand in docs/PIPELINE.md; tens of minutes)
+#               (pipeline/corpus_test.go; checked by hand in docs/PIPELINE.md; several minutes)
 #
 # Debian packages are installed with apt-get only when missing (as root, or with sudo).
 
@@ -51,7 +51,7 @@ bench: go-deps
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./...
 
 corpus: deps-corpus
-	WCR_DEBIAN_CORPUS=1 $(GO) test -count=1 -timeout 60m -run '^TestDebianCorpus$$' -v ./pipeline/
+	WCR_DEBIAN_CORPUS=1 $(GO) test -count=1 -timeout 45m -run '^TestDebianCorpus$$' -v ./pipeline/
 
 vet: go-deps
 	$(GO) vet ./...
