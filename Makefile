@@ -3,6 +3,8 @@
 #   make run    install what is missing, build, start a node (data in ./registry-data,
 #               REST API on http://127.0.0.1:8080)
 #   make test   install what is missing, build, run the whole test suite
+#   make corpus install what is missing, run the pipeline on Debian's crate corpus
+#               (pipeline/corpus_test.go; checked by hand in docs/PIPELINE.md; several minutes)
 #
 # Debian packages are installed with apt-get only when missing (as root, or with sudo).
 
@@ -15,11 +17,18 @@ LDFLAGS := -X main.version=$(VERSION)
 APT_RUNTIME := rustc cargo libstd-rust-dev-wasm32 lld wasi-libc bubblewrap util-linux
 APT_TEST    := $(APT_RUNTIME) librust-itoa-dev librust-memchr-dev librust-ryu-dev librust-semver-dev \
                librust-serde-dev librust-cc-dev librust-getrandom-dev
+# Widely used crates the pipeline runs on in `make corpus`, and the dev-dependencies of once_cell.
+APT_CORPUS  := $(APT_TEST) librust-adler-dev librust-arrayvec-dev librust-base64-dev librust-bitflags-dev \
+               librust-byteorder-dev librust-bytes-dev librust-crc32fast-dev librust-either-dev librust-fnv-dev \
+               librust-half-dev librust-heck-dev librust-hex-dev librust-itertools-dev librust-lazy-static-dev \
+               librust-miniz-oxide-dev librust-num-traits-dev librust-once-cell-dev librust-smallvec-dev \
+               librust-static-assertions-dev librust-strsim-dev librust-unicode-segmentation-dev \
+               librust-unicode-width-dev librust-crossbeam-utils-dev librust-regex-dev
 
 GO_PACKAGES := ./...
 RACE_PACKAGES := ./store/... ./node/... ./federation/... ./pipeline/... ./cmd/wasm-crates-registry-cli/...
 
-.PHONY: all build run test test-short bench deps-run deps-test go-deps apt fmt vet clean
+.PHONY: all build run test test-short bench corpus deps-corpus deps-run deps-test go-deps apt fmt vet clean
 
 all: build
 
@@ -41,6 +50,9 @@ test-short: go-deps
 bench: go-deps
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./...
 
+corpus: deps-corpus
+	WCR_DEBIAN_CORPUS=1 $(GO) test -count=1 -timeout 45m -run '^TestDebianCorpus$$' -v ./pipeline/
+
 vet: go-deps
 	$(GO) vet ./...
 
@@ -49,6 +61,9 @@ deps-run: go-deps
 
 deps-test: go-deps
 	@$(MAKE) --no-print-directory apt PKGS="$(APT_TEST)"
+
+deps-corpus: go-deps
+	@$(MAKE) --no-print-directory apt PKGS="$(APT_CORPUS)"
 
 go-deps:
 	@command -v $(GO) >/dev/null || { echo "Go is not installed: install Go 1.26 (https://go.dev/dl) and run make again"; exit 1; }
