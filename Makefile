@@ -16,7 +16,7 @@ LDFLAGS := -X main.version=$(VERSION)
 
 # The wasm-capable Rust toolchain, the sandbox, and real crates the tests run the pipeline on.
 APT_RUNTIME := rustc cargo libstd-rust-dev-wasm32 lld wasi-libc bubblewrap util-linux
-APT_TEST    := $(APT_RUNTIME) librust-itoa-dev librust-memchr-dev librust-ryu-dev librust-semver-dev \
+APT_TEST    := $(APT_RUNTIME) strace librust-itoa-dev librust-memchr-dev librust-ryu-dev librust-semver-dev \
                librust-serde-dev librust-cc-dev librust-getrandom-dev
 
 GO_PACKAGES := ./...

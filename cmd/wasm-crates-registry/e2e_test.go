@@ -85,8 +85,16 @@ var apiLine = regexp.MustCompile(`REST API\s+(http://\S+)`)
 // waits until it prints its API address.
 func startDaemon(t *testing.T, dataDir string, args ...string) *daemon {
 	t.Helper()
+	return startDaemonUnder(t, nil, dataDir, args...)
+}
+
+// startDaemonUnder is startDaemon with the daemon's command line appended to
+// wrapper (a tracer, say); d.cmd is then the wrapper's process.
+func startDaemonUnder(t *testing.T, wrapper []string, dataDir string, args ...string) *daemon {
+	t.Helper()
 	args = append([]string{"--database-url", dataDir, "--port", "0", "--log-level", "warn", "--p2p-listen", "/ip4/127.0.0.1/tcp/0"}, args...)
-	cmd := exec.Command(filepath.Join(binDir, "wasm-crates-registry"), args...)
+	argv := append(append(append([]string(nil), wrapper...), filepath.Join(binDir, "wasm-crates-registry")), args...)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = append(os.Environ(), "HOST=127.0.0.1")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
