@@ -31,9 +31,9 @@ type syscallEvent struct {
 }
 
 var (
-	straceDone      = regexp.MustCompile(`^(\d+)\s+(\d+\.\d+)\s+(\w+)\((.*)\)\s+=\s+(-?\d+)(?:\s.*)?\s<(\d+\.\d+)>$`)
+	straceDone       = regexp.MustCompile(`^(\d+)\s+(\d+\.\d+)\s+(\w+)\((.*)\)\s+=\s+(-?\d+)(?:\s.*)?\s<(\d+\.\d+)>$`)
 	straceUnfinished = regexp.MustCompile(`^(\d+)\s+(\d+\.\d+)\s+(\w+)\((.*?)\s*<unfinished \.\.\.>$`)
-	straceResumed   = regexp.MustCompile(`^(\d+)\s+(\d+\.\d+)\s+<\.\.\. (\w+) resumed>(.*)\)\s+=\s+(-?\d+)(?:\s.*)?\s<(\d+\.\d+)>$`)
+	straceResumed    = regexp.MustCompile(`^(\d+)\s+(\d+\.\d+)\s+<\.\.\. (\w+) resumed>(.*)\)\s+=\s+(-?\d+)(?:\s.*)?\s<(\d+\.\d+)>$`)
 )
 
 // parseStrace reads a trace written by strace -f -ttt -T -yy, joining calls
