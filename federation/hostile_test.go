@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"io"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -19,14 +20,30 @@ import (
 )
 
 // hostile is a libp2p peer that speaks the registry's protocols but lies.
+//
+// On /wcr/reconcile/1 it follows docs/FEDERATION.md §4 to the letter for an
+// initiator that holds more than T keys — it answers the opening fingerprint
+// with an ID list of the one record it
+// offers, reads every turn to its end, answers DONE with FIN — and differs
+// from an honest responder in one respect only, chosen by mode: the record
+// it sends for the WANT of the offered one.
 type hostile struct {
 	h     host.Host
 	topic *pubsub.Topic
 	key   registry.PrivateKey
-	asked registry.ID      // what its reconciliation offers
-	given *registry.Record // what it sends instead
-	lying atomic.Bool      // until set, reconciliations are refused as busy
+	bait  *registry.Record // the record its reconciliation offers
+	given *registry.Record // what it sends instead when lying
+	mode  atomic.Int32     // reconcileBusy, reconcileHonest or reconcileLying
+	// sessions counts reconciliations that ended as the protocol says: with
+	// FIN after the initiator's DONE.
+	sessions atomic.Int32
 }
+
+const (
+	reconcileBusy   = iota // refuse as busy (ERROR 2)
+	reconcileHonest        // answer the WANT with the offered record
+	reconcileLying         // answer the WANT with a record never offered
+)
 
 func newHostile(t *testing.T) *hostile {
 	t.Helper()
@@ -53,43 +70,73 @@ func newHostile(t *testing.T) *hostile {
 	}
 	key, _ := registry.GenerateKey(nil)
 	x := &hostile{h: h, topic: topic, key: key}
-	x.asked = review(t, key, "bait@1.0.0", "offered", time.Now()).ID()
+	x.bait = review(t, key, "bait@1.0.0", "offered", time.Now())
 	x.given = review(t, key, "switch@1.0.0", "sent instead", time.Now())
 	h.SetStreamHandler(ReconcileProtocol, x.reconcile)
 	h.SetStreamHandler(BlobProtocol, x.blob)
 	return x
 }
 
-// reconcile offers one ID, then answers the WANT for it with another record.
+// reconcile is the responder's side of a session (docs/FEDERATION.md
+// §4.3): HELLO and an ID list of the bait for the initiator's opening turn;
+// then, for each of the initiator's turns, the bait's record (or, lying,
+// another) after the first and an empty turn after the others, until DONE,
+// which it answers with FIN. An ERROR from the initiator ends the session.
 func (x *hostile) reconcile(s network.Stream) {
 	defer s.Close()
 	fr := newFrameReader(s, 5*time.Second, time.Time{})
 	fw := newFrameWriter(s, 5*time.Second, time.Time{})
-	if !x.lying.Load() {
+	mode := x.mode.Load()
+	if mode == reconcileBusy {
 		fw.write(frameError, errorPayload(codeBusy, "later"))
 		fw.flush()
 		return
 	}
-	readTurn := func() {
+	// readTurn reads the initiator's frames up to the end of its turn and
+	// returns the frame that ended it: END, DONE or ERROR.
+	readTurn := func() byte {
 		for {
 			t, _, err := fr.read()
-			if err != nil || t == frameEnd {
-				return
+			if err != nil {
+				return frameError
+			}
+			if t == frameEnd || t == frameDone || t == frameError {
+				return t
 			}
 		}
 	}
-	readTurn()
+	if readTurn() != frameEnd {
+		return
+	}
 	rw := &rangeWriter{}
-	rw.add(wireRange{upper: infKey, mode: modeIDList, ids: []registry.ID{x.asked}})
+	rw.add(wireRange{upper: infKey, mode: modeIDList, ids: []registry.ID{x.bait.ID()}})
 	fw.write(frameHello, helloPayload("test"))
 	fw.write(frameRanges, rw.buf)
 	fw.write(frameEnd, nil)
 	fw.flush()
-	readTurn()
-	fw.write(frameRecord, x.given.Bytes())
-	fw.write(frameEnd, nil)
-	fw.flush()
-	io.Copy(io.Discard, s)
+	for turn := 0; ; turn++ {
+		switch readTurn() {
+		case frameDone:
+			fw.write(frameFin, nil)
+			if fw.flush() == nil {
+				x.sessions.Add(1)
+			}
+			io.Copy(io.Discard, s)
+			return
+		case frameEnd:
+		default:
+			return
+		}
+		if turn == 0 {
+			sent := x.bait
+			if mode == reconcileLying {
+				sent = x.given
+			}
+			fw.write(frameRecord, sent.Bytes())
+		}
+		fw.write(frameEnd, nil)
+		fw.flush()
+	}
 }
 
 // blob answers every request with bytes that do not hash to it.
@@ -140,6 +187,23 @@ func TestHostilePeer(t *testing.T) {
 	eventually(t, 10*time.Second, "honest nodes converge", converged(a, b))
 
 	x := newHostile(t)
+	xaddr := x.h.Addrs()[0].String() + "/p2p/" + x.h.ID().String()
+	// Control: the same peer, honest, completes a session with a fresh
+	// node, which gets the offered record; so when the lying session fails,
+	// the lie is the reason. Like A, the node holds more than T keys, so it
+	// opens with a fingerprint, which the peer answers with its ID list.
+	x.mode.Store(reconcileHonest)
+	c := startNode(t, "", nil, nil)
+	c.write(honest[:30]...)
+	if _, err := c.Sync(context.Background(), xaddr); err != nil {
+		t.Fatalf("sync with the hostile peer while it is honest: %v", err)
+	}
+	if !c.holds(x.bait.ID()) || x.sessions.Load() == 0 {
+		t.Fatalf("the honest session did not complete: offered record held %v, sessions ended with FIN %d", c.holds(x.bait.ID()), x.sessions.Load())
+	}
+	x.mode.Store(reconcileBusy)
+	c.stop()
+
 	if err := x.h.Connect(context.Background(), peer.AddrInfo{ID: a.host.ID(), Addrs: a.host.Addrs()}); err != nil {
 		t.Fatal(err)
 	}
@@ -167,10 +231,13 @@ func TestHostilePeer(t *testing.T) {
 	eventually(t, 5*time.Second, "the hostile peer's score falls", func() bool { return infoOf(a, x.h.ID()).Score < 0 })
 
 	// Reconciliation that sends a record other than the one asked for.
-	x.lying.Store(true)
-	if _, err := a.Sync(context.Background(), x.h.Addrs()[0].String()+"/p2p/"+x.h.ID().String()); err == nil {
-		t.Fatal("sync with a lying peer succeeded")
+	x.mode.Store(reconcileLying)
+	if _, err := a.Sync(context.Background(), xaddr); err == nil {
+		t.Fatal("sync with a lying peer succeeded: the node accepted a record it had neither asked for nor listed")
+	} else if !strings.Contains(err.Error(), "neither asked for nor in a range this node listed") {
+		t.Fatalf("sync with a lying peer failed for another reason than the unsolicited record: %v", err)
 	}
+	x.mode.Store(reconcileBusy)
 	// A blob with the wrong bytes (or, once banned, none at all).
 	if _, err := a.FetchBlob(context.Background(), registry.Sum([]byte("some blob"))); err == nil {
 		t.Fatal("a blob with the wrong bytes was accepted")

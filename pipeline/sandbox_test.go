@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -40,33 +41,89 @@ func writableDir(t *testing.T) string {
 	return dir
 }
 
-// The sandbox shows untrusted code a read-only system, one writable
-// directory, no network and no secrets, and runs it unprivileged.
-func TestSandboxIsolation(t *testing.T) {
-	dir := writableDir(t)
-	secret := filepath.Join(testPipeline(t).cfg.WorkDir, "secret-outside")
-	if err := os.WriteFile(secret, []byte("s"), 0o644); err != nil {
+// canaries are files the sandboxed command must not read, each checked on
+// the host first so that a refusal inside proves the sandbox and nothing
+// else: hidden is world-readable in a world-traversable directory of the
+// host's /tmp (the sandbox mounts a fresh /tmp), so only bubblewrap's view
+// hides it; rootOnly (0600, root's) is bound into the sandbox, so only the
+// unprivileged uid keeps it closed.
+type canaries struct {
+	hidden, rootOnly string
+}
+
+func newCanaries(t *testing.T) canaries {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "wcr-canary-")
+	if err != nil {
 		t.Fatal(err)
 	}
-	defer os.Remove(secret)
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	c := canaries{hidden: filepath.Join(dir, "hidden"), rootOnly: filepath.Join(dir, "root-only")}
+	if err := os.WriteFile(c.hidden, []byte("canary-hidden\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(c.rootOnly, []byte("canary-root-only\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// asSandboxUser runs a command on the host, outside any sandbox, as the
+// sandbox's uid, and returns its combined output.
+func asSandboxUser(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: sandboxUID, Gid: sandboxUID}}
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// The sandbox shows untrusted code a read-only system, one writable
+// directory, no network and no secrets, and runs it unprivileged. Every
+// refusal is paired with a control that shows the same access succeeds
+// outside the sandbox, so the check fails when the sandbox is gone.
+func TestSandboxIsolation(t *testing.T) {
+	dir := writableDir(t)
+	c := newCanaries(t)
+	// Controls: what the sandbox must hide is there on the host, and the
+	// sandbox's uid could read the hidden canary if it saw it.
+	if _, err := os.Stat("/etc/shadow"); err != nil {
+		t.Fatalf("the host has no /etc/shadow to hide: %v", err)
+	}
+	if os.Geteuid() == 0 {
+		if out, err := asSandboxUser(t, "/bin/cat", c.hidden); err != nil || out != "canary-hidden\n" {
+			t.Fatalf("uid %d cannot read the hidden canary on the host (%v: %q): the check would prove nothing", sandboxUID, err, out)
+		}
+	}
 	script := `
 id -u
 touch ` + dir + `/inside && echo wrote-inside
 touch /usr/escape 2>/dev/null && echo wrote-usr
 touch /etc/escape 2>/dev/null && echo wrote-etc
-cat /etc/shadow 2>/dev/null && echo read-shadow
-cat ` + secret + ` 2>/dev/null && echo read-outside
-ls /root/.ssh 2>/dev/null && echo saw-ssh
+test -e /etc/shadow && echo saw-shadow
+cat ` + c.hidden + ` 2>/dev/null
+test -e ` + c.rootOnly + ` && echo saw-root-only-bind
+cat ` + c.rootOnly + ` 2>/dev/null
 cat /proc/net/dev | grep -v -e '|' -e 'lo:' | grep . && echo has-network
 echo done`
-	res, out := runIn(t, runSpec{Args: []string{"/bin/sh", "-c", script}, Dir: dir, RW: []string{dir}})
+	res, out := runIn(t, runSpec{Args: []string{"/bin/sh", "-c", script}, Dir: dir, RW: []string{dir}, RO: []string{c.rootOnly}})
 	if !res.ok() {
 		t.Fatalf("exit %d: %s", res.Exit, out)
 	}
-	for _, bad := range []string{"wrote-usr", "wrote-etc", "read-shadow", "read-outside", "saw-ssh", "has-network"} {
-		if strings.Contains(out, bad) {
-			t.Errorf("sandbox allowed %s:\n%s", bad, out)
+	bad := []string{"wrote-usr", "wrote-etc", "saw-shadow", "canary-hidden", "has-network"}
+	if os.Geteuid() == 0 {
+		bad = append(bad, "canary-root-only")
+	}
+	for _, b := range bad {
+		if strings.Contains(out, b) {
+			t.Errorf("sandbox allowed %s:\n%s", b, out)
 		}
+	}
+	if !strings.Contains(out, "saw-root-only-bind") {
+		t.Errorf("the read-only bind of the root-only canary is missing, so its refusal proves nothing:\n%s", out)
 	}
 	if !strings.Contains(out, "wrote-inside") || !strings.Contains(out, "done") {
 		t.Errorf("the writable directory did not work:\n%s", out)

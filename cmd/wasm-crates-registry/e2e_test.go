@@ -24,7 +24,8 @@ import (
 
 // The end-to-end tests build the real daemon and CLI binaries and drive
 // them as a user would: a daemon on a free loopback port with a temp data
-// directory, and CLI commands against it.
+// directory, and CLI commands against it. Run with -race, they build the
+// binaries with -race and fail on any data race a daemon reports.
 
 var binDir string
 
@@ -34,8 +35,12 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	binDir = dir
+	build := []string{"build", "-o", dir + "/"}
+	if raceEnabled {
+		build = append(build, "-race")
+	}
 	for _, pkg := range []string{".", "../wasm-crates-registry-cli"} {
-		cmd := exec.Command("go", "build", "-o", dir+"/", pkg)
+		cmd := exec.Command("go", append(build, pkg)...)
 		cmd.Stderr = os.Stderr
 		if err := cmd.Run(); err != nil {
 			fmt.Fprintln(os.Stderr, "building", pkg, ":", err)
@@ -53,7 +58,25 @@ type daemon struct {
 	cmd     *exec.Cmd
 	dataDir string
 	url     string
-	logs    *bytes.Buffer
+	logs    *lockedBuffer
+}
+
+// lockedBuffer collects a daemon's standard error while the test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 var apiLine = regexp.MustCompile(`REST API\s+(http://\S+)`)
@@ -62,20 +85,31 @@ var apiLine = regexp.MustCompile(`REST API\s+(http://\S+)`)
 // waits until it prints its API address.
 func startDaemon(t *testing.T, dataDir string, args ...string) *daemon {
 	t.Helper()
+	return startDaemonUnder(t, nil, dataDir, args...)
+}
+
+// startDaemonUnder is startDaemon with the daemon's command line appended to
+// wrapper (a tracer, say); d.cmd is then the wrapper's process.
+func startDaemonUnder(t *testing.T, wrapper []string, dataDir string, args ...string) *daemon {
+	t.Helper()
 	args = append([]string{"--database-url", dataDir, "--port", "0", "--log-level", "warn", "--p2p-listen", "/ip4/127.0.0.1/tcp/0"}, args...)
-	cmd := exec.Command(filepath.Join(binDir, "wasm-crates-registry"), args...)
+	argv := append(append(append([]string(nil), wrapper...), filepath.Join(binDir, "wasm-crates-registry")), args...)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = append(os.Environ(), "HOST=127.0.0.1")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &bytes.Buffer{}
+	logs := &lockedBuffer{}
 	cmd.Stderr = logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	d := &daemon{t: t, cmd: cmd, dataDir: dataDir, logs: logs}
-	t.Cleanup(func() { d.kill() })
+	t.Cleanup(func() {
+		d.kill()
+		d.checkRaces()
+	})
 	found := make(chan string, 1)
 	var mu sync.Mutex
 	out := &bytes.Buffer{}
@@ -104,6 +138,21 @@ func (d *daemon) kill() {
 	if d.cmd.ProcessState == nil {
 		d.cmd.Process.Signal(syscall.SIGKILL)
 		d.cmd.Wait()
+	}
+}
+
+// raceReport is how the race detector starts each report it prints.
+const raceReport = "WARNING: DATA RACE"
+
+// checkRaces fails the test when the daemon, built with -race, reported a
+// data race on its standard error. The daemon must have exited.
+func (d *daemon) checkRaces() {
+	if !raceEnabled {
+		return
+	}
+	if logs := d.logs.String(); strings.Contains(logs, raceReport) {
+		i := strings.Index(logs, raceReport)
+		d.t.Errorf("the daemon reported a data race:\n%.8000s", logs[i:])
 	}
 }
 

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand"
@@ -20,7 +21,8 @@ import (
 // BenchmarkListCrates100k measures GET /crates?limit=50 over HTTP on
 // loopback against a node holding 100,000 releases: pages from the start
 // and from random cursors, as a client paging through the registry would.
-// It reports p50 and p99 latency in milliseconds.
+// It reports p50 and p99 latency in milliseconds, and fails unless every
+// page holds exactly the releases it should.
 func BenchmarkListCrates100k(b *testing.B) {
 	const n = 100_000
 	nd, err := node.Open(context.Background(), node.Config{DataDir: b.TempDir(), Announce: io.Discard})
@@ -58,32 +60,72 @@ func BenchmarkListCrates100k(b *testing.B) {
 	defer srv.Close()
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
 	rng := rand.New(rand.NewSource(1))
-	get := func(path string) time.Duration {
+	get := func(path string) (time.Duration, []byte) {
 		start := time.Now()
 		resp, err := client.Get(srv.URL + path)
 		if err != nil {
 			b.Fatal(err)
 		}
-		io.Copy(io.Discard, resp.Body)
+		body, err := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			b.Fatalf("status %d", resp.StatusCode)
+		took := time.Since(start)
+		if err != nil {
+			b.Fatal(err)
 		}
-		return time.Since(start)
+		if resp.StatusCode != 200 {
+			b.Fatalf("GET %s: status %d: %.200s", path, resp.StatusCode, body)
+		}
+		return took, body
+	}
+	// check fails the benchmark unless body is the page of releases from
+	// index from on, in order, with the cursor of its last release when
+	// more follow: a fast wrong answer must not pass for a fast one.
+	check := func(path string, body []byte, from int) {
+		var page struct {
+			Crates []struct {
+				Name    string `json:"name"`
+				Version string `json:"version"`
+			} `json:"crates"`
+			NextCursor string `json:"next_cursor"`
+		}
+		if err := json.Unmarshal(body, &page); err != nil {
+			b.Fatalf("GET %s: %v", path, err)
+		}
+		want := min(50, n-from)
+		if len(page.Crates) != want {
+			b.Fatalf("GET %s: %d releases, want %d", path, len(page.Crates), want)
+		}
+		for j, c := range page.Crates {
+			if name := fmt.Sprintf("crate-%06d", from+j); c.Name != name || c.Version != "1.0.0" {
+				b.Fatalf("GET %s: release %d is %s@%s, want %s@1.0.0", path, j, c.Name, c.Version, name)
+			}
+		}
+		next := ""
+		if from+want < n {
+			next = base64.RawURLEncoding.EncodeToString([]byte(fmt.Sprintf("crate-%06d@1.0.0", from+want-1)))
+		}
+		if page.NextCursor != next {
+			b.Fatalf("GET %s: next_cursor %q, want %q", path, page.NextCursor, next)
+		}
 	}
 	for i := 0; i < 50; i++ { // warm up connections and caches
-		get("/crates?limit=50")
+		_, body := get("/crates?limit=50")
+		check("/crates?limit=50", body, 0)
 	}
 	b.ResetTimer()
 	var lat []time.Duration
 	for it := 0; it < b.N; it++ {
 		for i := 0; i < 1000; i++ {
-			path := "/crates?limit=50"
+			path, from := "/crates?limit=50", 0
 			if i%2 == 1 {
-				at := fmt.Sprintf("crate-%06d@1.0.0", rng.Intn(n))
+				after := rng.Intn(n)
+				at := fmt.Sprintf("crate-%06d@1.0.0", after)
 				path += "&cursor=" + base64.RawURLEncoding.EncodeToString([]byte(at))
+				from = after + 1
 			}
-			lat = append(lat, get(path))
+			took, body := get(path)
+			lat = append(lat, took)
+			check(path, body, from)
 		}
 	}
 	b.StopTimer()
@@ -94,7 +136,15 @@ func BenchmarkListCrates100k(b *testing.B) {
 	// A filter no release matches scans every view: the worst case.
 	var scan []time.Duration
 	for i := 0; i < 20; i++ {
-		scan = append(scan, get("/crates?limit=50&wasm=compatible"))
+		took, body := get("/crates?limit=50&wasm=compatible")
+		var page struct {
+			Crates     []json.RawMessage `json:"crates"`
+			NextCursor string            `json:"next_cursor"`
+		}
+		if err := json.Unmarshal(body, &page); err != nil || len(page.Crates) != 0 || page.NextCursor != "" {
+			b.Fatalf("a filter no release matches answered %.200s (%v)", body, err)
+		}
+		scan = append(scan, took)
 	}
 	slices.Sort(scan)
 	b.ReportMetric(ms(scan[len(scan)/2]), "fullscan-p50-ms")
