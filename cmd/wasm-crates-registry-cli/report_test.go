@@ -10,6 +10,22 @@ import (
 	registry "github.com/wasmrust/wasm-crates-registry"
 )
 
+// printed returns what printReport writes for a report body.
+func printed(t *testing.T, body []byte) []byte {
+	t.Helper()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout := os.Stdout
+	os.Stdout = w
+	printReport(&reportWithBody{Report: body})
+	os.Stdout = stdout
+	w.Close()
+	out, _ := io.ReadAll(r)
+	return out
+}
+
 // The sandbox's refusals and the notes of a report are printed, with the
 // control characters their author controls neutralised.
 func TestPrintReportShowsRefusals(t *testing.T) {
@@ -24,16 +40,7 @@ func TestPrintReportShowsRefusals(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout := os.Stdout
-	os.Stdout = w
-	printReport(&reportWithBody{Report: body})
-	os.Stdout = stdout
-	w.Close()
-	out, _ := io.ReadAll(r)
+	out := printed(t, body)
 	for _, want := range []string{"sandbox refusals (x86_64-unknown-linux-gnu)", "network-attempt", "127.0.0.1:23392 (×3)", "/etc/?[31mevil", "tried to reach the network"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
@@ -55,16 +62,7 @@ func TestPrintReportShowsBuildsReason(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout := os.Stdout
-	os.Stdout = w
-	printReport(&reportWithBody{Report: body})
-	os.Stdout = stdout
-	w.Close()
-	out, _ := io.ReadAll(r)
+	out := printed(t, body)
 	for _, want := range []string{"Its tests were not run under wazero on this node", "missing dependencies", "quickcheck ^1"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
@@ -91,16 +89,7 @@ func TestPrintReportShowsConfigsAndBenches(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout := os.Stdout
-	os.Stdout = w
-	printReport(&reportWithBody{Report: body})
-	os.Stdout = stdout
-	w.Close()
-	out, _ := io.ReadAll(r)
+	out := printed(t, body)
 	for _, want := range []string{"configuration", "no-default-features features=wasm (the crate's declared wasm configuration)",
 		"configurations tested:", "incompatible", "heavy", "5 runs", "0.78× native", "needs a nightly toolchain"} {
 		if !strings.Contains(string(out), want) {

@@ -28,6 +28,29 @@ func crateBytes(name, version string) []byte {
 	return buf.Bytes()
 }
 
+// dashNode opens a node for a dashboard test, closed when the test ends.
+func dashNode(t *testing.T) *node.Node {
+	t.Helper()
+	n, err := node.Open(context.Background(), node.Config{DataDir: t.TempDir(), Announce: io.Discard, Name: "dash"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Close() })
+	return n
+}
+
+// ingestSigned signs a record with k and imports it into n.
+func ingestSigned(t *testing.T, n *node.Node, k registry.PrivateKey, kind registry.Kind, subject string, body any) {
+	t.Helper()
+	rec, err := registry.Sign(k, kind, subject, body, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.Ingest(context.Background(), "test", [][]byte{rec.Bytes()}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func get(t *testing.T, srv *httptest.Server, path string) (int, string) {
 	t.Helper()
 	resp, err := http.Get(srv.URL + path)
@@ -41,11 +64,7 @@ func get(t *testing.T, srv *httptest.Server, path string) (int, string) {
 
 func TestDashboardPages(t *testing.T) {
 	ctx := context.Background()
-	n, err := node.Open(ctx, node.Config{DataDir: t.TempDir(), Announce: io.Discard, Name: "dash"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer n.Close()
+	n := dashNode(t)
 	rel, _, err := n.Submit(ctx, "test", crateBytes("dashcrate", "1.2.3"))
 	if err != nil {
 		t.Fatal(err)
@@ -61,13 +80,7 @@ func TestDashboardPages(t *testing.T) {
 		Notes:    []string{"wasm32-wasip1: code of the crate tried to reach the network"},
 		GCChecks: []registry.GCCheck{{Name: "no-shared-memory", Pass: true, Reason: "memory is not shared"}},
 	}
-	rec, err := registry.Sign(tester, registry.KindReport, rel.Subject, rep, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := n.Ingest(ctx, "test", [][]byte{rec.Bytes()}); err != nil {
-		t.Fatal(err)
-	}
+	ingestSigned(t, n, tester, registry.KindReport, rel.Subject, rep)
 	if _, err := n.UpdateSettings(ctx, "test", []byte(`{"trust":{"keys":["`+tester.Public().PeerID()+`"]}}`)); err != nil {
 		t.Fatal(err)
 	}
@@ -129,11 +142,7 @@ func TestDashboardPages(t *testing.T) {
 // wherever the verdict is.
 func TestDashboardBuildsVerdict(t *testing.T) {
 	ctx := context.Background()
-	n, err := node.Open(ctx, node.Config{DataDir: t.TempDir(), Announce: io.Discard, Name: "dash"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer n.Close()
+	n := dashNode(t)
 	rel, _, err := n.Submit(ctx, "test", crateBytes("buildscrate", "0.4.0"))
 	if err != nil {
 		t.Fatal(err)
@@ -144,13 +153,7 @@ func TestDashboardBuildsVerdict(t *testing.T) {
 		Release: rel.ID.Bytes(), Outcome: registry.OutcomeBrokenDeps, Wasm: registry.WasmBuilds, Score: 70,
 		Gate: registry.GateNeedsReview, Started: 1, Finished: 2, Reason: reason, MissingDeps: []string{"quickcheck ^1"},
 	}
-	rec, err := registry.Sign(tester, registry.KindReport, rel.Subject, rep, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := n.Ingest(ctx, "test", [][]byte{rec.Bytes()}); err != nil {
-		t.Fatal(err)
-	}
+	ingestSigned(t, n, tester, registry.KindReport, rel.Subject, rep)
 	if _, err := n.UpdateSettings(ctx, "test", []byte(`{"trust":{"keys":["`+tester.Public().PeerID()+`"]}}`)); err != nil {
 		t.Fatal(err)
 	}
@@ -186,11 +189,7 @@ func TestDashboardBuildsVerdict(t *testing.T) {
 // and whether each review counts here.
 func TestDashboardShowsGateReasonsAndReviewers(t *testing.T) {
 	ctx := context.Background()
-	n, err := node.Open(ctx, node.Config{DataDir: t.TempDir(), Announce: io.Discard, Name: "dash"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer n.Close()
+	n := dashNode(t)
 	rel, _, err := n.Submit(ctx, "test", crateBytes("gated", "1.0.0"))
 	if err != nil {
 		t.Fatal(err)
@@ -219,13 +218,7 @@ func TestDashboardShowsGateReasonsAndReviewers(t *testing.T) {
 		t.Fatal(err)
 	}
 	tester, _ := registry.GenerateKey(nil)
-	rec, err := registry.Sign(tester, registry.KindReport, rel.Subject, rep, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := n.Ingest(ctx, "test", [][]byte{rec.Bytes()}); err != nil {
-		t.Fatal(err)
-	}
+	ingestSigned(t, n, tester, registry.KindReport, rel.Subject, rep)
 	if _, err := n.UpdateSettings(ctx, "test", []byte(`{"trust":{"keys":["`+tester.Public().PeerID()+`"]}}`)); err != nil {
 		t.Fatal(err)
 	}
@@ -253,11 +246,7 @@ func TestDashboardShowsGateReasonsAndReviewers(t *testing.T) {
 // labelled as such, and doc-test counts are shown.
 func TestDashboardExtraTarget(t *testing.T) {
 	ctx := context.Background()
-	n, err := node.Open(ctx, node.Config{DataDir: t.TempDir(), Announce: io.Discard, Name: "dash"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer n.Close()
+	n := dashNode(t)
 	rel, _, err := n.Submit(ctx, "test", crateBytes("extracrate", "1.0.0"))
 	if err != nil {
 		t.Fatal(err)
@@ -273,13 +262,7 @@ func TestDashboardExtraTarget(t *testing.T) {
 		},
 	}
 	tester, _ := registry.GenerateKey(nil)
-	rec, err := registry.Sign(tester, registry.KindReport, rel.Subject, rep, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := n.Ingest(ctx, "test", [][]byte{rec.Bytes()}); err != nil {
-		t.Fatal(err)
-	}
+	ingestSigned(t, n, tester, registry.KindReport, rel.Subject, rep)
 	if _, err := n.UpdateSettings(ctx, "test", []byte(`{"trust":{"keys":["`+tester.Public().PeerID()+`"]}}`)); err != nil {
 		t.Fatal(err)
 	}
@@ -300,11 +283,7 @@ func TestDashboardExtraTarget(t *testing.T) {
 // benchmark ratios.
 func TestDashboardShowsConfigsAndBenches(t *testing.T) {
 	ctx := context.Background()
-	n, err := node.Open(ctx, node.Config{DataDir: t.TempDir(), Announce: io.Discard, Name: "dash"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer n.Close()
+	n := dashNode(t)
 	rel, _, err := n.Submit(ctx, "test", crateBytes("configured", "1.0.0"))
 	if err != nil {
 		t.Fatal(err)
@@ -318,13 +297,7 @@ func TestDashboardShowsConfigsAndBenches(t *testing.T) {
 		},
 		Benches: []registry.BenchComparison{{Name: "heavy", Iterations: 5, NativeUS: 44900, WasmUS: 35100, Ratio: 782}, {Name: "nightly", Note: "needs a nightly toolchain"}},
 	}
-	rec, err := registry.Sign(tester, registry.KindReport, rel.Subject, rep, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := n.Ingest(ctx, "test", [][]byte{rec.Bytes()}); err != nil {
-		t.Fatal(err)
-	}
+	ingestSigned(t, n, tester, registry.KindReport, rel.Subject, rep)
 	srv := httptest.NewServer(New(n, nil))
 	defer srv.Close()
 	code, body := get(t, srv, "/ui/crates/configured@1.0.0")
