@@ -71,12 +71,12 @@ func isRead(method string) bool { return method == http.MethodGet || method == h
 // send sends a request and returns the answer's status and body (at most
 // 64 MiB). A read refused with 401 is sent again with the token, and later
 // reads carry it from the start.
-func (c *client) send(ctx context.Context, method, path string, body io.Reader, contentType, accept string) (int, []byte, error) {
+func (c *client) send(ctx context.Context, method, path string, body io.Reader, contentType, accept string, extra http.Header) (int, []byte, error) {
 	c.mu.Lock()
 	withToken := c.token != "" && (!isRead(method) || c.private)
 	c.mu.Unlock()
 	for {
-		status, hdr, data, err := c.once(ctx, method, path, body, contentType, accept, withToken)
+		status, hdr, data, err := c.once(ctx, method, path, body, contentType, accept, extra, withToken)
 		if err != nil {
 			return 0, nil, err
 		}
@@ -91,7 +91,7 @@ func (c *client) send(ctx context.Context, method, path string, body io.Reader, 
 	}
 }
 
-func (c *client) once(ctx context.Context, method, path string, body io.Reader, contentType, accept string, withToken bool) (int, http.Header, []byte, error) {
+func (c *client) once(ctx context.Context, method, path string, body io.Reader, contentType, accept string, extra http.Header, withToken bool) (int, http.Header, []byte, error) {
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
 	if err != nil {
 		return 0, nil, nil, err
@@ -101,6 +101,9 @@ func (c *client) once(ctx context.Context, method, path string, body io.Reader, 
 	}
 	if accept != "" {
 		req.Header.Set("Accept", accept)
+	}
+	for k, v := range extra {
+		req.Header[k] = v
 	}
 	if withToken {
 		req.Header.Set("Authorization", "Bearer "+c.token)
@@ -123,7 +126,12 @@ func (c *client) once(ctx context.Context, method, path string, body io.Reader, 
 
 // do sends a request and decodes a JSON answer into out (when non-nil).
 func (c *client) do(ctx context.Context, method, path string, body io.Reader, contentType string, out any) error {
-	status, data, err := c.send(ctx, method, path, body, contentType, "application/json")
+	return c.doWith(ctx, method, path, body, contentType, nil, out)
+}
+
+// doWith is do with extra request headers.
+func (c *client) doWith(ctx context.Context, method, path string, body io.Reader, contentType string, extra http.Header, out any) error {
+	status, data, err := c.send(ctx, method, path, body, contentType, "application/json", extra)
 	if err != nil {
 		return err
 	}
@@ -145,7 +153,7 @@ func (c *client) do(ctx context.Context, method, path string, body io.Reader, co
 
 // getRaw reads path without asking for JSON (a record's canonical bytes).
 func (c *client) getRaw(ctx context.Context, path string) ([]byte, error) {
-	status, data, err := c.send(ctx, http.MethodGet, path, nil, "", "")
+	status, data, err := c.send(ctx, http.MethodGet, path, nil, "", "", nil)
 	if err != nil {
 		return nil, err
 	}

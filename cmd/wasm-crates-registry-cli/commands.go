@@ -426,8 +426,8 @@ func submitCmd() *cli.Command {
 				if err != nil {
 					return err
 				}
-				hdr := map[string]string{registry.SignedRecordHeader: base64.StdEncoding.EncodeToString(rec.Bytes())}
-				if err := postRaw(e, "/crates", data, "application/gzip", hdr, &raw); err != nil {
+				hdr := http.Header{registry.SignedRecordHeader: {base64.StdEncoding.EncodeToString(rec.Bytes())}}
+				if err := e.cl.doWith(e.ctx, http.MethodPost, "/crates", bytes.NewReader(data), "application/gzip", hdr, &raw); err != nil {
 					return err
 				}
 			} else if err := e.cl.do(e.ctx, http.MethodPost, "/crates", bytes.NewReader(data), "application/gzip", &raw); err != nil {

@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -198,47 +197,6 @@ func devKey(e *env) (registry.PrivateKey, error) {
 	return loadKey(e.c, name)
 }
 
-// postRaw sends body with extra headers to the node's API with the token
-// and decodes the answer; errors are the API's sentences.
-func postRaw(e *env, path string, body []byte, contentType string, hdr map[string]string, out *[]byte) error {
-	req, err := http.NewRequestWithContext(e.ctx, http.MethodPost, e.cl.base+path, bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", contentType)
-	req.Header.Set("Accept", "application/json")
-	for k, v := range hdr {
-		req.Header.Set(k, v)
-	}
-	if e.cl.token != "" {
-		req.Header.Set("Authorization", "Bearer "+e.cl.token)
-	}
-	hc := &http.Client{Timeout: e.c.Duration("timeout")}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return fmt.Errorf("cannot reach the node at %s (is it running? set --api or REGISTRY_URL): %v", e.cl.base, rootCause(err))
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if err != nil {
-		return fmt.Errorf("reading the node's answer: %w", err)
-	}
-	if resp.StatusCode >= 400 {
-		var eb struct {
-			Error struct {
-				Code    string `json:"code"`
-				Message string `json:"message"`
-			} `json:"error"`
-		}
-		if json.Unmarshal(data, &eb) == nil && eb.Error.Message != "" {
-			return &apiError{Status: resp.StatusCode, Code: eb.Error.Code, Message: eb.Error.Message}
-		}
-		return &apiError{Status: resp.StatusCode, Code: "http", Message: fmt.Sprintf("the node answered %s", resp.Status)}
-	}
-	*out = data
-	return nil
-}
-
 // signAndPost signs a yank or owners record with the developer key and
 // sends it to the node, which checks the key's registration and
 // ownership.
@@ -248,7 +206,7 @@ func signAndPost(e *env, k registry.PrivateKey, kind registry.Kind, subject stri
 		return err
 	}
 	var raw []byte
-	if err := postRaw(e, "/records/signed", rec.Bytes(), "application/cbor", nil, &raw); err != nil {
+	if err := e.cl.do(e.ctx, http.MethodPost, "/records/signed", bytes.NewReader(rec.Bytes()), "application/cbor", &raw); err != nil {
 		return err
 	}
 	if e.json {
