@@ -1,10 +1,19 @@
 // Package federation makes a registry node a libp2p peer (DESIGN.md §3,
 // docs/FEDERATION.md): a go-libp2p host whose identity is the node key,
-// gossipsub with one topic per network carrying one record per message, a
-// validator that verifies every record before it is stored or relayed,
+// gossipsub with one topic per network carrying one record or a bundle of
+// records per message (bundle.go), a validator that verifies every record
+// before it is stored or relayed,
 // range-based set reconciliation over (time, ID) on /wcr/reconcile/1,
 // blobs by multihash on /wcr/blob/1, and a peer book that is remembered
 // across restarts. It is the only package that imports libp2p.
+//
+// Files by job: node.go builds and closes the host; peers.go is the peer
+// book (join, forget, list); scoring.go the application score, penalties and
+// bans; gater.go the connection gater; schedule.go the event loop and the
+// reconciliation scheduler; gossip.go and bundle.go the topic, validator and
+// bundler; reconcile.go, sync.go and wire.go the catch-up protocol; blob.go
+// blob transfer; index.go the (time, ID) index; recent.go the peers to
+// redial at start.
 //
 // The node's store is reached through the small interfaces of config.go.
 // Federation keeps one thing of its own in memory: the reconciliation
