@@ -96,6 +96,9 @@ func (c *client) once(ctx context.Context, method, path string, body io.Reader, 
 	if err != nil {
 		return 0, nil, nil, err
 	}
+	if s, ok := body.(interface{ Size() int64 }); ok {
+		req.ContentLength = s.Size() // an upload drawn as a progress bar keeps its length
+	}
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}

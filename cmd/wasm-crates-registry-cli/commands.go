@@ -14,6 +14,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"encoding/base64"
+
 	registry "github.com/wasmrust/wasm-crates-registry"
 )
 
@@ -413,6 +414,7 @@ func submitCmd() *cli.Command {
 				return err
 			}
 			var raw []byte
+			upload := uploadBody(data, "uploading", os.Stderr, isTerminal(os.Stderr) && !e.json)
 			k, err := devKey(e)
 			if err != nil {
 				return err
@@ -427,10 +429,10 @@ func submitCmd() *cli.Command {
 					return err
 				}
 				hdr := http.Header{registry.SignedRecordHeader: {base64.StdEncoding.EncodeToString(rec.Bytes())}}
-				if err := e.cl.doWith(e.ctx, http.MethodPost, "/crates", bytes.NewReader(data), "application/gzip", hdr, &raw); err != nil {
+				if err := e.cl.doWith(e.ctx, http.MethodPost, "/crates", upload, "application/gzip", hdr, &raw); err != nil {
 					return err
 				}
-			} else if err := e.cl.do(e.ctx, http.MethodPost, "/crates", bytes.NewReader(data), "application/gzip", &raw); err != nil {
+			} else if err := e.cl.do(e.ctx, http.MethodPost, "/crates", upload, "application/gzip", &raw); err != nil {
 				return err
 			}
 			if e.json {

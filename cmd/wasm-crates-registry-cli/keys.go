@@ -52,7 +52,7 @@ type keyRequest struct {
 }
 
 func keyDir(c *cli.Context) (string, error) {
-	if d := c.String("key-dir"); d != "" {
+	if d := globalString(c, "key-dir"); d != "" {
 		return d, nil
 	}
 	cfg, err := os.UserConfigDir()
@@ -190,7 +190,7 @@ func loadKey(c *cli.Context, name string) (registry.PrivateKey, error) {
 // devKey returns the developer key the command should sign with (--key),
 // or nil when the node signs.
 func devKey(e *env) (registry.PrivateKey, error) {
-	name := e.c.String("key")
+	name := globalString(e.c, "key")
 	if name == "" {
 		return nil, nil
 	}

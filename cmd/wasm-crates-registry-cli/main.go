@@ -12,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/urfave/cli/v2"
 )
@@ -36,7 +35,7 @@ func runApp(args []string) int {
 		fmt.Fprintf(os.Stderr, "error: no command %q; see %s --help\n", name, c.App.Name)
 		unknown = true
 	}
-	err := app.Run(args)
+	err := app.Run(interspersed(app, args))
 	if unknown {
 		return exitUsage
 	}
@@ -67,23 +66,16 @@ func oneLine(s string) string {
 
 func newApp() *cli.App {
 	return &cli.App{
-		Name:    "wasm-crates-registry-cli",
-		Usage:   "query and manage a wasm-crates-registry node over its REST API",
-		Version: version,
-		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "api", EnvVars: []string{"REGISTRY_URL"}, Value: "http://127.0.0.1:8080", Usage: "URL of the node's REST API"},
-			&cli.StringFlag{Name: "token", EnvVars: []string{"REGISTRY_TOKEN"}, Usage: "token of the node at --api, sent with writes, and with reads only when the node is private (default: the admin-token file in --data-dir, used only when --api is a loopback address)"},
-			&cli.StringFlag{Name: "data-dir", EnvVars: []string{"REGISTRY_DATA_DIR"}, Value: "./registry-data", Usage: "data directory of a local node, where the admin token is looked for"},
-			&cli.BoolFlag{Name: "json", Usage: "print the API's JSON instead of tables"},
-			&cli.StringFlag{Name: "key", EnvVars: []string{"REGISTRY_KEY"}, Usage: "sign submit, yank and owners with this developer key (see `keys`) instead of having the node sign"},
-			&cli.StringFlag{Name: "key-dir", EnvVars: []string{"REGISTRY_KEY_DIR"}, Usage: "where developer keys are kept (default: <user config dir>/wasm-crates-registry/keys)"},
-			&cli.DurationFlag{Name: "timeout", Value: 60 * time.Second, Usage: "how long to wait for each answer"},
-		},
-		Commands: []*cli.Command{
+		Name:                 "wasm-crates-registry-cli",
+		Usage:                "query and manage a wasm-crates-registry node over its REST API",
+		Version:              version,
+		Flags:                globalFlags(),
+		EnableBashCompletion: true,
+		Commands: withGlobalFlags([]*cli.Command{
 			healthCmd(), listCmd(), searchCmd(), showCmd(), submitCmd(), yankCmd(true), yankCmd(false),
 			reviewCmd(), configCmd(), testCmd(), jobCmd(), syncCmd(), peersCmd(), stateCmd(),
-			ownersCmd(), downloadCmd(), recordCmd(), logCmd(), verifyCmd(), tokensCmd(), auditCmd(), keysCmd(),
-		},
+			ownersCmd(), downloadCmd(), recordCmd(), logCmd(), verifyCmd(), tokensCmd(), auditCmd(), keysCmd(), completionCmd(),
+		}),
 		OnUsageError: func(c *cli.Context, err error, isSubcommand bool) error {
 			return usageError{err.Error()}
 		},
@@ -99,19 +91,19 @@ type env struct {
 }
 
 func newEnv(c *cli.Context) (*env, error) {
-	tok := c.String("token")
-	if tok == "" && isLoopbackURL(c.String("api")) {
+	tok := globalString(c, "token")
+	if tok == "" && isLoopbackURL(globalString(c, "api")) {
 		// The admin-token file belongs to the node on this machine: it is
 		// never sent to an API elsewhere.
-		if b, err := os.ReadFile(filepath.Join(c.String("data-dir"), "admin-token")); err == nil {
+		if b, err := os.ReadFile(filepath.Join(globalString(c, "data-dir"), "admin-token")); err == nil {
 			tok = strings.TrimSpace(string(b))
 		}
 	}
-	cl, err := newClient(c.String("api"), tok, c.Duration("timeout"))
+	cl, err := newClient(globalString(c, "api"), tok, globalDuration(c, "timeout"))
 	if err != nil {
 		return nil, usageError{err.Error()}
 	}
-	return &env{c: c, cl: cl, json: c.Bool("json"), ctx: c.Context}, nil
+	return &env{c: c, cl: cl, json: globalBool(c, "json"), ctx: c.Context}, nil
 }
 
 // isLoopbackURL reports whether an API URL names this machine by a
