@@ -222,6 +222,7 @@ func (s *Server) routes() {
 	s.route("/keys", methods{"GET": s.auth(s.listKeys), "POST": s.auth(s.requestKey)})
 	s.route("/keys/{key}", methods{"PUT": s.auth(s.approveKey), "DELETE": s.auth(s.revokeKey)})
 	s.route("/records/signed", methods{"POST": s.auth(s.postSigned)})
+	s.mux.HandleFunc("/badges/{file}", s.badges)
 	s.logRoutes()
 	s.route("/verify", methods{"GET": s.getVerify, "POST": s.auth(s.postVerify)})
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
