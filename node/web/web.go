@@ -12,7 +12,9 @@ import (
 	"time"
 
 	registry "github.com/wasmrust/wasm-crates-registry"
+	"github.com/wasmrust/wasm-crates-registry/federation"
 	"github.com/wasmrust/wasm-crates-registry/node"
+	"github.com/wasmrust/wasm-crates-registry/node/web/chart"
 )
 
 //go:embed templates/*.html
@@ -64,7 +66,7 @@ func New(n *node.Node, log *slog.Logger) *Handler {
 
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
+	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	h.mux.ServeHTTP(w, r)
 }
@@ -134,6 +136,26 @@ type cratePage struct {
 	Latest   *node.ReportWithDetail
 	Versions []*node.Release
 	Jobs     int
+	Charts   crateCharts
+	Badge    badgeSnippets
+}
+
+// badgeSnippets are what a crate's README embeds to show its badge.
+type badgeSnippets struct {
+	SVG, Page, Markdown, HTML string
+}
+
+func badgesFor(r *http.Request, name string) badgeSnippets {
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	base := scheme + "://" + r.Host
+	svg := base + "/badges/" + url.PathEscape(name) + ".svg"
+	page := base + "/ui/crates/" + url.PathEscape(name)
+	return badgeSnippets{SVG: "/badges/" + url.PathEscape(name) + ".svg", Page: page,
+		Markdown: "[![wasm](" + svg + ")](" + page + ")",
+		HTML:     `<a href="` + page + `"><img alt="wasm" src="` + svg + `"></a>`}
 }
 
 func (h *Handler) crate(w http.ResponseWriter, r *http.Request) {
@@ -147,7 +169,8 @@ func (h *Handler) crate(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, err)
 		return
 	}
-	cp := cratePage{Release: tests.Release, Reports: tests.Reports, Versions: versions, Jobs: len(tests.Jobs)}
+	cp := cratePage{Release: tests.Release, Reports: tests.Reports, Versions: versions, Jobs: len(tests.Jobs),
+		Badge: badgesFor(r, tests.Release.Name)}
 	for i := range tests.Reports {
 		if tests.Reports[i].Trusted && tests.Reports[i].Current {
 			cp.Latest = &tests.Reports[i]
@@ -156,6 +179,14 @@ func (h *Handler) crate(w http.ResponseWriter, r *http.Request) {
 	}
 	if cp.Latest == nil && len(tests.Reports) > 0 {
 		cp.Latest = &tests.Reports[0]
+	}
+	if cp.Latest != nil {
+		cp.Charts = reportCharts(cp.Latest.Body)
+	}
+	cp.Charts.Score = scoreChart(versions)
+	if cp.Charts.Matrix, err = h.matrix(r.Context(), versions); err != nil {
+		h.fail(w, err)
+		return
 	}
 	h.render(w, r, "crate.html", tests.Release.Subject, cp)
 }
@@ -166,7 +197,25 @@ func (h *Handler) peers(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, err)
 		return
 	}
-	h.render(w, r, "peers.html", "Peers", peers)
+	h.render(w, r, "peers.html", "Federation", peersPage{Peers: peers, Scores: peerScores(peers)})
+}
+
+type peersPage struct {
+	Peers  []federation.PeerInfo
+	Scores template.HTML
+}
+
+// peerScores draws each peer's score; gossipsub grays out and this node
+// bans a peer whose score falls far below zero.
+func peerScores(peers []federation.PeerInfo) template.HTML {
+	if len(peers) == 0 {
+		return ""
+	}
+	groups := make([]chart.Group, len(peers))
+	for i, p := range peers {
+		groups[i] = chart.Group{Label: p.ID, Values: []float64{max(0, p.Score)}}
+	}
+	return chart.Bars("Peer scores (below zero drawn as zero; the table has the exact value)", []chart.Series{{Name: "score"}}, groups, func(v float64) string { return fmt.Sprintf("%.2f", v) })
 }
 
 func humanBytes(n uint64) string {
