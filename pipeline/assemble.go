@@ -268,7 +268,7 @@ func (r *jobRun) depTree(ctx context.Context, ts *targetState) ([]registry.DepRe
 	if err := r.restoreHome(ts.ce); err != nil {
 		return nil, err
 	}
-	run, err := r.p.sb.run(ctx, runSpec{
+	run, err := r.sb.run(ctx, runSpec{
 		Args: append([]string{ts.ce.tc.Cargo}, withFeatures([]string{"metadata", "--offline", "--manifest-path", ts.ce.manifest(), "--format-version", "1", "--filter-platform", ts.status.Triple}, ts.ce.features)...),
 		Env:  ts.ce.env(), Dir: filepath.Dir(ts.ce.pkg), RW: []string{ts.ce.home}, RO: append([]string{ts.ce.pkg, ts.ce.target}, ts.ce.extraRO...),
 		Timeout: r.p.cfg.Limits.BuildTime, Mem: r.p.cfg.Limits.Memory, Procs: r.p.cfg.Limits.Processes,

@@ -292,7 +292,7 @@ func (r *jobRun) nativeBenchLoop(ctx context.Context, ce *cargoEnv, bin string, 
 	libPath := strings.Join([]string{filepath.Dir(bin), filepath.Join(ce.tc.Sysroot, "lib", "rustlib", ce.tc.Host, "lib"), filepath.Join(ce.tc.Sysroot, "lib")}, ":")
 	script := `i=0; while [ "$i" -lt ` + strconv.Itoa(n) + ` ]; do "$0" >/dev/null 2>&1 || exit $?; i=$((i+1)); done`
 	out := &limitedBuffer{limit: 2 << 10}
-	run, err := r.p.sb.run(ctx, runSpec{
+	run, err := r.sb.run(ctx, runSpec{
 		Args: []string{"/bin/sh", "-c", script, bin},
 		Env: []string{"PATH=/usr/bin:/bin", "HOME=/tmp", "TMPDIR=/tmp", "RUST_BACKTRACE=0", "LANG=C.UTF-8",
 			"CARGO_MANIFEST_DIR=" + ce.pkg, "LD_LIBRARY_PATH=" + libPath},
@@ -385,7 +385,7 @@ func (r *jobRun) wasmBench(ctx context.Context, module string, deadline time.Tim
 		return nil, "", registry.E("pipeline.bench", registry.EINTERNAL, "", err)
 	}
 	defer os.RemoveAll(scratch)
-	if err := r.p.sb.prepareWritable(scratch); err != nil {
+	if err := r.sb.prepareWritable(scratch); err != nil {
 		return nil, "", err
 	}
 	req := wasmBenchRequest{Module: module, Scratch: scratch, Pages: uint32(min(lim.TestMemory/65536, 65536)),
@@ -394,7 +394,7 @@ func (r *jobRun) wasmBench(ctx context.Context, module string, deadline time.Tim
 	// Runs cannot be interrupted inside the helper (see runWasmBench): the
 	// helper's own deadline, enforced by the sandbox, bounds them.
 	timeout := min(time.Duration(benchIterations+1)*lim.TestTime, left) + 10*time.Second
-	run, stderr, err := r.p.helper(ctx, "wasm-bench", req, []string{module}, []string{scratch}, timeout, scratch, &out)
+	run, stderr, err := r.p.helper(ctx, r.sb, "wasm-bench", req, []string{module}, []string{scratch}, timeout, scratch, &out)
 	if err != nil {
 		return nil, "", err
 	}

@@ -12,6 +12,7 @@ import (
 
 // cargoEnv is where one toolchain's cargo works for a job.
 type cargoEnv struct {
+	sb        *sandbox // the job's sandbox; nil means the pipeline's own
 	tc        Toolchain
 	pkg       string // the package's directory (a copy per toolchain)
 	target    string // CARGO_TARGET_DIR
@@ -21,6 +22,14 @@ type cargoEnv struct {
 	diskDir   string
 	diskLimit uint64
 	features  []string // the tested configuration's cargo flags (config.go), for the commands that build
+}
+
+// sandbox is where ce's commands run.
+func (ce *cargoEnv) sandbox(p *Pipeline) *sandbox {
+	if ce.sb != nil {
+		return ce.sb
+	}
+	return p.sb
 }
 
 func (ce *cargoEnv) env() []string {
@@ -133,7 +142,7 @@ func (p *Pipeline) cargo(ctx context.Context, ce *cargoEnv, timeout time.Duratio
 		FileSize: p.cfg.Limits.Disk, DiskDir: ce.diskDir, DiskLimit: ce.diskLimit, MaxOutput: maxCargoOutput,
 		Stdout: stdoutScan, Stderr: res.stderr,
 	}
-	run, err := p.sb.run(ctx, spec)
+	run, err := ce.sandbox(p).run(ctx, spec)
 	stdoutScan.flush()
 	res.run = run
 	if err != nil {

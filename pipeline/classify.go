@@ -222,7 +222,7 @@ func (r *jobRun) toolchainWorks(ctx context.Context, ts *targetState) (bool, str
 	// package, target directory, cargo home and disk budget, so that a
 	// crate cannot make the control fail and have its answer cached.
 	base := filepath.Join(r.dir, "control-"+strings.NewReplacer("/", "_", "@", "_").Replace(key))
-	ce := &cargoEnv{tc: ts.tc, pkg: filepath.Join(base, "pkg"), target: filepath.Join(base, "target"), home: filepath.Join(base, "home"),
+	ce := &cargoEnv{sb: r.sb, tc: ts.tc, pkg: filepath.Join(base, "pkg"), target: filepath.Join(base, "target"), home: filepath.Join(base, "home"),
 		diskDir: base, diskLimit: r.p.cfg.Limits.Disk}
 	for _, d := range []string{ce.pkg, ce.target, ce.home} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
@@ -238,7 +238,7 @@ func (r *jobRun) toolchainWorks(ctx context.Context, ts *targetState) (bool, str
 			return false, "", registry.E("pipeline.control", registry.EINTERNAL, "", err)
 		}
 	}
-	if err := r.p.sb.prepareWritable(base); err != nil {
+	if err := r.sb.prepareWritable(base); err != nil {
 		return false, "", err
 	}
 	args := []string{"build"}

@@ -215,7 +215,7 @@ func (r *jobRun) docCargo(ctx context.Context, ce *cargoEnv, timeout time.Durati
 		stdout = out
 	}
 	errb := &limitedBuffer{limit: 16 << 10}
-	run, err := r.p.sb.run(ctx, runSpec{
+	run, err := r.sb.run(ctx, runSpec{
 		Args: append([]string{ce.tc.Cargo}, args...), Env: ce.env(), Dir: filepath.Dir(ce.pkg),
 		RW: []string{ce.target, ce.home}, RO: append([]string{ce.pkg}, ce.extraRO...),
 		Timeout: timeout, Mem: lim.Memory, CPU: lim.CPUTime, Procs: lim.Processes,

@@ -133,6 +133,17 @@ type Config struct {
 	// from (default: this process's own executable, whose main must call
 	// MaybeRunHelper first).
 	HelperExe string
+	// SandboxUIDs is the range of user IDs jobs run as when the pipeline
+	// runs as root, one per running job (uids.go); zero values take the
+	// defaults (DefaultUIDBase, DefaultUIDCount, DefaultUIDLockDir).
+	SandboxUIDs UIDRange
+}
+
+// UIDRange is a range of user IDs and the directory of its slots' locks,
+// shared by every process of the machine that uses the range.
+type UIDRange struct {
+	Base, Count int
+	LockDir     string
 }
 
 // Pipeline tests releases: it builds them with cargo for the host and the
@@ -143,6 +154,7 @@ type Pipeline struct {
 	cfg        Config
 	log        *slog.Logger
 	sb         *sandbox
+	uids       *uidPool // nil when not running as root: the sandbox keeps this user
 	toolchains []Toolchain
 	plan       []TargetStatus
 	host       string
@@ -253,6 +265,11 @@ func New(cfg Config) (*Pipeline, error) {
 	}
 	if p.sb, err = newSandbox(ctx, cfg.Bwrap, cfg.HelperExe, ro, p.log); err != nil {
 		return nil, err
+	}
+	if p.sb.setpriv != "" {
+		if p.uids, err = newUIDPool(cfg.SandboxUIDs.LockDir, cfg.SandboxUIDs.Base, cfg.SandboxUIDs.Count); err != nil {
+			return nil, err
+		}
 	}
 	if p.wcache, err = openWasmCache(filepath.Join(cfg.CacheDir, "wazero"), filepath.Join(cfg.CacheDir, "wazero.manifest"), p.log); err != nil {
 		return nil, err
@@ -408,8 +425,16 @@ func (p *Pipeline) Run(ctx context.Context, job Job, progress func(Event)) (*reg
 	if err := os.Chmod(dir, 0o755); err != nil {
 		return nil, registry.E(op, registry.EINTERNAL, "", err)
 	}
-	r := &jobRun{p: p, job: &job, dir: dir, progress: progress, started: time.Now(),
+	r := &jobRun{p: p, job: &job, dir: dir, progress: progress, started: time.Now(), sb: p.sb,
 		log: p.log.With("crate", registry.ReleaseSubject(job.Body.Name, job.Body.Version))}
+	if p.uids != nil {
+		uid, release, err := p.uids.acquire()
+		if err != nil {
+			return nil, err
+		}
+		defer release()
+		r.sb = p.sb.withUID(uid)
+	}
 	body, err := r.run(ctx)
 	if err != nil {
 		if ctx.Err() != nil {

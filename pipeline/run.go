@@ -50,6 +50,7 @@ type targetState struct {
 
 type jobRun struct {
 	p        *Pipeline
+	sb       *sandbox // the job's own sandbox user
 	job      *Job
 	dir      string
 	progress func(Event)
@@ -221,11 +222,11 @@ func (r *jobRun) restoreHome(ce *cargoEnv) error {
 // add files, not replace the node's) and config.toml stays the node's
 // and read-only, so no build script can change the sources or flags of a
 // later step.
-func (p *Pipeline) protectHome(home string) error {
-	if err := p.sb.prepareWritable(home); err != nil {
+func (r *jobRun) protectHome(home string) error {
+	if err := r.sb.prepareWritable(home); err != nil {
 		return err
 	}
-	if p.sb.setpriv == "" {
+	if r.sb.setpriv == "" {
 		return nil // the sandbox runs as this user; there is no other owner to keep
 	}
 	uid, gid := os.Geteuid(), os.Getegid()
@@ -251,7 +252,7 @@ func (r *jobRun) keepHome(home string) error {
 		r.homeCfg = map[string][]byte{}
 	}
 	r.homeCfg[home] = cfg
-	return r.p.protectHome(home)
+	return r.protectHome(home)
 }
 
 func isWasm(target string) bool {
@@ -286,7 +287,7 @@ func (r *jobRun) resolve(ctx context.Context, pkgSrc string) (string, error) {
 		}
 		n := len(r.envs)
 		base := filepath.Join(r.dir, "tc"+strconv.Itoa(n))
-		ce := &cargoEnv{tc: ts.tc, pkg: filepath.Join(base, "pkg"), target: filepath.Join(base, "target"), home: home,
+		ce := &cargoEnv{sb: r.sb, tc: ts.tc, pkg: filepath.Join(base, "pkg"), target: filepath.Join(base, "target"), home: home,
 			extraRO: []string{vendor}, diskDir: r.dir, diskLimit: p.cfg.Limits.Disk}
 		if err := copyTree(pkgSrc, ce.pkg); err != nil {
 			return "", registry.E("pipeline.resolve", registry.EINTERNAL, "cannot copy the crate", err)
@@ -297,7 +298,7 @@ func (r *jobRun) resolve(ctx context.Context, pkgSrc string) (string, error) {
 		if err := os.MkdirAll(ce.target, 0o755); err != nil {
 			return "", registry.E("pipeline.resolve", registry.EINTERNAL, "", err)
 		}
-		if err := p.sb.prepareWritable(base); err != nil {
+		if err := r.sb.prepareWritable(base); err != nil {
 			return "", err
 		}
 		r.envs[id] = ce
@@ -428,7 +429,7 @@ func (r *jobRun) resolveOnline(ctx context.Context, ce *cargoEnv, pkgSrc string,
 		return offline
 	}
 	_ = os.RemoveAll(ce.pkg)
-	if err := copyTree(pkgSrc, ce.pkg); err != nil || r.p.sb.prepareWritable(ce.pkg) != nil {
+	if err := copyTree(pkgSrc, ce.pkg); err != nil || r.sb.prepareWritable(ce.pkg) != nil {
 		return offline
 	}
 	_ = os.Remove(filepath.Join(ce.pkg, "Cargo.lock"))
@@ -732,7 +733,7 @@ func (r *jobRun) runTests(ctx context.Context, ts *targetState, bins []testBinar
 				continue
 			}
 			r.addModule(ts, b.Path, "test:"+b.Label)
-			if br, err = r.p.wasmTests(ctx, b, r.dir, budget); err == nil {
+			if br, err = r.p.wasmTests(ctx, r.sb, b, r.dir, budget); err == nil {
 				err = r.retimeWasm(ctx, b, br, budget)
 			}
 		} else {

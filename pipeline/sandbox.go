@@ -19,8 +19,9 @@ import (
 	registry "github.com/wasmrust/wasm-crates-registry"
 )
 
-// sandboxUID is the unprivileged identity untrusted code runs as when the
-// pipeline runs as root ("nobody" on Debian).
+// sandboxUID is the unprivileged identity of the sandbox's own checks and
+// of commands outside a job when the pipeline runs as root ("nobody" on
+// Debian); each job runs as a user of its own (uids.go).
 const sandboxUID = 65534
 
 // sandbox runs commands under bubblewrap: new PID, network, IPC and UTS
@@ -36,6 +37,7 @@ type sandbox struct {
 	bwrap   string
 	prlimit string
 	setpriv string // empty when not running as root
+	uid     int    // the user commands run as when setpriv is set
 	ro      []string
 	exe     string // the pipeline's own executable, bound at helperPath
 	log     *slog.Logger
@@ -140,7 +142,7 @@ func newSandbox(ctx context.Context, bwrap, exe string, ro []string, log *slog.L
 	if exe == "" {
 		return nil, registry.E(op, registry.EINVALID, "the sandbox needs the pipeline's own executable for its supervisor", nil)
 	}
-	sb := &sandbox{bwrap: bwrap, exe: exe, log: log, recordWrites: true}
+	sb := &sandbox{bwrap: bwrap, exe: exe, log: log, recordWrites: true, uid: sandboxUID}
 	var err error
 	if sb.prlimit, err = exec.LookPath("prlimit"); err != nil {
 		return nil, registry.E(op, registry.EUNAVAILABLE, "prlimit (util-linux) is not installed", err)
@@ -181,6 +183,14 @@ func newSandbox(ctx context.Context, bwrap, exe string, ro []string, log *slog.L
 	return sb, nil
 }
 
+// withUID is the sandbox running its commands as user uid (the user and
+// group of that ID), for one job.
+func (sb *sandbox) withUID(uid int) *sandbox {
+	c := *sb
+	c.uid = uid
+	return &c
+}
+
 // prepareWritable makes dir (and everything under it) writable by the
 // sandbox's user.
 func (sb *sandbox) prepareWritable(dir string) error {
@@ -191,7 +201,7 @@ func (sb *sandbox) prepareWritable(dir string) error {
 		if err != nil {
 			return err
 		}
-		return os.Lchown(p, sandboxUID, sandboxUID)
+		return os.Lchown(p, sb.uid, sb.uid)
 	})
 	if err != nil {
 		return registry.E("pipeline.sandbox", registry.EINTERNAL, "cannot hand the work directory to the sandbox user", err)
@@ -274,7 +284,7 @@ func (sb *sandbox) args(spec runSpec) []string {
 	}
 	a = append(a, "--")
 	if sb.setpriv != "" {
-		id := strconv.Itoa(sandboxUID)
+		id := strconv.Itoa(sb.uid)
 		a = append(a, sb.setpriv, "--reuid="+id, "--regid="+id, "--clear-groups",
 			"--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--")
 	}

@@ -209,7 +209,14 @@ kill -9 $PPID`
 	}
 }
 
-// sandboxUserProcesses lists the processes of the sandbox user on the
+// isSandboxUID reports whether a uid (as /proc prints it) is one the
+// sandbox runs commands as: its own checks' user or a job's (uids.go).
+func isSandboxUID(s string) bool {
+	uid, err := strconv.Atoi(s)
+	return err == nil && (uid == sandboxUID || uid >= DefaultUIDBase && uid < DefaultUIDBase+DefaultUIDCount)
+}
+
+// sandboxUserProcesses lists the processes of the sandbox users on the
 // host.
 func sandboxUserProcesses(t *testing.T) []string {
 	t.Helper()
@@ -235,7 +242,7 @@ func sandboxUserProcesses(t *testing.T) []string {
 				continue
 			}
 			for _, line := range strings.Split(string(st), "\n") {
-				if f := strings.Fields(line); len(f) >= 2 && f[0] == "Uid:" && f[1] == strconv.Itoa(sandboxUID) {
+				if f := strings.Fields(line); len(f) >= 2 && f[0] == "Uid:" && isSandboxUID(f[1]) {
 					cmd, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
 					left = append(left, e.Name()+":"+strings.ReplaceAll(string(cmd), "\x00", " "))
 				}

@@ -108,7 +108,7 @@ func (p *Pipeline) nativeTests(ctx context.Context, bin testBinary, ce *cargoEnv
 	runOne := func(timeout time.Duration, args ...string) (oneRun, error) {
 		var r oneRun
 		out := &limitedBuffer{limit: 16 << 10}
-		run, err := p.sb.run(ctx, runSpec{
+		run, err := ce.sandbox(p).run(ctx, runSpec{
 			Args: append([]string{bin.Path}, args...), Env: env, Dir: ce.pkg,
 			RO: append([]string{ce.pkg, ce.target}, ce.extraRO...), Timeout: timeout,
 			Mem: lim.TestMemory, CPU: lim.TestTime, Procs: lim.Processes, FileSize: lim.Disk,

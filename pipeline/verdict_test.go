@@ -504,7 +504,7 @@ func TestVerdictBrokenToolchainIsTheNodes(t *testing.T) {
 	ts := &targetState{status: TargetStatus{Target: target, Triple: target, Toolchain: tc.ID}, tc: tc,
 		rep: &registry.TargetReport{Target: target, Build: buildFailed, Outcome: registry.OutcomeBuildFail}}
 	var events []Event
-	r := &jobRun{p: p, dir: dir, log: p.log, targets: []*targetState{ts}, progress: func(e Event) { events = append(events, e) }}
+	r := &jobRun{p: p, sb: p.sb, dir: dir, log: p.log, targets: []*targetState{ts}, progress: func(e Event) { events = append(events, e) }}
 	if err := r.settleWasmFailure(context.Background(), ts, false); err != nil {
 		t.Fatal(err)
 	}

@@ -283,7 +283,7 @@ func runWasmBinary(ctx context.Context, req wasmRunRequest, log *slog.Logger) (*
 // process has already compiled into the cache (by its sha256) skips the
 // compile step; if the cache lost it since, the runner compiles it in
 // memory and the next run compiles it again.
-func (p *Pipeline) wasmTests(ctx context.Context, bin testBinary, jobDir string, budget *testBudget) (*binaryRun, error) {
+func (p *Pipeline) wasmTests(ctx context.Context, sb *sandbox, bin testBinary, jobDir string, budget *testBudget) (*binaryRun, error) {
 	const op = "pipeline.wasmTests"
 	lim := p.cfg.Limits
 	br := &binaryRun{Label: bin.Label}
@@ -302,10 +302,10 @@ func (p *Pipeline) wasmTests(ctx context.Context, bin testBinary, jobDir string,
 			return nil, err
 		}
 		defer os.RemoveAll(stage)
-		if err := p.sb.prepareWritable(stage); err != nil {
+		if err := sb.prepareWritable(stage); err != nil {
 			return nil, err
 		}
-		run, stderr, err := p.helper(ctx, "wasm-compile", wasmCompileRequest{Module: bin.Path, Cache: stage},
+		run, stderr, err := p.helper(ctx, sb, "wasm-compile", wasmCompileRequest{Module: bin.Path, Cache: stage},
 			[]string{bin.Path}, []string{stage}, lim.BuildTime, stage, &comp)
 		if err != nil {
 			return nil, err
@@ -333,7 +333,7 @@ func (p *Pipeline) wasmTests(ctx context.Context, bin testBinary, jobDir string,
 		return nil, registry.E(op, registry.EINTERNAL, "", err)
 	}
 	defer os.RemoveAll(scratch)
-	if err := p.sb.prepareWritable(scratch); err != nil {
+	if err := sb.prepareWritable(scratch); err != nil {
 		return nil, err
 	}
 	// With the budget spent, the runner still lists the tests and reports
@@ -344,7 +344,7 @@ func (p *Pipeline) wasmTests(ctx context.Context, bin testBinary, jobDir string,
 	// The runner stops starting tests at the budget; listing, baselines and
 	// the last test may take a few more test deadlines.
 	var out wasmRunResult
-	run, stderr, err := p.helper(ctx, "wasm-run", req, []string{bin.Path}, []string{scratch}, left+4*lim.TestTime+30*time.Second, scratch, &out)
+	run, stderr, err := p.helper(ctx, sb, "wasm-run", req, []string{bin.Path}, []string{scratch}, left+4*lim.TestTime+30*time.Second, scratch, &out)
 	if err != nil {
 		return nil, err
 	}
@@ -441,7 +441,7 @@ const maxHelperReply = 32 << 20
 
 // helper runs a pipeline helper in the sandbox as the sandbox user with req
 // as its argument and decodes its JSON reply into reply when it exits 0.
-func (p *Pipeline) helper(ctx context.Context, name string, req any, ro, rw []string, timeout time.Duration, diskDir string, reply any) (runResult, *limitedBuffer, error) {
+func (p *Pipeline) helper(ctx context.Context, sb *sandbox, name string, req any, ro, rw []string, timeout time.Duration, diskDir string, reply any) (runResult, *limitedBuffer, error) {
 	const op = "pipeline.helper"
 	lim := p.cfg.Limits
 	arg, err := json.Marshal(req)
@@ -450,7 +450,7 @@ func (p *Pipeline) helper(ctx context.Context, name string, req any, ro, rw []st
 	}
 	stdout := &cappedBuffer{limit: maxHelperReply}
 	stderr := &limitedBuffer{limit: 8 << 10}
-	run, err := p.sb.run(ctx, runSpec{
+	run, err := sb.run(ctx, runSpec{
 		Args: helperArgs(helperPath, name, string(arg)),
 		Env:  []string{"HOME=/tmp", "TMPDIR=/tmp", "LANG=C.UTF-8", "GOMAXPROCS=2"},
 		Dir:  "/", RO: ro, RW: rw, Timeout: timeout,

@@ -242,7 +242,7 @@ func TestRunnerSandboxSeesNothingOfTheNode(t *testing.T) {
 		"w:" + filepath.Join(c.dir, "planted"),
 	}
 	var got []string
-	run, stderr, err := p.helper(context.Background(), "test-probe-node", probes, nil, []string{scratch}, time.Minute, scratch, &got)
+	run, stderr, err := p.helper(context.Background(), p.sb, "test-probe-node", probes, nil, []string{scratch}, time.Minute, scratch, &got)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -53,7 +53,7 @@ func (r *jobRun) retimeWasm(ctx context.Context, bin testBinary, br *binaryRun, 
 		return registry.E("pipeline.retime", registry.EINTERNAL, "", err)
 	}
 	defer os.RemoveAll(scratch)
-	if err := r.p.sb.prepareWritable(scratch); err != nil {
+	if err := r.sb.prepareWritable(scratch); err != nil {
 		return err
 	}
 	runs := [][]string{{"--exact", noSuchTest}}
@@ -64,7 +64,7 @@ func (r *jobRun) retimeWasm(ctx context.Context, bin testBinary, br *binaryRun, 
 	req := wasmBenchRequest{Module: bin.Path, Scratch: scratch, Pages: uint32(min(lim.TestMemory/65536, 65536)), Runs: runs}
 	timeout := min(3*checked+10*time.Second, left)
 	var out wasmBenchResult
-	run, stderr, err := r.p.helper(ctx, "wasm-bench", req, []string{bin.Path}, []string{scratch}, timeout, scratch, &out)
+	run, stderr, err := r.p.helper(ctx, r.sb, "wasm-bench", req, []string{bin.Path}, []string{scratch}, timeout, scratch, &out)
 	if err != nil {
 		return err
 	}

@@ -10,9 +10,12 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/wasmrust/wasm-crates-registry/pipeline"
 )
 
-// sandboxProcesses lists the processes of the sandbox's user (uid 65534)
+// sandboxProcesses lists the processes of the sandbox's users (65534, and
+// the range jobs run as: pipeline.DefaultUIDBase and up)
 // whose command line names dir (the data directory of one daemon: its
 // pipeline's work directories are inside it), so that sandboxes of other
 // tests running at the same time do not count.
@@ -33,12 +36,17 @@ func sandboxProcesses(t *testing.T, dir string) []string {
 		}
 		cmdline, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
 		for _, line := range strings.Split(string(st), "\n") {
-			if f := strings.Fields(line); len(f) > 1 && f[0] == "Uid:" && f[1] == "65534" && strings.Contains(string(cmdline), dir) {
+			if f := strings.Fields(line); len(f) > 1 && f[0] == "Uid:" && isSandboxUID(f[1]) && strings.Contains(string(cmdline), dir) {
 				out = append(out, e.Name()+" "+strings.ReplaceAll(string(cmdline), "\x00", " "))
 			}
 		}
 	}
 	return out
+}
+
+func isSandboxUID(s string) bool {
+	uid, err := strconv.Atoi(s)
+	return err == nil && (uid == 65534 || uid >= pipeline.DefaultUIDBase && uid < pipeline.DefaultUIDBase+pipeline.DefaultUIDCount)
 }
 
 // TestHostileCrateLeavesTheNodeResponsive runs the crate whose tests
@@ -52,7 +60,7 @@ func TestHostileCrateLeavesTheNodeResponsive(t *testing.T) {
 		t.Skip("builds and runs a hostile crate with cargo")
 	}
 	if os.Geteuid() != 0 {
-		t.Skip("the sandbox drops to uid 65534 only when the node runs as root")
+		t.Skip("the sandbox drops to an unprivileged user only when the node runs as root")
 	}
 	d := startDaemon(t, filepath.Join(t.TempDir(), "data"), "--test-time", "5s")
 	manifest := filepath.Join(repoRoot(t), "pipeline", "testdata", "crates", "hostile-tests", "Cargo.toml")
