@@ -469,6 +469,9 @@ func (h *Handler) download(w http.ResponseWriter, r *http.Request, name, version
 		return err
 	}
 	v, err := h.n.Store().GetView(name, version)
+	if registry.KindOf(err) == registry.ENOTFOUND {
+		return h.downloadMirrored(w, r, name, version)
+	}
 	if err != nil {
 		return err
 	}
