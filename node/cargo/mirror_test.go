@@ -1,0 +1,317 @@
+package cargo
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	registry "github.com/wasmrust/wasm-crates-registry"
+	"github.com/wasmrust/wasm-crates-registry/mirror"
+	"github.com/wasmrust/wasm-crates-registry/node"
+)
+
+// upstreamIndex is a real HTTP server playing an upstream sparse index
+// whose files each test changes, hostile ones included. (nginx serves the
+// stand-in in the daemon tests; here the answers must change mid-test and
+// be wrong on purpose.)
+type upstreamIndex struct {
+	srv      *httptest.Server
+	mu       sync.Mutex
+	files    map[string][]byte // path → body
+	requests atomic.Int64
+}
+
+func newUpstreamIndex(t *testing.T) *upstreamIndex {
+	u := &upstreamIndex{files: map[string][]byte{}}
+	u.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u.requests.Add(1)
+		u.mu.Lock()
+		b, ok := u.files[r.URL.Path]
+		u.mu.Unlock()
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		sum := sha256.Sum256(b)
+		etag := `"` + hex.EncodeToString(sum[:8]) + `"`
+		w.Header().Set("ETag", etag)
+		if r.Header.Get("If-None-Match") == etag {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		w.Write(b)
+	}))
+	t.Cleanup(u.srv.Close)
+	u.set("/index/config.json", []byte(`{"dl":"`+u.srv.URL+`/dl/{crate}/{version}"}`))
+	return u
+}
+
+func (u *upstreamIndex) set(path string, b []byte) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.files[path] = b
+}
+
+// publish puts versions of a crate on the upstream: the archives and the
+// index file listing them.
+func (u *upstreamIndex) publish(t *testing.T, name string, yanked map[string]bool, archives map[string][]byte) map[string]string {
+	lines := map[string]string{}
+	var file strings.Builder
+	for _, v := range sortedVersions(archives) {
+		a := archives[v]
+		sum := sha256.Sum256(a)
+		l := fmt.Sprintf(`{"name":%q,"vers":%q,"deps":[],"cksum":"%x","features":{},"yanked":%v}`, name, v, sum, yanked[v])
+		lines[v] = l
+		file.WriteString(l + "\n")
+		u.set("/dl/"+name+"/"+v, a)
+	}
+	u.set("/index/"+IndexPath(strings.ToLower(name)), []byte(file.String()))
+	return lines
+}
+
+func sortedVersions(m map[string][]byte) []string {
+	var vs []string
+	for v := range m {
+		vs = append(vs, v)
+	}
+	for i := range vs {
+		for j := i + 1; j < len(vs); j++ {
+			if registry.CompareVersions(vs[j], vs[i]) < 0 {
+				vs[i], vs[j] = vs[j], vs[i]
+			}
+		}
+	}
+	return vs
+}
+
+func mirrorNode(t *testing.T, up *upstreamIndex, localFirst bool) *testNode {
+	t.Helper()
+	m, err := mirror.New(mirror.Config{URL: up.srv.URL + "/index/", Timeout: 2 * time.Second, MaxIndexBytes: 1 << 20, MaxCrateBytes: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return newTestNode(t, node.Config{Upstream: node.UpstreamConfig{Upstreams: []node.Upstream{m}, Refresh: -1, LocalFirst: localFirst}}, Config{})
+}
+
+func upstreamRecords(t *testing.T, tn *testNode) []*registry.Record {
+	t.Helper()
+	recs, err := tn.n.Store().RecordsByKind(registry.KindUpstream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return recs
+}
+
+func TestMirrorServesUpstreamAndKeepsArchives(t *testing.T) {
+	up := newUpstreamIndex(t)
+	a1, a2 := simpleCrate(t, "Mirrored", "1.0.0", ""), simpleCrate(t, "Mirrored", "1.1.0", "")
+	lines := up.publish(t, "Mirrored", nil, map[string][]byte{"1.0.0": a1, "1.1.0": a2})
+	tn := mirrorNode(t, up, false)
+
+	r := tn.do("GET", "/index/"+IndexPath("mirrored"), nil)
+	if r.status != 200 || string(r.body) != lines["1.0.0"]+"\n"+lines["1.1.0"]+"\n" {
+		t.Fatalf("index: %d %s", r.status, r.body)
+	}
+	if n := len(upstreamRecords(t, tn)); n != 2 {
+		t.Fatalf("%d upstream records after the first fetch; want one per version", n)
+	}
+	// Revalidation with an unchanged upstream signs nothing new.
+	if r := tn.do("GET", "/index/"+IndexPath("mirrored"), nil); r.status != 200 || len(upstreamRecords(t, tn)) != 2 {
+		t.Fatalf("second fetch: %d, %d records", r.status, len(upstreamRecords(t, tn)))
+	}
+	r = tn.do("GET", "/api/v1/crates/Mirrored/1.0.0/download", nil)
+	if r.status != 200 || string(r.body) != string(a1) {
+		t.Fatalf("download: %d (%d bytes)", r.status, len(r.body))
+	}
+	if has, _ := tn.n.Store().HasBlob(registry.Sum(a1)); !has {
+		t.Fatal("the downloaded archive was not kept")
+	}
+	// With the upstream gone, what was observed and kept is still served.
+	up.srv.Close()
+	if r := tn.do("GET", "/api/v1/crates/Mirrored/1.0.0/download", nil); r.status != 200 || string(r.body) != string(a1) {
+		t.Fatalf("download with the upstream down: %d %s", r.status, r.body)
+	}
+	if r := tn.do("GET", "/index/"+IndexPath("mirrored"), nil); r.status != 200 || !strings.Contains(string(r.body), `"1.1.0"`) {
+		t.Fatalf("index with the upstream down: %d %s", r.status, r.body)
+	}
+	// An archive never fetched cannot be served now: a clear 503.
+	r = tn.do("GET", "/api/v1/crates/Mirrored/1.1.0/download", nil)
+	if r.status != http.StatusServiceUnavailable || !strings.Contains(detail(t, r), "upstreams supplied") {
+		t.Fatalf("uncached download with the upstream down: %d %s", r.status, r.body)
+	}
+	// A crate no one has is Cargo's 404.
+	if r := tn.do("GET", "/index/"+IndexPath("absent"), nil); r.status != http.StatusServiceUnavailable && r.status != 404 {
+		t.Fatalf("absent crate: %d %s", r.status, r.body)
+	}
+}
+
+func TestMirrorChangedUpstreamIsEvidence(t *testing.T) {
+	up := newUpstreamIndex(t)
+	first := simpleCrate(t, "changing", "1.0.0", "")
+	lines := up.publish(t, "changing", nil, map[string][]byte{"1.0.0": first})
+	tn := mirrorNode(t, up, false)
+	if r := tn.do("GET", "/api/v1/crates/changing/1.0.0/download", nil); r.status != 200 {
+		t.Fatalf("download: %d %s", r.status, r.body)
+	}
+	// The upstream replaces the archive of the published version.
+	second := simpleCrate(t, "changing", "1.0.0", "license = \"MIT\"\n")
+	up.publish(t, "changing", nil, map[string][]byte{"1.0.0": second})
+	r := tn.do("GET", "/index/"+IndexPath("changing"), nil)
+	if r.status != 200 || string(r.body) != lines["1.0.0"]+"\n" {
+		t.Fatalf("after the change the index must keep the first line: %d %s", r.status, r.body)
+	}
+	if r := tn.do("GET", "/api/v1/crates/changing/1.0.0/download", nil); r.status != 200 || string(r.body) != string(first) {
+		t.Fatalf("after the change the first archive must be served: %d", r.status)
+	}
+	var st node.UpstreamStatus
+	res, err := http.Get(tn.url + "/upstream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	json.NewDecoder(res.Body).Decode(&st)
+	res.Body.Close()
+	if len(st.Changed) != 1 || st.Changed[0].Version != "1.0.0" || len(st.Changed[0].Changed) != 1 ||
+		st.Changed[0].Served.Cksum != registry.Sum(first).Hex() || st.Changed[0].Changed[0].Cksum != registry.Sum(second).Hex() {
+		t.Fatalf("GET /upstream does not show the change: %+v", st)
+	}
+	// The change is recorded once, however often it is seen.
+	tn.do("GET", "/index/"+IndexPath("changing"), nil)
+	if n := len(upstreamRecords(t, tn)); n != 2 {
+		t.Fatalf("%d upstream records; want the first observation and the change", n)
+	}
+	// A yank upstream is a yank here, not a change.
+	up.publish(t, "changing", map[string]bool{"1.0.0": true}, map[string][]byte{"1.0.0": first})
+	r = tn.do("GET", "/index/"+IndexPath("changing"), nil)
+	if var1, _ := registry.UpstreamLineYanked(lines["1.0.0"], true); r.status != 200 || !strings.Contains(string(r.body), `"yanked":true`) || len(r.body) != len(var1)+1 {
+		t.Fatalf("after a yank upstream: %d %s", r.status, r.body)
+	}
+}
+
+func TestMirrorHostileUpstreamKeepsNothing(t *testing.T) {
+	up := newUpstreamIndex(t)
+	good := simpleCrate(t, "hostile", "1.0.0", "")
+	up.publish(t, "hostile", nil, map[string][]byte{"1.0.0": good})
+	up.set("/dl/hostile/1.0.0", simpleCrate(t, "hostile", "1.0.0", "license = \"MIT\"\n")) // not what the index says
+	up.set("/index/"+IndexPath("garbage"), []byte("{\"name\":\"garbage\",\"vers\":\n"))
+	up.set("/index/"+IndexPath("other"), []byte(`{"name":"../../x","vers":"1.0.0","cksum":"`+strings.Repeat("0", 64)+`","yanked":false}`+"\n"))
+	up.set("/index/"+IndexPath("huge"), []byte(strings.Repeat(" ", 2<<20)))
+	tn := mirrorNode(t, up, false)
+
+	for _, name := range []string{"garbage", "other", "huge"} {
+		r := tn.do("GET", "/index/"+IndexPath(name), nil)
+		if r.status != http.StatusServiceUnavailable || !strings.Contains(detail(t, r), "upstream") {
+			t.Fatalf("%s: %d %s", name, r.status, r.body)
+		}
+	}
+	r := tn.do("GET", "/api/v1/crates/hostile/1.0.0/download", nil)
+	if r.status != http.StatusServiceUnavailable || !strings.Contains(detail(t, r), "not the index's cksum") {
+		t.Fatalf("wrong checksum: %d %s", r.status, r.body)
+	}
+	if _, blobs := tn.n.Store().Counts(); blobs != 0 {
+		t.Fatalf("%d blobs kept from a hostile upstream", blobs)
+	}
+	recs := upstreamRecords(t, tn)
+	if len(recs) != 1 || recs[0].Subject != "hostile" {
+		t.Fatalf("records after hostile answers: %v; want only the good line of hostile", recs)
+	}
+	// The REST API answers JSON errors for the same failures.
+	res, err := http.Get(tn.url + "/upstream/crates/garbage")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var eb struct {
+		Error struct{ Code, Message string }
+	}
+	json.NewDecoder(res.Body).Decode(&eb)
+	res.Body.Close()
+	if res.StatusCode != http.StatusServiceUnavailable || eb.Error.Code == "" || !strings.Contains(eb.Error.Message, "bad index file") {
+		t.Fatalf("API: %d %+v", res.StatusCode, eb)
+	}
+	for _, p := range []string{"/upstream/crates/..%2f..%2fetc", "/upstream/crates/a%00b"} {
+		res, err := http.Get(tn.url + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != 400 && res.StatusCode != 404 {
+			t.Fatalf("%s: %d", p, res.StatusCode)
+		}
+	}
+}
+
+func TestLocalPublishOfAnUpstreamNameIsRefused(t *testing.T) {
+	up := newUpstreamIndex(t)
+	up.publish(t, "taken", nil, map[string][]byte{"1.0.0": simpleCrate(t, "taken", "1.0.0", "")})
+	tn := mirrorNode(t, up, false)
+	r := tn.publish("taken", "2.0.0", simpleCrate(t, "taken", "2.0.0", ""))
+	if r.status != http.StatusConflict || !strings.Contains(detail(t, r), "belongs to upstream") {
+		t.Fatalf("publish of an upstream name: %d %s", r.status, r.body)
+	}
+	tn.mustPublish("free", "1.0.0", simpleCrate(t, "free", "1.0.0", ""))
+
+	lf := mirrorNode(t, up, true)
+	lf.mustPublish("taken", "2.0.0", simpleCrate(t, "taken", "2.0.0", ""))
+	// Local first: the local crate is what the index serves.
+	if lines, r := lf.indexLines("/index/", "taken"); r.status != 200 || versions(lines) != "2.0.0" {
+		t.Fatalf("local-first index: %d %s", r.status, r.body)
+	}
+}
+
+func TestMirrorServesOnlyTrustedObservations(t *testing.T) {
+	up := newUpstreamIndex(t)
+	archive := simpleCrate(t, "shared", "1.0.0", "")
+	up.publish(t, "shared", nil, map[string][]byte{"1.0.0": archive})
+	a := mirrorNode(t, up, false)
+	if r := a.do("GET", "/api/v1/crates/shared/1.0.0/download", nil); r.status != 200 {
+		t.Fatalf("A: %d", r.status)
+	}
+	// B has no upstream. A stranger's observation of another crate is
+	// never served; A's are, once B trusts A.
+	b := newTestNode(t, node.Config{}, Config{})
+	syncRecords(t, a, b)
+	stranger := testKey(t, 9)
+	body, err := registry.NewUpstreamBody("http://evil.example/", `{"name":"shared","vers":"6.6.6","cksum":"`+strings.Repeat("1", 64)+`","yanked":false}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := registry.Sign(stranger, registry.KindUpstream, "shared", body, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.n.Ingest(context.Background(), "test", [][]byte{rec.Bytes()}); err != nil {
+		t.Fatal(err)
+	}
+	if r := b.do("GET", "/index/"+IndexPath("shared"), nil); r.status != 404 {
+		t.Fatalf("B serves an untrusted observation: %d %s", r.status, r.body)
+	}
+	if r := b.do("GET", "/index/"+IndexPath("shared"), nil); r.status != 404 {
+		t.Fatalf("B serves A's observation before it trusts A: %d %s", r.status, r.body)
+	}
+	patch := fmt.Sprintf(`{"trust": {"keys": [%q]}}`, a.n.PeerID())
+	if _, err := b.n.UpdateSettings(context.Background(), "test", []byte(patch)); err != nil {
+		t.Fatal(err)
+	}
+	ra, rb := a.do("GET", "/index/"+IndexPath("shared"), nil), b.do("GET", "/index/"+IndexPath("shared"), nil)
+	if rb.status != 200 || string(rb.body) != string(ra.body) {
+		t.Fatalf("B trusting A must serve A's lines:\nA %d %s\nB %d %s", ra.status, ra.body, rb.status, rb.body)
+	}
+	// B has neither peers nor upstreams: the archive is not there yet.
+	if r := b.do("GET", "/api/v1/crates/shared/1.0.0/download", nil); r.status != http.StatusServiceUnavailable {
+		t.Fatalf("B without the archive: %d %s", r.status, r.body)
+	}
+	if _, err := b.n.Store().PutBlob(archive); err != nil {
+		t.Fatal(err)
+	}
+	if r := b.do("GET", "/api/v1/crates/shared/1.0.0/download", nil); r.status != 200 || string(r.body) != string(archive) {
+		t.Fatalf("B with the archive: %d", r.status)
+	}
+}
