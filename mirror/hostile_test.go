@@ -241,11 +241,11 @@ func TestWrongChecksumIsRefused(t *testing.T) {
 	}
 	// dl that is not an http(s) URL, auth-required and garbage are refused.
 	for c, want := range map[string]registry.ErrorKind{
-		`{"dl":"file:///etc/passwd"}`:                           registry.ETEMPORARY,
-		`{"dl":"javascript:alert(1)"}`:                          registry.ETEMPORARY,
-		`{"dl":"http://u:p@example.org/"}`:                      registry.ETEMPORARY,
+		`{"dl":"file:///etc/passwd"}`:                         registry.ETEMPORARY,
+		`{"dl":"javascript:alert(1)"}`:                        registry.ETEMPORARY,
+		`{"dl":"http://u:p@example.org/"}`:                    registry.ETEMPORARY,
 		`{"dl":"` + f.srv.URL + `/api","auth-required":true}`: registry.EUNSUPPORTED,
-		`not json`:                                              registry.ETEMPORARY,
+		`not json`: registry.ETEMPORARY,
 	} {
 		dl = c
 		_, err := f.upstream(t, Config{}).Crate(context.Background(), "itoa", "1.0.1", cksumOf(archive))
