@@ -160,6 +160,19 @@ func TestHugeAnswersAreCut(t *testing.T) {
 	}
 }
 
+func TestTooManyVersionsAreRefused(t *testing.T) {
+	var b strings.Builder
+	for i := range 11 {
+		b.WriteString(line("itoa", fmt.Sprintf("1.0.%d", i), zeroSum) + "\n")
+	}
+	f := newFakeIndex(t, func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, b.String()) })
+	_, err := f.upstream(t, Config{MaxVersions: 10}).Index(context.Background(), "itoa", Validators{})
+	wantKind(t, err, registry.ETOOLARGE, "more than 10 versions")
+	if idx, err := f.upstream(t, Config{MaxVersions: 11}).Index(context.Background(), "itoa", Validators{}); err != nil || len(idx.Lines) != 11 {
+		t.Fatalf("11 versions with a cap of 11: %v", err)
+	}
+}
+
 func TestSlowUpstreamTimesOut(t *testing.T) {
 	release := make(chan struct{})
 	t.Cleanup(func() { close(release) })

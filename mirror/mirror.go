@@ -32,6 +32,7 @@ const (
 	DefaultTimeout       = 30 * time.Second
 	DefaultMaxIndexBytes = 16 << 20
 	DefaultMaxCrateBytes = registry.DefaultMaxCrateSize
+	DefaultMaxVersions   = 20_000
 	maxConfigBytes       = 64 << 10
 	maxRedirects         = 3
 	configTTL            = 10 * time.Minute
@@ -48,6 +49,9 @@ type Config struct {
 	MaxIndexBytes int64
 	// MaxCrateBytes bounds a .crate archive (default DefaultMaxCrateBytes).
 	MaxCrateBytes int64
+	// MaxVersions bounds the lines of an index file (default
+	// DefaultMaxVersions): each new one becomes a signed record.
+	MaxVersions int
 	// UserAgent is sent with every request (default "wasm-crates-registry").
 	UserAgent string
 	// Transport carries the requests (default: a clone of
@@ -90,6 +94,9 @@ func New(cfg Config) (*Upstream, error) {
 	}
 	if cfg.MaxCrateBytes <= 0 {
 		cfg.MaxCrateBytes = DefaultMaxCrateBytes
+	}
+	if cfg.MaxVersions <= 0 {
+		cfg.MaxVersions = DefaultMaxVersions
 	}
 	if cfg.UserAgent == "" {
 		cfg.UserAgent = "wasm-crates-registry"
@@ -170,8 +177,13 @@ type lineFields struct {
 // same in every line), a SemVer version no other line has, a lowercase hex
 // sha256 cksum, a yanked flag, and valid crate names for its dependencies.
 // One bad line refuses the whole file: an upstream that serves garbage is
-// not mirrored in part.
+// not mirrored in part. A file of more than DefaultMaxVersions lines is
+// ETOOLARGE.
 func ParseIndexFile(lower string, data []byte) ([]Line, error) {
+	return parseIndexFile(lower, data, DefaultMaxVersions)
+}
+
+func parseIndexFile(lower string, data []byte, maxLines int) ([]Line, error) {
 	const op = "mirror.ParseIndexFile"
 	bad := func(n int, format string, args ...any) error {
 		return registry.Errorf(op, registry.EINVALID, "index file of %s, line %d: %s", lower, n, fmt.Sprintf(format, args...))
@@ -191,6 +203,9 @@ func ParseIndexFile(lower string, data []byte) ([]Line, error) {
 		raw = bytes.TrimSuffix(raw, []byte("\r"))
 		if len(bytes.TrimSpace(raw)) == 0 {
 			continue
+		}
+		if len(out) >= maxLines {
+			return nil, registry.Errorf(op, registry.ETOOLARGE, "index file of %s has more than %d versions, the most accepted", lower, maxLines)
 		}
 		if len(raw) > registry.MaxUpstreamLine {
 			return nil, bad(n, "%d bytes long; at most %d are accepted", len(raw), registry.MaxUpstreamLine)
@@ -312,9 +327,9 @@ func (u *Upstream) Index(ctx context.Context, name string, since Validators) (*I
 	if err != nil {
 		return nil, registry.E(op, registry.KindOf(err), "upstream "+u.cfg.URL, err)
 	}
-	lines, err := ParseIndexFile(lower, body)
+	lines, err := parseIndexFile(lower, body, u.cfg.MaxVersions)
 	if err != nil {
-		return nil, registry.E(op, registry.EINVALID, "upstream "+u.cfg.URL+" served a bad index file", err)
+		return nil, registry.E(op, registry.KindOf(err), "upstream "+u.cfg.URL+" served a bad index file", err)
 	}
 	return &IndexFile{Lines: lines, Validators: v}, nil
 }

@@ -51,8 +51,9 @@ type UpstreamConfig struct {
 // upstream, with the validators of the answer. Everything else (what was
 // observed) is in the records.
 type upstreams struct {
-	cfg     UpstreamConfig
-	checked *lru.Cache[string, upstreamCheck]
+	cfg      UpstreamConfig
+	checked  *lru.Cache[string, upstreamCheck]
+	rendered *lru.Cache[string, *mirroredFile]
 
 	mu      sync.Mutex
 	flights map[string]*upstreamFlight
@@ -77,7 +78,8 @@ func newUpstreams(cfg UpstreamConfig) *upstreams {
 		cfg.FetchTimeout = 15 * time.Second
 	}
 	c, _ := lru.New[string, upstreamCheck](100_000)
-	return &upstreams{cfg: cfg, checked: c, flights: map[string]*upstreamFlight{}}
+	r, _ := lru.New[string, *mirroredFile](10_000)
+	return &upstreams{cfg: cfg, checked: c, rendered: r, flights: map[string]*upstreamFlight{}}
 }
 
 // Observation is one upstream record as the node weighs it.
@@ -111,12 +113,11 @@ type MirroredVersion struct {
 // upstreamObservations returns the trusted observations of crate lower by
 // version: those by this node's roots and admins (the keys whose
 // checkpoints witness time), ordered by (time, ID).
-func (n *Node) upstreamObservations(lower string) (map[string][]*Observation, error) {
+func (n *Node) upstreamObservations(lower string, trust *TrustSet) (map[string][]*Observation, error) {
 	recs, err := n.db.RecordsBySubject(lower)
 	if err != nil {
 		return nil, err
 	}
-	trust := n.Trust()
 	out := map[string][]*Observation{}
 	for _, r := range recs {
 		if r.Kind != registry.KindUpstream || !trust.Witness(r.Author) {
@@ -168,13 +169,45 @@ func weigh(obs []*Observation) *MirroredVersion {
 // when neither the node's trusted records nor any upstream has the crate;
 // when an upstream fails and no record has it, the upstream's error.
 func (n *Node) Mirrored(ctx context.Context, lower string) ([]*MirroredVersion, error) {
+	f, err := n.mirroredFile(ctx, lower)
+	if err != nil {
+		return nil, err
+	}
+	return f.versions, nil
+}
+
+// MirroredIndexFile renders the index file of upstream crate lower: each
+// version's first trusted line, with its current yank state.
+func (n *Node) MirroredIndexFile(ctx context.Context, lower string) ([]byte, error) {
+	f, err := n.mirroredFile(ctx, lower)
+	if err != nil {
+		return nil, err
+	}
+	return f.body, nil
+}
+
+// mirroredFile is a rendered mirrored crate, valid for the record set fp
+// under the trust set trust.
+type mirroredFile struct {
+	fp       registry.Fingerprint
+	trust    string
+	versions []*MirroredVersion
+	body     []byte
+}
+
+func (n *Node) mirroredFile(ctx context.Context, lower string) (*mirroredFile, error) {
 	const op = "node.Mirrored"
 	if err := registry.ValidateCrateName(lower); err != nil {
 		return nil, err
 	}
 	lower = strings.ToLower(lower)
 	rerr := n.refreshUpstream(ctx, lower)
-	obs, err := n.upstreamObservations(lower)
+	fp := n.db.Fingerprint() // before the records: the file is never older than fp
+	trust := n.Trust()
+	if f, ok := n.up.rendered.Get(lower); ok && f.fp == fp && f.trust == trust.Key() {
+		return f, nil
+	}
+	obs, err := n.upstreamObservations(lower, trust)
 	if err != nil {
 		return nil, err
 	}
@@ -184,31 +217,23 @@ func (n *Node) Mirrored(ctx context.Context, lower string) ([]*MirroredVersion, 
 		}
 		return nil, registry.Errorf(op, registry.ENOTFOUND, "no crate named %s on this registry or its upstreams", lower)
 	}
-	out := make([]*MirroredVersion, 0, len(obs))
+	f := &mirroredFile{fp: fp, trust: trust.Key(), versions: make([]*MirroredVersion, 0, len(obs))}
 	for _, o := range obs {
-		out = append(out, weigh(o))
+		f.versions = append(f.versions, weigh(o))
 	}
-	slices.SortFunc(out, func(a, b *MirroredVersion) int { return registry.CompareVersions(a.Version, b.Version) })
-	return out, nil
-}
-
-// MirroredIndexFile renders the index file of upstream crate lower: each
-// version's first trusted line, with its current yank state.
-func (n *Node) MirroredIndexFile(ctx context.Context, lower string) ([]byte, error) {
-	vs, err := n.Mirrored(ctx, lower)
-	if err != nil {
-		return nil, err
-	}
+	slices.SortFunc(f.versions, func(a, b *MirroredVersion) int { return registry.CompareVersions(a.Version, b.Version) })
 	var buf bytes.Buffer
-	for _, v := range vs {
+	for _, v := range f.versions {
 		l, err := registry.UpstreamLineYanked(v.Served.Line, v.Yanked)
 		if err != nil {
-			return nil, registry.E("node.MirroredIndexFile", registry.EINTERNAL, "a stored upstream line does not parse", err)
+			return nil, registry.E(op, registry.EINTERNAL, "a stored upstream line does not parse", err)
 		}
 		buf.WriteString(l)
 		buf.WriteByte('\n')
 	}
-	return buf.Bytes(), nil
+	f.body = buf.Bytes()
+	n.up.rendered.Add(lower, f)
+	return f, nil
 }
 
 // refreshUpstream asks the upstreams about crate lower when the node's
@@ -290,7 +315,7 @@ func upstreamKind(err error) registry.ErrorKind {
 // content for a published version, which is logged as evidence (the first
 // observation keeps being served).
 func (n *Node) observe(ctx context.Context, upstream, lower string, lines []mirror.Line) error {
-	have, err := n.upstreamObservations(lower)
+	have, err := n.upstreamObservations(lower, n.Trust())
 	if err != nil {
 		return err
 	}
@@ -371,7 +396,7 @@ func (n *Node) MirroredDownload(ctx context.Context, name, version string) ([]by
 	lower := strings.ToLower(name)
 	var mv *MirroredVersion
 	find := func() error {
-		obs, err := n.upstreamObservations(lower)
+		obs, err := n.upstreamObservations(lower, n.Trust())
 		if err != nil {
 			return err
 		}
@@ -469,7 +494,7 @@ func (n *Node) checkUpstreamName(ctx context.Context, name string) error {
 	}
 	lower := strings.ToLower(name)
 	rerr := n.refreshUpstream(ctx, lower)
-	obs, err := n.upstreamObservations(lower)
+	obs, err := n.upstreamObservations(lower, n.Trust())
 	if err != nil {
 		return err
 	}
@@ -515,7 +540,7 @@ func (n *Node) Upstream(ctx context.Context) (*UpstreamStatus, error) {
 		names[r.Subject] = true
 	}
 	for _, lower := range slices.Sorted(maps.Keys(names)) {
-		obs, err := n.upstreamObservations(lower)
+		obs, err := n.upstreamObservations(lower, n.Trust())
 		if err != nil {
 			return nil, err
 		}

@@ -33,13 +33,13 @@ func (h *Handler) downloadMirrored(w http.ResponseWriter, r *http.Request, name,
 	hdr := w.Header()
 	hdr.Set("Etag", `"`+mv.Served.Cksum+`"`)
 	hdr.Set("Cache-Control", h.cacheControl())
-	hdr.Set("Content-Type", "application/gzip")
-	hdr.Set("Content-Disposition", `attachment; filename="`+mv.Name+"-"+mv.Version+`.crate"`)
-	hdr.Set("Content-Length", strconv.Itoa(len(b)))
 	if inm := r.Header["If-None-Match"]; len(inm) > 0 && etagMatches(inm, `"`+mv.Served.Cksum+`"`) {
 		w.WriteHeader(http.StatusNotModified)
 		return nil
 	}
+	hdr.Set("Content-Type", "application/gzip")
+	hdr.Set("Content-Disposition", `attachment; filename="`+mv.Name+"-"+mv.Version+`.crate"`)
+	hdr.Set("Content-Length", strconv.Itoa(len(b)))
 	w.WriteHeader(http.StatusOK)
 	if r.Method != http.MethodHead {
 		w.Write(b)
