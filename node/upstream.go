@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"maps"
@@ -177,13 +179,15 @@ func (n *Node) Mirrored(ctx context.Context, lower string) ([]*MirroredVersion, 
 }
 
 // MirroredIndexFile renders the index file of upstream crate lower: each
-// version's first trusted line, with its current yank state.
-func (n *Node) MirroredIndexFile(ctx context.Context, lower string) ([]byte, error) {
+// version's first trusted line, with its current yank state. It returns
+// the file and a digest of it (hex, for an ETag). The caller must not
+// modify the file.
+func (n *Node) MirroredIndexFile(ctx context.Context, lower string) ([]byte, string, error) {
 	f, err := n.mirroredFile(ctx, lower)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	return f.body, nil
+	return f.body, f.digest, nil
 }
 
 // mirroredFile is a rendered mirrored crate, valid for the record set fp
@@ -193,6 +197,7 @@ type mirroredFile struct {
 	trust    string
 	versions []*MirroredVersion
 	body     []byte
+	digest   string
 }
 
 func (n *Node) mirroredFile(ctx context.Context, lower string) (*mirroredFile, error) {
@@ -232,6 +237,8 @@ func (n *Node) mirroredFile(ctx context.Context, lower string) (*mirroredFile, e
 		buf.WriteByte('\n')
 	}
 	f.body = buf.Bytes()
+	sum := sha256.Sum256(f.body)
+	f.digest = hex.EncodeToString(sum[:16])
 	n.up.rendered.Add(lower, f)
 	return f, nil
 }

@@ -1,8 +1,6 @@
 package cargo
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"net/http"
 	"strconv"
 )
@@ -13,13 +11,12 @@ import (
 // current yank state. Errors are Cargo's: 404 when no upstream has the
 // crate, 503 or 504 when the upstream failed and nothing is recorded.
 func (h *Handler) serveMirrored(w http.ResponseWriter, r *http.Request, name string) {
-	body, err := h.n.MirroredIndexFile(r.Context(), name)
+	body, digest, err := h.n.MirroredIndexFile(r.Context(), name)
 	if err != nil {
 		h.writeError(w, r, err)
 		return
 	}
-	sum := sha256.Sum256(body)
-	writeFile(w, r, body, []string{`"` + hex.EncodeToString(sum[:16]) + `"`}, []string{strconv.Itoa(len(body))})
+	writeFile(w, r, body, []string{`"` + digest + `"`}, []string{strconv.Itoa(len(body))})
 }
 
 // downloadMirrored serves the .crate of a mirrored release: kept by this

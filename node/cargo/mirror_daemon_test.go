@@ -29,16 +29,78 @@ var standinCrates = []string{"itoa-1.0.1", "lock_api-0.4.9", "scopeguard-1.1.0",
 // requireNginx returns nginx, or skips with the capability marker.
 func requireNginx(t *testing.T) string {
 	t.Helper()
-	p, err := exec.LookPath("nginx")
+	p, err := lookNginx()
 	if err != nil {
-		for _, c := range []string{"/usr/sbin/nginx", "/sbin/nginx"} {
-			if _, err := os.Stat(c); err == nil {
-				return c
-			}
-		}
-		t.Skipf("SKIPPING: capability nginx: the mirror's end-to-end test serves the crates.io stand-in with a real nginx; apt-get install nginx-light")
+		t.Skipf("SKIPPING: capability nginx: the mirror's end-to-end test serves the crates.io stand-in with a real nginx (%v); apt-get install nginx-light", err)
 	}
 	return p
+}
+
+func lookNginx() (string, error) {
+	if p, err := exec.LookPath("nginx"); err == nil {
+		return p, nil
+	}
+	for _, c := range []string{"/usr/sbin/nginx", "/sbin/nginx"} {
+		if _, err := os.Stat(c); err == nil {
+			return c, nil
+		}
+	}
+	return "", fmt.Errorf("no nginx on PATH or in /usr/sbin")
+}
+
+// startNginxOn writes files under dir and serves dir with nginx, as a
+// child of the test, on a free loopback port; it returns the base URL.
+func startNginxOn(t testing.TB, nginx, dir string, files map[string]string) string {
+	t.Helper()
+	for p, body := range files {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, p)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, p), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	conf := fmt.Sprintf(`daemon off;
+master_process off;
+pid %[1]s/nginx.pid;
+error_log %[1]s/nginx-error.log warn;
+events { worker_connections 256; }
+http {
+    access_log off;
+    client_body_temp_path %[1]s/tmp;
+    default_type text/plain;
+    server { listen 127.0.0.1:%[2]d; root %[1]s; etag on; }
+}
+`, dir, port)
+	if err := os.WriteFile(filepath.Join(dir, "nginx.conf"), []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(nginx, "-c", filepath.Join(dir, "nginx.conf"))
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGKILL)
+		cmd.Wait()
+	})
+	url := fmt.Sprintf("http://127.0.0.1:%d", port)
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		res, err := http.Get(url + "/nginx.conf")
+		if err == nil {
+			res.Body.Close()
+			return url
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nginx does not answer at %s: %v", url, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // standin is the stand-in's directory and the nginx serving it.
