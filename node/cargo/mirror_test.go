@@ -315,3 +315,50 @@ func TestMirrorServesOnlyTrustedObservations(t *testing.T) {
 		t.Fatalf("B with the archive: %d", r.status)
 	}
 }
+
+func TestMirrorRefusesTraversalWithoutAskingUpstream(t *testing.T) {
+	up := newUpstreamIndex(t)
+	tn := mirrorNode(t, up, false)
+	before := up.requests.Load()
+	for _, p := range []string{
+		"/index/../config.json", "/index/it/oa/../../../etc/passwd", "/index/%2e%2e/%2e%2e/x", "/index/it/oa/it%2Foa",
+		"/index/ab/cd/abcd%00", "/index/3/a/a..", "/index/ab/cd/efgh",
+		"/api/v1/crates/..%2F..%2Fetc/1.0.0/download", "/api/v1/crates/itoa/..%2F1.0.0/download",
+		"/api/v1/crates/itoa/1.0.0%2F..%2F..%2Fx/download", "/api/v1/crates/-itoa/1.0.0/download",
+	} {
+		r := tn.do("GET", p, nil)
+		if r.status != 400 && r.status != 404 {
+			t.Errorf("%s: %d %s", p, r.status, r.body)
+		}
+	}
+	if n := up.requests.Load() - before; n != 0 {
+		t.Fatalf("%d requests reached the upstream", n)
+	}
+}
+
+func TestMirrorSlowUpstreamIsATimeout(t *testing.T) {
+	release := make(chan struct{})
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(slow.Close)
+	t.Cleanup(func() { close(release) })
+	m, err := mirror.New(mirror.Config{URL: slow.URL + "/index/", Timeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tn := newTestNode(t, node.Config{Upstream: node.UpstreamConfig{Upstreams: []node.Upstream{m}, Refresh: -1}}, Config{})
+	r := tn.do("GET", "/index/"+IndexPath("itoa"), nil)
+	if r.status != http.StatusGatewayTimeout || !strings.Contains(detail(t, r), "in time") {
+		t.Fatalf("slow upstream: %d %s", r.status, r.body)
+	}
+	if r := tn.publish("itoa", "1.0.0", simpleCrate(t, "itoa", "1.0.0", "")); r.status != http.StatusGatewayTimeout || !strings.Contains(detail(t, r), "cannot tell") {
+		t.Fatalf("publish while the upstream cannot answer: %d %s", r.status, r.body)
+	}
+	if recs := upstreamRecords(t, tn); len(recs) != 0 {
+		t.Fatalf("records from a slow upstream: %v", recs)
+	}
+}
