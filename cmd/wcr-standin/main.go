@@ -91,31 +91,29 @@ func build(src, out, base string, only map[string]bool) (int, int, error) {
 			continue
 		}
 		dir := filepath.Join(src, e.Name())
-		archive, top, err := pack(dir)
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "skipping %s: %v\n", e.Name(), err)
-			skipped++
-			continue
+		manifest, err := os.ReadFile(filepath.Join(dir, "Cargo.toml"))
+		var m *registry.ReleaseBody
+		if err == nil {
+			m, err = registry.ParseManifest(manifest)
 		}
-		body, err := registry.ParseCrate(archive, registry.DefaultMaxCrateSize)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "skipping %s: %s\n", e.Name(), registry.MessageOf(err))
 			skipped++
 			continue
 		}
-		if top != body.Name+"-"+body.Version {
-			// The directory's name is not NAME-VERSION: pack again under the
-			// name the manifest gives.
-			if archive, _, err = packAs(dir, body.Name+"-"+body.Version); err == nil {
-				body, err = registry.ParseCrate(archive, registry.DefaultMaxCrateSize)
-			}
-			if err != nil {
-				fmt.Fprintf(os.Stderr, "skipping %s: %s\n", e.Name(), registry.MessageOf(err))
-				skipped++
-				continue
-			}
+		if only != nil && !only[m.Name] {
+			continue
 		}
-		if only != nil && !only[body.Name] {
+		// The archive's directory is NAME-VERSION as the manifest says,
+		// whatever the source's directory is called.
+		archive, _, err := packAs(dir, m.Name+"-"+m.Version)
+		var body *registry.ReleaseBody
+		if err == nil {
+			body, err = registry.ParseCrate(archive, registry.DefaultMaxCrateSize)
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "skipping %s: %s\n", e.Name(), registry.MessageOf(err))
+			skipped++
 			continue
 		}
 		lower := strings.ToLower(body.Name)
@@ -158,20 +156,21 @@ func build(src, out, base string, only map[string]bool) (int, int, error) {
 	return written, skipped, nil
 }
 
-// pack archives a crate directory under its own base name.
-func pack(dir string) ([]byte, string, error) {
-	return packAs(dir, filepath.Base(dir))
-}
-
 // epoch is the modification time of every archived file, so that the same
 // directory always gives the same bytes.
 var epoch = time.Date(2006, 1, 2, 15, 4, 5, 0, time.UTC)
 
-// packAs archives dir as a .crate: a gzip'd tar of its regular files
-// (symbolic links followed) under top/, sorted, with fixed metadata.
+// packAs archives dir as a .crate: a gzip'd tar of its regular files under
+// top/, sorted, with fixed metadata. A symbolic link is followed only when
+// it resolves to a regular file inside the source (dir's parent): a crate
+// directory cannot smuggle other files of the machine into its archive.
 func packAs(dir, top string) ([]byte, string, error) {
+	root, err := filepath.EvalSymlinks(filepath.Dir(dir))
+	if err != nil {
+		return nil, "", err
+	}
 	var files []string
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -196,10 +195,14 @@ func packAs(dir, top string) ([]byte, string, error) {
 	zw, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression)
 	tw := tar.NewWriter(zw)
 	for _, rel := range files {
-		p := filepath.Join(dir, rel)
+		p, err := filepath.EvalSymlinks(filepath.Join(dir, rel))
+		if err != nil || !strings.HasPrefix(p, root+string(filepath.Separator)) {
+			fmt.Fprintf(os.Stderr, "%s: leaving out %s, which is not a file inside %s\n", top, rel, root)
+			continue
+		}
 		fi, err := os.Stat(p)
 		if err != nil || !fi.Mode().IsRegular() {
-			continue // a dangling link or a special file
+			continue // a special file
 		}
 		b, err := os.ReadFile(p)
 		if err != nil {
