@@ -52,14 +52,7 @@ func lookNginx() (string, error) {
 // child of the test, on a free loopback port; it returns the base URL.
 func startNginxOn(t testing.TB, nginx, dir string, files map[string]string) string {
 	t.Helper()
-	for p, body := range files {
-		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, p)), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, p), []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	writeFiles(t, dir, files)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -195,6 +188,12 @@ lock_api = { version = "0.4", registry = "wcr" }
 }
 `,
 	}
+	writeFiles(t, dir, files)
+	return dir
+}
+
+func writeFiles(t testing.TB, dir string, files map[string]string) {
+	t.Helper()
 	for p, body := range files {
 		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, p)), 0o755); err != nil {
 			t.Fatal(err)
@@ -203,7 +202,6 @@ lock_api = { version = "0.4", registry = "wcr" }
 			t.Fatal(err)
 		}
 	}
-	return dir
 }
 
 func getJSON(t *testing.T, url string, v any) int {
@@ -256,6 +254,17 @@ func TestDaemonMirrorsUpstream(t *testing.T) {
 			t.Fatalf("Cargo.lock lacks %s, which the mirror should have resolved:\n%s", c, lock)
 		}
 	}
+	// cargo publish of a name the upstream has is refused, in Cargo's words.
+	pub := newCargoEnv(t, cargo, "sparse+"+a.url+"/index/", a.token)
+	shadow := filepath.Join(t.TempDir(), "itoa")
+	writeFiles(t, shadow, map[string]string{
+		"Cargo.toml": "[package]\nname = \"itoa\"\nversion = \"9.9.9\"\nedition = \"2021\"\nlicense = \"MIT\"\ndescription = \"shadow\"\n",
+		"src/lib.rs": "pub fn shadow() {}\n",
+	})
+	if out, ok := pub.run(shadow, "publish", "--registry", "wcr", "--allow-dirty", "--no-verify"); ok || !strings.Contains(out, "belongs to upstream") {
+		t.Fatalf("cargo publish of an upstream name must be refused with the reason:\n%s", out)
+	}
+
 	itoaArchive, err := os.ReadFile(filepath.Join(s.dir, "crates", "itoa", "itoa-1.0.1.crate"))
 	if err != nil {
 		t.Fatal(err)
