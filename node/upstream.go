@@ -65,6 +65,7 @@ type upstreamCheck struct {
 	at      time.Time
 	since   mirror.Validators
 	missing bool
+	err     error // the upstream failed at at: not asked again before Refresh
 }
 
 type upstreamFlight struct {
@@ -265,7 +266,9 @@ func (n *Node) refreshUpstream(ctx context.Context, lower string) error {
 	f := &upstreamFlight{done: make(chan struct{})}
 	u.flights[lower] = f
 	u.mu.Unlock()
-	f.err = n.refreshNow(ctx, lower)
+	// The refresh is shared: one client going away must not cancel it for
+	// the others. Each upstream request is bounded by its own timeout.
+	f.err = n.refreshNow(context.WithoutCancel(ctx), lower)
 	u.mu.Lock()
 	delete(u.flights, lower)
 	u.mu.Unlock()
@@ -280,10 +283,14 @@ func (n *Node) refreshNow(ctx context.Context, lower string) error {
 		k := up.URL() + "\x00" + lower
 		st, ok := u.checked.Get(k)
 		if ok && u.cfg.Refresh > 0 && time.Since(st.at) < u.cfg.Refresh {
-			if !st.missing {
-				return nil
+			switch {
+			case st.err != nil:
+				lastErr = st.err
+				continue
+			case st.missing:
+				continue
 			}
-			continue
+			return nil
 		}
 		idx, err := up.Index(ctx, lower, st.since)
 		switch {
@@ -293,6 +300,7 @@ func (n *Node) refreshNow(ctx context.Context, lower string) error {
 		case err != nil:
 			n.log.Warn("upstream index refresh failed; serving what this node recorded", "upstream", up.URL(), "crate", lower, "err", err)
 			lastErr = registry.E("node.upstream", upstreamKind(err), "", err)
+			u.checked.Add(k, upstreamCheck{at: time.Now(), since: st.since, err: lastErr})
 			continue
 		}
 		if !idx.NotModified {

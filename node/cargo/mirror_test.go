@@ -338,7 +338,9 @@ func TestMirrorRefusesTraversalWithoutAskingUpstream(t *testing.T) {
 
 func TestMirrorSlowUpstreamIsATimeout(t *testing.T) {
 	release := make(chan struct{})
+	var asked atomic.Int64
 	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		asked.Add(1)
 		select {
 		case <-release:
 		case <-r.Context().Done():
@@ -360,5 +362,17 @@ func TestMirrorSlowUpstreamIsATimeout(t *testing.T) {
 	}
 	if recs := upstreamRecords(t, tn); len(recs) != 0 {
 		t.Fatalf("records from a slow upstream: %v", recs)
+	}
+	// Within the refresh interval a failed upstream is not asked again:
+	// the failure is answered at once.
+	cached := newTestNode(t, node.Config{Upstream: node.UpstreamConfig{Upstreams: []node.Upstream{m}, Refresh: time.Hour}}, Config{})
+	before := asked.Load()
+	for range 3 {
+		if r := cached.do("GET", "/index/"+IndexPath("itoa"), nil); r.status != http.StatusGatewayTimeout {
+			t.Fatalf("slow upstream, cached failure: %d %s", r.status, r.body)
+		}
+	}
+	if n := asked.Load() - before; n != 1 {
+		t.Fatalf("the failing upstream was asked %d times within the refresh interval; want 1", n)
 	}
 }
