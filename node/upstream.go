@@ -18,6 +18,7 @@ import (
 
 	registry "github.com/wasmrust/wasm-crates-registry"
 	"github.com/wasmrust/wasm-crates-registry/mirror"
+	"github.com/wasmrust/wasm-crates-registry/store"
 )
 
 // Upstream is an upstream sparse index the node mirrors (*mirror.Upstream).
@@ -572,4 +573,58 @@ func (n *Node) Upstream(ctx context.Context) (*UpstreamStatus, error) {
 		return registry.CompareVersions(a.Version, b.Version)
 	})
 	return st, nil
+}
+
+// MirroredView is the view of a mirrored release that the node's verdict
+// rules read (Verdicts): the served observation stands for the release
+// record, with the live reports and reviews whose subject is its
+// name@version (the newest of each author, newest first) and that are not
+// dated beyond the allowed skew. A report counts only when it names the
+// served observation's record as the release it tested.
+func (n *Node) MirroredView(mv *MirroredVersion) (*store.ReleaseView, error) {
+	subject := registry.ReleaseSubject(mv.Name, mv.Version)
+	recs, err := n.db.RecordsBySubject(subject)
+	if err != nil {
+		return nil, err
+	}
+	now := n.cfg.Now()
+	newest := map[registry.Kind]map[string]*registry.Record{registry.KindReport: {}, registry.KindReview: {}}
+	for _, r := range recs {
+		m, ok := newest[r.Kind]
+		if !ok || !registry.Applicable(r, now, n.cfg.MaxSkew) {
+			continue
+		}
+		if old := m[string(r.Author)]; old == nil || registry.CompareNewest(r, old) > 0 {
+			m[string(r.Author)] = r
+		}
+	}
+	v := &store.ReleaseView{Name: mv.Name, Version: mv.Version, Release: mv.Served.rec.ID(), Author: mv.Served.rec.Author, Time: mv.Served.rec.Time}
+	for _, r := range sortedNewest(newest[registry.KindReport]) {
+		bv, err := r.DecodeBody()
+		if err != nil {
+			continue
+		}
+		b := bv.(*registry.ReportBody)
+		ratio, size, peak := b.Figures()
+		v.Reports = append(v.Reports, store.ReportRef{
+			RecordRef: store.RecordRef{ID: r.ID(), Author: r.Author, Time: r.Time}, Release: b.ReleaseID(),
+			Outcome: b.Outcome, Wasm: b.Wasm, GCReady: b.GCReady, Dual: b.Dual, Score: b.Score, Gate: b.Gate, Reason: b.Reason,
+			TimeRatio: ratio, WasmSize: size, PeakMemory: peak,
+		})
+	}
+	for _, r := range sortedNewest(newest[registry.KindReview]) {
+		bv, err := r.DecodeBody()
+		if err != nil {
+			continue
+		}
+		b := bv.(*registry.ReviewBody)
+		v.Reviews = append(v.Reviews, store.ReviewRef{RecordRef: store.RecordRef{ID: r.ID(), Author: r.Author, Time: r.Time}, Verdict: b.Verdict, Comment: b.Comment})
+	}
+	return v, nil
+}
+
+func sortedNewest(m map[string]*registry.Record) []*registry.Record {
+	out := slices.Collect(maps.Values(m))
+	slices.SortFunc(out, func(a, b *registry.Record) int { return registry.CompareNewest(b, a) })
+	return out
 }

@@ -346,9 +346,10 @@ func (h *Handler) serveIndex(w http.ResponseWriter, r *http.Request, v view, p s
 		h.writeError(w, r, err)
 		return
 	}
-	if f.body == nil && v == viewFull {
-		h.serveMirrored(w, r, name)
-		return
+	if f.body == nil {
+		if h.serveMirrored(w, r, v, name) {
+			return
+		}
 	}
 	if f.body == nil {
 		msg := "no crate named %s on this registry"

@@ -376,3 +376,54 @@ func TestMirrorSlowUpstreamIsATimeout(t *testing.T) {
 		t.Fatalf("the failing upstream was asked %d times within the refresh interval; want 1", n)
 	}
 }
+
+func TestMirroredCratesInTheWasmViewByTheirReports(t *testing.T) {
+	up := newUpstreamIndex(t)
+	lines := up.publish(t, "wasmy", nil, map[string][]byte{
+		"1.0.0": simpleCrate(t, "wasmy", "1.0.0", ""), "1.1.0": simpleCrate(t, "wasmy", "1.1.0", ""), "1.2.0": simpleCrate(t, "wasmy", "1.2.0", ""),
+	})
+	tn := mirrorNode(t, up, false)
+	if r := tn.do("GET", "/wasm/index/"+IndexPath("wasmy"), nil); r.status != 404 {
+		t.Fatalf("no reports yet: %d %s", r.status, r.body)
+	}
+	tester, stranger := testKey(t, 3), testKey(t, 4)
+	trustKey(t, tn, tester)
+	vs, err := tn.n.Mirrored(context.Background(), "wasmy")
+	if err != nil || len(vs) != 3 {
+		t.Fatalf("%v %v", vs, err)
+	}
+	report := func(key registry.PrivateKey, mv *node.MirroredVersion, release registry.ID, gate, wasm string) {
+		t.Helper()
+		now := time.Now()
+		body := &registry.ReportBody{Release: release.Bytes(), Outcome: registry.OutcomeTestPass, Wasm: wasm, Score: 90, Gate: gate,
+			Started: now.UnixMilli() - 1000, Finished: now.UnixMilli()}
+		rec, err := registry.Sign(key, registry.KindReport, mv.Name+"@"+mv.Version, body, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tn.n.Store().PutRecords([]*registry.Record{rec}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	id := func(mv *node.MirroredVersion) registry.ID {
+		id, err := registry.ParseID(mv.Served.Record)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	report(tester, vs[0], id(vs[0]), registry.GateCurated, registry.WasmCompatible)     // passes
+	report(tester, vs[1], id(vs[1]), registry.GateRejected, registry.WasmIncompatible) // fails the gates
+	report(stranger, vs[2], id(vs[2]), registry.GateCurated, registry.WasmCompatible)  // not a tester here
+	report(tester, vs[2], id(vs[0]), registry.GateCurated, registry.WasmCompatible)    // about another release
+	r := tn.do("GET", "/wasm/index/"+IndexPath("wasmy"), nil)
+	if r.status != 200 || string(r.body) != lines["1.0.0"]+"\n" {
+		t.Fatalf("wasm view: %d %s", r.status, r.body)
+	}
+	// The tester's newer report on 1.0.0 takes it out again.
+	time.Sleep(2 * time.Millisecond)
+	report(tester, vs[0], id(vs[0]), registry.GateRejected, registry.WasmIncompatible)
+	if r := tn.do("GET", "/wasm/index/"+IndexPath("wasmy"), nil); r.status != 404 {
+		t.Fatalf("after the newer report: %d %s", r.status, r.body)
+	}
+}
