@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"strings"
+	"unicode/utf8"
 )
 
 // KindUpstream is a node's signed observation of an upstream sparse index
@@ -96,6 +97,9 @@ func parseUpstreamLine(line string) (*upstreamLineFields, error) {
 	const op = "registry.UpstreamLine"
 	if strings.ContainsAny(line, "\n\r") {
 		return nil, Errorf(op, EINVALID, "an index line must not contain a line break")
+	}
+	if !utf8.ValidString(line) {
+		return nil, Errorf(op, EINVALID, "an index line must be UTF-8")
 	}
 	if !json.Valid([]byte(line)) || !strings.HasPrefix(strings.TrimSpace(line), "{") {
 		return nil, Errorf(op, EINVALID, "the index line is not a JSON object")

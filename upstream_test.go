@@ -127,3 +127,44 @@ func TestUpstreamLineKeyIgnoresOnlyYanked(t *testing.T) {
 		}
 	}
 }
+
+// FuzzUpstreamLine: any line an upstream record accepts keeps its identity
+// through a yank and back, and signs into a record that decodes to the same
+// body.
+func FuzzUpstreamLine(f *testing.F) {
+	f.Add(goldenUpstreamLine)
+	f.Add(`{"name":"a","vers":"0.0.1-x+y","cksum":"` + strings.Repeat("0", 64) + `","yanked":true,"deps":null,"x":[1.5e3,{"b":"\u00e9"}]}`)
+	k := goldenKey(f, 1)
+	f.Fuzz(func(t *testing.T, line string) {
+		b, err := NewUpstreamBody("https://index.crates.io/", line)
+		if err != nil {
+			return
+		}
+		key, err := UpstreamLineKey(line)
+		if err != nil {
+			t.Fatalf("an accepted line has no key: %v", err)
+		}
+		flipped, err := UpstreamLineYanked(line, !b.Yanked)
+		if err != nil {
+			t.Fatalf("an accepted line cannot be yanked: %v", err)
+		}
+		if k2, err := UpstreamLineKey(flipped); err != nil || k2 != key {
+			t.Fatalf("a yank changed the line's identity:\n%s\n%s", key, k2)
+		}
+		if back, err := NewUpstreamBody("https://index.crates.io/", flipped); err != nil || back.Yanked == b.Yanked {
+			t.Fatalf("the yanked line does not make a yanked body: %v", err)
+		}
+		r, err := Sign(k, KindUpstream, strings.ToLower(b.Name), b, goldenTime)
+		if err != nil {
+			t.Fatalf("an accepted body does not sign: %v", err)
+		}
+		d, err := DecodeRecord(r.Bytes())
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := d.DecodeBody()
+		if err != nil || *got.(*UpstreamBody) != *b {
+			t.Fatalf("round trip: %+v %v", got, err)
+		}
+	})
+}

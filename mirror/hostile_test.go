@@ -76,6 +76,7 @@ func TestHostileIndexFiles(t *testing.T) {
 	}{
 		{"not json", good + "\n{\"name\":\"itoa\",\n", "not a JSON object"},
 		{"array line", "[1,2]\n", "not a JSON object"},
+		{"not utf-8", `{"name":"itoa","vers":"1.0.1","deps":[],"cksum":"` + zeroSum + `","features":{"` + "\xff" + `":[]},"yanked":false}`, "not UTF-8"},
 		{"other crate", line("serde", "1.0.0", zeroSum), "names crate"},
 		{"traversal name", line("../../etc/passwd", "1.0.0", zeroSum), "names crate"},
 		{"two spellings", good + "\n" + line("Itoa", "1.0.2", zeroSum), "spells the crate"},
@@ -329,6 +330,8 @@ func TestDownloadURL(t *testing.T) {
 	}
 }
 
+var fuzzKey, _ = registry.KeyFromSeed(make([]byte, 32))
+
 func FuzzParseIndexFile(f *testing.F) {
 	f.Add("itoa", []byte(line("itoa", "1.0.1", zeroSum)+"\n"))
 	f.Add("a", []byte(`{"name":"A","vers":"0.1.0-rc.1+b","cksum":"`+zeroSum+`","yanked":true,"deps":[{"name":"b","package":"c"}]}`))
@@ -338,8 +341,12 @@ func FuzzParseIndexFile(f *testing.F) {
 			return
 		}
 		for _, l := range lines {
-			if _, err := registry.NewUpstreamBody("https://index.crates.io/", l.Raw); err != nil {
+			b, err := registry.NewUpstreamBody("https://index.crates.io/", l.Raw)
+			if err != nil {
 				t.Fatalf("a line ParseIndexFile accepts makes no upstream record: %v", err)
+			}
+			if _, err := registry.Sign(fuzzKey, registry.KindUpstream, strings.ToLower(b.Name), b, time.Now()); err != nil {
+				t.Fatalf("a line ParseIndexFile accepts cannot be signed: %v", err)
 			}
 		}
 	})

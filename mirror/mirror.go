@@ -23,6 +23,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	registry "github.com/wasmrust/wasm-crates-registry"
 )
@@ -209,6 +210,9 @@ func parseIndexFile(lower string, data []byte, maxLines int) ([]Line, error) {
 		}
 		if len(raw) > registry.MaxUpstreamLine {
 			return nil, bad(n, "%d bytes long; at most %d are accepted", len(raw), registry.MaxUpstreamLine)
+		}
+		if !utf8.Valid(raw) {
+			return nil, bad(n, "not UTF-8")
 		}
 		if !json.Valid(raw) || raw[0] != '{' {
 			return nil, bad(n, "not a JSON object")

@@ -412,7 +412,7 @@ func TestMirroredCratesInTheWasmViewByTheirReports(t *testing.T) {
 		}
 		return id
 	}
-	report(tester, vs[0], id(vs[0]), registry.GateCurated, registry.WasmCompatible)     // passes
+	report(tester, vs[0], id(vs[0]), registry.GateCurated, registry.WasmCompatible)    // passes
 	report(tester, vs[1], id(vs[1]), registry.GateRejected, registry.WasmIncompatible) // fails the gates
 	report(stranger, vs[2], id(vs[2]), registry.GateCurated, registry.WasmCompatible)  // not a tester here
 	report(tester, vs[2], id(vs[0]), registry.GateCurated, registry.WasmCompatible)    // about another release
