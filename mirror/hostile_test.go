@@ -76,6 +76,7 @@ func TestHostileIndexFiles(t *testing.T) {
 	}{
 		{"not json", good + "\n{\"name\":\"itoa\",\n", "not a JSON object"},
 		{"array line", "[1,2]\n", "not a JSON object"},
+		{"duplicate key", `{"name":"itoa","name":"itoa","vers":"1.0.1","deps":[],"cksum":"` + zeroSum + `","features":{},"yanked":false}`, "appears twice"},
 		{"not utf-8", `{"name":"itoa","vers":"1.0.1","deps":[],"cksum":"` + zeroSum + `","features":{"` + "\xff" + `":[]},"yanked":false}`, "not UTF-8"},
 		{"other crate", line("serde", "1.0.0", zeroSum), "names crate"},
 		{"traversal name", line("../../etc/passwd", "1.0.0", zeroSum), "names crate"},

@@ -217,6 +217,9 @@ func parseIndexFile(lower string, data []byte, maxLines int) ([]Line, error) {
 		if !json.Valid(raw) || raw[0] != '{' {
 			return nil, bad(n, "not a JSON object")
 		}
+		if k := duplicateKey(raw); k != "" {
+			return nil, bad(n, "key %q appears twice", short(k))
+		}
 		var f lineFields
 		if err := json.Unmarshal(raw, &f); err != nil {
 			return nil, bad(n, "a field has the wrong type (%v)", err)
@@ -257,6 +260,33 @@ func parseIndexFile(lower string, data []byte, maxLines int) ([]Line, error) {
 		return nil, registry.Errorf(op, registry.EINVALID, "index file of %s has no lines", lower)
 	}
 	return out, nil
+}
+
+// duplicateKey returns a key that the JSON object raw (already checked to
+// be valid) has twice at its top level, or "": readers disagree on which
+// of two values counts, so such a line is refused.
+func duplicateKey(raw []byte) string {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if _, err := dec.Token(); err != nil {
+		return ""
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return ""
+		}
+		k, _ := t.(string)
+		if seen[k] {
+			return k
+		}
+		seen[k] = true
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return ""
+		}
+	}
+	return ""
 }
 
 func short(s string) string {
