@@ -116,15 +116,17 @@ type MirroredVersion struct {
 
 // upstreamObservations returns the trusted observations of crate lower by
 // version: those by this node's roots and admins (the keys whose
-// checkpoints witness time), ordered by (time, ID).
+// checkpoints witness time), ordered by (time, ID), leaving out any dated
+// more than MaxSkew ahead of the node's clock.
 func (n *Node) upstreamObservations(lower string, trust *TrustSet) (map[string][]*Observation, error) {
 	recs, err := n.db.RecordsBySubject(lower)
 	if err != nil {
 		return nil, err
 	}
 	out := map[string][]*Observation{}
+	now := n.cfg.Now()
 	for _, r := range recs {
-		if r.Kind != registry.KindUpstream || !trust.Witness(r.Author) {
+		if r.Kind != registry.KindUpstream || !trust.Witness(r.Author) || !registry.Applicable(r, now, n.cfg.MaxSkew) {
 			continue
 		}
 		bv, err := r.DecodeBody()

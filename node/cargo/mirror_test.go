@@ -304,6 +304,26 @@ func TestMirrorServesOnlyTrustedObservations(t *testing.T) {
 	if rb.status != 200 || string(rb.body) != string(ra.body) {
 		t.Fatalf("B trusting A must serve A's lines:\nA %d %s\nB %d %s", ra.status, ra.body, rb.status, rb.body)
 	}
+	// A trusted observation dated ahead of B's clock is not served yet.
+	ahead := testKey(t, 10)
+	patch = fmt.Sprintf(`{"trust": {"keys": [%q, %q]}}`, a.n.PeerID(), ahead.Public().PeerID())
+	if _, err := b.n.UpdateSettings(context.Background(), "test", []byte(patch)); err != nil {
+		t.Fatal(err)
+	}
+	future, err := registry.NewUpstreamBody("http://elsewhere.example/", `{"name":"shared","vers":"7.0.0","cksum":"`+strings.Repeat("2", 64)+`","yanked":false}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	frec, err := registry.Sign(ahead, registry.KindUpstream, "shared", future, time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.n.Store().PutRecords([]*registry.Record{frec}); err != nil {
+		t.Fatal(err)
+	}
+	if r := b.do("GET", "/index/"+IndexPath("shared"), nil); r.status != 200 || strings.Contains(string(r.body), "7.0.0") {
+		t.Fatalf("B serves an observation from the future: %d %s", r.status, r.body)
+	}
 	// B has neither peers nor upstreams: the archive is not there yet.
 	if r := b.do("GET", "/api/v1/crates/shared/1.0.0/download", nil); r.status != http.StatusServiceUnavailable {
 		t.Fatalf("B without the archive: %d %s", r.status, r.body)
