@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"net/http"
 	"strconv"
+	"strings"
 
 	registry "github.com/wasmrust/wasm-crates-registry"
 )
@@ -75,6 +76,13 @@ func (h *Handler) serveMirrored(w http.ResponseWriter, r *http.Request, v view, 
 // node, fetched from peers or fetched upstream, and in every case checked
 // against the checksum of the line the node serves for it.
 func (h *Handler) downloadMirrored(w http.ResponseWriter, r *http.Request, name, version string) error {
+	// A crate this node holds is its own: its missing versions are missing.
+	if full, err := h.index.file(viewFull, strings.ToLower(name)); err != nil || full.body != nil {
+		if err != nil {
+			return err
+		}
+		return registry.Errorf("cargo.download", registry.ENOTFOUND, "no release %s@%s on this registry", name, version)
+	}
 	b, mv, err := h.n.MirroredDownload(r.Context(), name, version)
 	if err != nil {
 		return err

@@ -260,9 +260,13 @@ func TestLocalPublishOfAnUpstreamNameIsRefused(t *testing.T) {
 
 	lf := mirrorNode(t, up, true)
 	lf.mustPublish("taken", "2.0.0", simpleCrate(t, "taken", "2.0.0", ""))
-	// Local first: the local crate is what the index serves.
+	// Local first: the local crate is what the index serves, and the
+	// upstream's versions of the name are not downloads here.
 	if lines, r := lf.indexLines("/index/", "taken"); r.status != 200 || versions(lines) != "2.0.0" {
 		t.Fatalf("local-first index: %d %s", r.status, r.body)
+	}
+	if r := lf.do("GET", "/api/v1/crates/taken/1.0.0/download", nil); r.status != 404 {
+		t.Fatalf("local-first download of the upstream's version: %d %s", r.status, r.body)
 	}
 }
 
