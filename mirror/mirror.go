@@ -56,7 +56,7 @@ type Config struct {
 	// UserAgent is sent with every request (default "wasm-crates-registry").
 	UserAgent string
 	// Transport carries the requests (default: a clone of
-	// http.DefaultTransport without proxies from the environment).
+	// http.DefaultTransport, which honours HTTPS_PROXY and NO_PROXY).
 	Transport http.RoundTripper
 }
 
@@ -104,7 +104,6 @@ func New(cfg Config) (*Upstream, error) {
 	}
 	if cfg.Transport == nil {
 		t := http.DefaultTransport.(*http.Transport).Clone()
-		t.Proxy = nil
 		t.ResponseHeaderTimeout = cfg.Timeout
 		cfg.Transport = t
 	}
