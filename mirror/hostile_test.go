@@ -1,6 +1,8 @@
 package mirror
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -351,4 +353,24 @@ func FuzzParseIndexFile(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestCompressedAnswersAreCutDecompressed(t *testing.T) {
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write([]byte(line("itoa", "1.0.1", zeroSum) + "\n"))
+	zw.Write(bytes.Repeat([]byte(" "), 8<<20)) // a few KiB compressed, 8 MiB inflated
+	zw.Close()
+	f := newFakeIndex(t, func(w http.ResponseWriter, r *http.Request) {
+		if !strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") {
+			t.Errorf("the client does not accept gzip")
+		}
+		w.Header().Set("Content-Encoding", "gzip")
+		w.Write(gz.Bytes())
+	})
+	_, err := f.upstream(t, Config{MaxIndexBytes: 1 << 20}).Index(context.Background(), "itoa", Validators{})
+	wantKind(t, err, registry.ETOOLARGE, "")
+	if idx, err := f.upstream(t, Config{MaxIndexBytes: 16 << 20}).Index(context.Background(), "itoa", Validators{}); err != nil || len(idx.Lines) != 1 {
+		t.Fatalf("within the cap: %v", err)
+	}
 }
