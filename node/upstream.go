@@ -348,14 +348,14 @@ func (n *Node) observe(ctx context.Context, upstream, lower string, lines []mirr
 					continue
 				}
 			} else {
-				n.log.Warn("an upstream changed a published version; the first observation keeps being served",
-					"upstream", upstream, "crate", l.Name, "version", l.Vers,
-					"served_cksum", mv.Served.Cksum, "served_by", mv.Served.Upstream, "new_cksum", l.Cksum)
 				if slices.ContainsFunc(obs, func(o *Observation) bool {
 					return o.key == l.Key && o.Yanked == l.Yanked && o.rec.Author.Equal(self)
 				}) {
 					continue // this node recorded this very change already
 				}
+				n.log.Warn("an upstream changed a published version; the first observation keeps being served",
+					"upstream", upstream, "crate", l.Name, "version", l.Vers,
+					"served_cksum", mv.Served.Cksum, "served_by", mv.Served.Upstream, "new_cksum", l.Cksum)
 			}
 		}
 		b, err := registry.NewUpstreamBody(upstream, l.Raw)
@@ -376,8 +376,10 @@ func (n *Node) observe(ctx context.Context, upstream, lower string, lines []mirr
 }
 
 // signObservations signs upstream records about crate lower, all dated
-// after every record the node holds about it, so that a later observation
-// always orders after an earlier one.
+// after every record this node signed about it, so that its later
+// observation always orders after its earlier one. Others' records do not
+// move the date: a stranger's record from the far future must not push
+// this node's observations beyond what its peers apply.
 func (n *Node) signObservations(lower string, bodies []*registry.UpstreamBody) ([]*registry.Record, error) {
 	n.signMu.Lock()
 	defer n.signMu.Unlock()
@@ -386,8 +388,9 @@ func (n *Node) signObservations(lower string, bodies []*registry.UpstreamBody) (
 	if err != nil {
 		return nil, err
 	}
+	self := n.key.Public()
 	for _, r := range held {
-		if r.Time >= now.UnixMilli() {
+		if r.Author.Equal(self) && r.Time >= now.UnixMilli() {
 			now = ms(r.Time + 1)
 		}
 	}

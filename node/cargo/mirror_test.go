@@ -159,6 +159,20 @@ func TestMirrorChangedUpstreamIsEvidence(t *testing.T) {
 	first := simpleCrate(t, "changing", "1.0.0", "")
 	lines := up.publish(t, "changing", nil, map[string][]byte{"1.0.0": first})
 	tn := mirrorNode(t, up, false)
+	// A stranger's record about the crate, dated far ahead, must not move
+	// the dates of this node's observations.
+	stranger := testKey(t, 11)
+	sb, err := registry.NewUpstreamBody("http://elsewhere.example/", `{"name":"changing","vers":"9.0.0","cksum":"`+strings.Repeat("3", 64)+`","yanked":false}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	far, err := registry.Sign(stranger, registry.KindUpstream, "changing", sb, time.Now().Add(24*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tn.n.Store().PutRecords([]*registry.Record{far}); err != nil {
+		t.Fatal(err)
+	}
 	if r := tn.do("GET", "/api/v1/crates/changing/1.0.0/download", nil); r.status != 200 {
 		t.Fatalf("download: %d %s", r.status, r.body)
 	}
@@ -185,8 +199,17 @@ func TestMirrorChangedUpstreamIsEvidence(t *testing.T) {
 	}
 	// The change is recorded once, however often it is seen.
 	tn.do("GET", "/index/"+IndexPath("changing"), nil)
-	if n := len(upstreamRecords(t, tn)); n != 2 {
-		t.Fatalf("%d upstream records; want the first observation and the change", n)
+	mine := 0
+	for _, r := range upstreamRecords(t, tn) {
+		if r.Author.Equal(tn.n.PublicKey()) {
+			mine++
+			if r.When().After(time.Now().Add(time.Minute)) {
+				t.Fatalf("an observation dated %s, after a stranger's record from the future", r.When())
+			}
+		}
+	}
+	if mine != 2 {
+		t.Fatalf("%d upstream records by the node; want the first observation and the change", mine)
 	}
 	// A yank upstream is a yank here, not a change.
 	up.publish(t, "changing", map[string]bool{"1.0.0": true}, map[string][]byte{"1.0.0": first})
