@@ -34,7 +34,8 @@ const (
 // Known reports whether this implementation applies records of kind k.
 func (k Kind) Known() bool {
 	switch k {
-	case KindRelease, KindYank, KindReport, KindReview, KindOwners, KindKey, KindCheckpoint:
+	case KindRelease, KindYank, KindReport, KindReview, KindOwners, KindKey, KindCheckpoint,
+		KindUpstream:
 		return true
 	}
 	return false

@@ -65,6 +65,9 @@ type Config struct {
 	// re-verified in the background (default DefaultScrubInterval; < 0
 	// off).
 	ScrubInterval time.Duration
+	// Upstream configures the pull-through mirror of upstream sparse
+	// indexes (upstream.go).
+	Upstream UpstreamConfig
 }
 
 // Node is a running registry node. Its methods are safe for concurrent use.
@@ -95,6 +98,8 @@ type Node struct {
 
 	ckMu sync.Mutex    // serialises checkpoint signing
 	ckpt *checkpointer // nil when checkpoints are signed only on request
+
+	up *upstreams
 
 	closeOnce sync.Once
 }
@@ -141,7 +146,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger, db: db, key: key, started: cfg.Now()}
+	n := &Node{cfg: cfg, log: cfg.Logger, db: db, key: key, started: cfg.Now(), up: newUpstreams(cfg.Upstream)}
 	if err := n.loadSettings(); err != nil {
 		db.Close()
 		return nil, err

@@ -118,6 +118,9 @@ func (n *Node) SubmitWith(ctx context.Context, actor string, crate []byte, adjus
 			return nil, false, registry.Errorf(op, registry.EINTERNAL, "a submit hook changed the identity of %s@%s", before.Name, before.Version)
 		}
 	}
+	if err := n.checkUpstreamName(ctx, body.Name); err != nil {
+		return nil, false, err
+	}
 	n.submitMu.Lock()
 	defer n.submitMu.Unlock()
 

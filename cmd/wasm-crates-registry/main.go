@@ -27,6 +27,7 @@ import (
 
 	registry "github.com/wasmrust/wasm-crates-registry"
 	"github.com/wasmrust/wasm-crates-registry/federation"
+	"github.com/wasmrust/wasm-crates-registry/mirror"
 	"github.com/wasmrust/wasm-crates-registry/node"
 	"github.com/wasmrust/wasm-crates-registry/node/api"
 	"github.com/wasmrust/wasm-crates-registry/node/cargo"
@@ -109,6 +110,17 @@ func flags() []cli.Flag {
 			Usage: "wasm verdicts a release may have to appear in the wasm-only index (comma-separated: compatible, builds, partial)"},
 		&cli.StringSliceFlag{Name: "same-registry", EnvVars: []string{"SAME_REGISTRY"}, Category: "Cargo registry",
 			Usage: "other index URLs that mean this registry (e.g. other nodes of the federation); dependencies on them are served as local"},
+
+		&cli.StringSliceFlag{Name: "upstream", EnvVars: []string{"UPSTREAMS"}, Category: "Mirror",
+			Usage: "sparse index to mirror, repeatable, in order of precedence (crates.io: https://index.crates.io/): its crates are served by this node's index, their .crate archives fetched on first download, checked and kept"},
+		&cli.DurationFlag{Name: "upstream-refresh", EnvVars: []string{"UPSTREAM_REFRESH"}, Value: node.DefaultUpstreamRefresh, Category: "Mirror",
+			Usage: "how long a mirrored crate's index file is served from this node's records before the upstream is asked again (with ETag / If-Modified-Since; 0 or less: on every request)"},
+		&cli.DurationFlag{Name: "upstream-timeout", EnvVars: []string{"UPSTREAM_TIMEOUT"}, Value: mirror.DefaultTimeout, Category: "Mirror",
+			Usage: "time one upstream request may take, body included"},
+		&cli.StringFlag{Name: "upstream-max-index-size", EnvVars: []string{"UPSTREAM_MAX_INDEX_SIZE"}, Value: "16MiB", Category: "Mirror",
+			Usage: "largest upstream index file accepted (bytes, or with KiB/MiB); archives are capped by --max-crate-size"},
+		&cli.BoolFlag{Name: "upstream-local-first", EnvVars: []string{"UPSTREAM_LOCAL_FIRST"}, Category: "Mirror",
+			Usage: "let a local publish take a crate name an upstream has (by default it is refused: the upstream owns its namespace)"},
 
 		&cli.BoolFlag{Name: "p2p", EnvVars: []string{"P2P"}, Value: true, Category: "Federation",
 			Usage: "be a libp2p peer: gossip records and reconcile with peers (--p2p=false for a standalone node)"},
@@ -203,6 +215,9 @@ func run(c *cli.Context) error {
 
 		CheckpointInterval: c.Duration("checkpoint-interval"),
 		TrustedPeers:       c.StringSlice("peer"),
+	}
+	if cfg.Upstream, err = upstreamConfig(c, maxSize); err != nil {
+		return err
 	}
 	for _, s := range c.StringSlice("public-key") {
 		k, err := registry.ParsePublicKey(s)
@@ -423,4 +438,28 @@ func newLogger(level, format string) (*slog.Logger, error) {
 		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
 	}
 	return nil, fmt.Errorf("log format %q: use text or json", format)
+}
+
+// upstreamConfig reads the mirror's flags.
+func upstreamConfig(c *cli.Context, maxCrate int64) (node.UpstreamConfig, error) {
+	uc := node.UpstreamConfig{Refresh: c.Duration("upstream-refresh"), LocalFirst: c.Bool("upstream-local-first")}
+	if uc.Refresh <= 0 {
+		uc.Refresh = -1
+	}
+	maxIndex, err := parseSize(c.String("upstream-max-index-size"))
+	if err != nil {
+		return uc, fmt.Errorf("--upstream-max-index-size: %w", err)
+	}
+	if c.Duration("upstream-timeout") <= 0 {
+		return uc, errors.New("--upstream-timeout must be a positive duration, like 30s")
+	}
+	for _, s := range c.StringSlice("upstream") {
+		u, err := mirror.New(mirror.Config{URL: s, Timeout: c.Duration("upstream-timeout"), MaxIndexBytes: maxIndex, MaxCrateBytes: maxCrate,
+			UserAgent: "wasm-crates-registry/" + version})
+		if err != nil {
+			return uc, fmt.Errorf("--upstream / UPSTREAMS: %s", registry.MessageOf(err))
+		}
+		uc.Upstreams = append(uc.Upstreams, u)
+	}
+	return uc, nil
 }

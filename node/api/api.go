@@ -224,6 +224,7 @@ func (s *Server) routes() {
 	s.route("/records/signed", methods{"POST": s.auth(s.postSigned)})
 	s.mux.HandleFunc("/badges/{file}", s.badges)
 	s.logRoutes()
+	s.upstreamRoutes()
 	s.route("/verify", methods{"GET": s.getVerify, "POST": s.auth(s.postVerify)})
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, registry.Errorf("api", registry.ENOTFOUND, "no such endpoint: %s %s", r.Method, r.URL.Path))

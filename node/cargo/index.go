@@ -347,6 +347,11 @@ func (h *Handler) serveIndex(w http.ResponseWriter, r *http.Request, v view, p s
 		return
 	}
 	if f.body == nil {
+		if h.serveMirrored(w, r, v, name) {
+			return
+		}
+	}
+	if f.body == nil {
 		msg := "no crate named %s on this registry"
 		if v == viewWasm {
 			msg = "no release of a crate named %s has passed this registry's wasm gates"

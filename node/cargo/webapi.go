@@ -469,10 +469,16 @@ func (h *Handler) download(w http.ResponseWriter, r *http.Request, name, version
 		return err
 	}
 	v, err := h.n.Store().GetView(name, version)
+	if registry.KindOf(err) == registry.ENOTFOUND {
+		return h.downloadMirrored(w, r, name, version)
+	}
 	if err != nil {
 		return err
 	}
 	if v.Unauthorized {
+		if err := h.downloadMirrored(w, r, name, version); registry.KindOf(err) != registry.ENOTFOUND {
+			return err
+		}
 		return registry.Errorf(op, registry.ENOTFOUND, "%s is not served: its publisher was not an owner of %s", subject, name)
 	}
 	etag := `"` + v.Body.Cksum + `"`
