@@ -35,6 +35,44 @@ func openNode(t *testing.T, now func() time.Time) *Node {
 	return n
 }
 
+// TestStrangersDoNotMoveTheNodesClock: a stranger's yank dated a minute
+// ahead (within the skew a node accepts) on the node's release does not
+// push the node's own next yank to that time; the node's own earlier
+// record still does.
+func TestStrangersDoNotMoveTheNodesClock(t *testing.T) {
+	frozen := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
+	n := openNode(t, func() time.Time { return frozen })
+	ctx := context.Background()
+	if _, _, err := n.Submit(ctx, "t", crateBytes(t, "clock", "1.0.0")); err != nil {
+		t.Fatal(err)
+	}
+	stranger, _ := registry.GenerateKey(nil)
+	ahead, err := registry.Sign(stranger, registry.KindYank, "clock@1.0.0", &registry.YankBody{Yanked: true}, frozen.Add(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.Ingest(WithIdentity(ctx, &Identity{Person: "admin", Scopes: []string{ScopeAdmin}}), "t", [][]byte{ahead.Bytes()}); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := n.sign(registry.KindYank, "clock@1.0.0", &registry.YankBody{Yanked: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.When().After(frozen.Add(time.Millisecond)) {
+		t.Errorf("the node's yank is dated %s, pushed by a stranger's record to after %s", rec.When(), frozen)
+	}
+	if _, err := n.SetYank(ctx, "t", "clock@1.0.0", true, ""); err != nil {
+		t.Fatal(err)
+	}
+	next, err := n.sign(registry.KindYank, "clock@1.0.0", &registry.YankBody{Yanked: false})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !next.When().After(frozen) {
+		t.Errorf("the node's next yank (%s) is not after its own previous one (%s)", next.When(), frozen)
+	}
+}
+
 // TestLaterActionWinsWithinOneMillisecond: a yank and an unyank made in the
 // same millisecond must leave the release unyanked, whatever their IDs.
 func TestLaterActionWinsWithinOneMillisecond(t *testing.T) {

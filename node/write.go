@@ -10,10 +10,12 @@ import (
 )
 
 // sign signs a record as this node. For a subject on which the node already
-// has records, the time is moved past the newest of them, so that the
-// node's later action always comes later (two actions in the same
-// millisecond would otherwise be ordered by ID): its yank after the
-// release, its newer yank after the older.
+// has records by keys it trusts, the time is moved past the newest of them,
+// so that the node's later action always comes later (two actions in the
+// same millisecond would otherwise be ordered by ID): its yank after the
+// release, its newer yank after the older. Records by other keys are not
+// considered: a stranger's record dated up to MaxSkew ahead must not push
+// the node's own records toward the edge of what its peers accept.
 func (n *Node) sign(kind registry.Kind, subject string, body any) (*registry.Record, error) {
 	n.signMu.Lock()
 	defer n.signMu.Unlock()
@@ -23,8 +25,9 @@ func (n *Node) sign(kind registry.Kind, subject string, body any) (*registry.Rec
 		if err != nil {
 			return nil, err
 		}
+		trust := n.Trust()
 		for _, r := range recs {
-			if r.Time >= now.UnixMilli() {
+			if r.Time >= now.UnixMilli() && (r.Author.Equal(n.key.Public()) || trust.Trusted(r.Author)) {
 				now = ms(r.Time + 1)
 			}
 		}
