@@ -168,6 +168,8 @@ func (r *Record) DecodeBody() (any, error) {
 		body = new(KeyBody)
 	case KindCheckpoint:
 		body = new(CheckpointBody)
+	case KindClaim:
+		body = new(ClaimBody)
 	default:
 		return nil, Errorf(op, EUNSUPPORTED, "records of kind %q are relayed but not applied by this node", r.Kind)
 	}
