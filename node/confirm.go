@@ -234,7 +234,7 @@ type TesterAgreement struct {
 // reported on, and each tester's agreement rate over them (every pair of
 // reports on a release is one comparison for each of its two testers).
 type Confirmations struct {
-	Releases []*Confirmation  `json:"releases"`
+	Releases []*Confirmation   `json:"releases"`
 	Testers  []TesterAgreement `json:"testers"`
 }
 

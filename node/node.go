@@ -94,8 +94,8 @@ type Node struct {
 
 	jobs   *jobRunner
 	shared *sharedWork // nil unless shared testing is on
-	adm   *admission
-	scrub scrubber
+	adm    *admission
+	scrub  scrubber
 
 	ckMu sync.Mutex    // serialises checkpoint signing
 	ckpt *checkpointer // nil when checkpoints are signed only on request

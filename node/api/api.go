@@ -223,6 +223,7 @@ func (s *Server) routes() {
 	s.route("/keys/{key}", methods{"PUT": s.auth(s.approveKey), "DELETE": s.auth(s.revokeKey)})
 	s.route("/records/signed", methods{"POST": s.auth(s.postSigned)})
 	s.logRoutes()
+	s.corpusRoutes()
 	s.route("/verify", methods{"GET": s.getVerify, "POST": s.auth(s.postVerify)})
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, registry.Errorf("api", registry.ENOTFOUND, "no such endpoint: %s %s", r.Method, r.URL.Path))

@@ -42,8 +42,10 @@ func New(n *node.Node, log *slog.Logger) *Handler {
 			}
 			return s
 		},
-		"path": url.PathEscape,
-		"list": func(s ...string) []string { return s },
+		"path":     url.PathEscape,
+		"mstime":   func(ms int64) string { return fmtTime(time.UnixMilli(ms)) },
+		"permille": func(p int) string { return fmt.Sprintf("%d.%d%%", p/10, p%10) },
+		"list":     func(s ...string) []string { return s },
 		"deref": func(p *uint64) uint64 {
 			if p == nil {
 				return 0
@@ -56,6 +58,7 @@ func New(n *node.Node, log *slog.Logger) *Handler {
 	h.mux.HandleFunc("GET /ui/{$}", h.index)
 	h.mux.HandleFunc("GET /ui/crates/{id}", h.crate)
 	h.mux.HandleFunc("GET /ui/peers", h.peers)
+	h.mux.HandleFunc("GET /ui/corpus", h.corpus)
 	h.mux.HandleFunc("/ui/", func(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, registry.Errorf("web", registry.ENOTFOUND, "no such page: %s", r.URL.Path))
 	})
