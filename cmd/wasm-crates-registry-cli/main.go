@@ -82,7 +82,7 @@ func newApp() *cli.App {
 		Commands: []*cli.Command{
 			healthCmd(), listCmd(), searchCmd(), showCmd(), submitCmd(), yankCmd(true), yankCmd(false),
 			reviewCmd(), configCmd(), testCmd(), jobCmd(), syncCmd(), peersCmd(), stateCmd(),
-			ownersCmd(), downloadCmd(), recordCmd(), logCmd(), verifyCmd(), tokensCmd(), auditCmd(), keysCmd(),
+			ownersCmd(), downloadCmd(), recordCmd(), logCmd(), verifyCmd(), tokensCmd(), auditCmd(), keysCmd(), corpusCmd(),
 		},
 		OnUsageError: func(c *cli.Context, err error, isSubcommand bool) error {
 			return usageError{err.Error()}
