@@ -85,7 +85,7 @@ func corpusCmd() *cli.Command {
 		Subcommands: []*cli.Command{
 			{Name: "runs", Usage: "list the runs, newest first", Action: action(corpusRuns)},
 			{Name: "report", Usage: "a run's report: builds and passes per target, the dependencies that break the most wasm builds, every release", ArgsUsage: "[RUN]",
-				Flags: []cli.Flag{&cli.IntFlag{Name: "deps", Value: 10, Usage: "breaking dependencies to show"}, &cli.BoolFlag{Name: "crates", Usage: "list every release"}},
+				Flags:  []cli.Flag{&cli.IntFlag{Name: "deps", Value: 10, Usage: "breaking dependencies to show"}, &cli.BoolFlag{Name: "crates", Usage: "list every release"}},
 				Action: action(corpusReportCmd)},
 			{Name: "regressions", Usage: "compare two runs release by release", ArgsUsage: "FROM_RUN TO_RUN", Action: action(corpusRegressions)},
 			{Name: "confirmations", Usage: "releases reported by two or more testers, disagreements side by side, and each tester's agreement rate", Action: action(corpusConfirmations)},
