@@ -15,10 +15,10 @@ import (
 // A corpus run (docs/PIPELINE.md, "Corpus runs") is every trusted report
 // made with one toolchain: the reports of the authorized testers whose
 // wasm targets were built by the same `rustc -V`, over the releases they
-// cover (one report per release: the first, by the oldest tester's
-// report). A run therefore grows as the federation tests, and a
-// toolchain change starts a new run, which regressions compare with the
-// old. Its ID is the first 12 hex digits of sha256 of the toolchain
+// cover (per release and tester the newest such report, superseded or
+// not; the release's line is the oldest of those). A run therefore grows
+// as the federation tests, and a toolchain change starts a new run, which
+// regressions compare with the old. Its ID is the first 12 hex digits of sha256 of the toolchain
 // string.
 
 // RunInfo names a corpus run.
@@ -85,14 +85,9 @@ func (n *Node) corpus(ctx context.Context) (map[string]*corpusRun, error) {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		c, err := n.confirmationOf(v, trust)
+		byRun, err := n.reportsByRun(v, trust)
 		if err != nil {
 			return nil, err
-		}
-		byRun := map[string][]ConfirmedReport{}
-		for _, r := range c.Reports {
-			tc := runToolchain(r.Body)
-			byRun[tc] = append(byRun[tc], r)
 		}
 		for tc, reps := range byRun {
 			id := RunID(tc)
@@ -120,6 +115,52 @@ func (n *Node) corpus(ctx context.Context) (map[string]*corpusRun, error) {
 		}
 	}
 	return runs, nil
+}
+
+// reportsByRun returns every report on v's winning release by a tester
+// trust accepts, superseded ones included (a tester that tests again with
+// another toolchain replaces its live report, but its report stays in the
+// earlier run), grouped by run toolchain: per run and tester the newest,
+// oldest tester's report first.
+func (n *Node) reportsByRun(v *store.ReleaseView, trust *TrustSet) (map[string][]ConfirmedReport, error) {
+	recs, err := n.db.RecordsBySubject(v.Subject())
+	if err != nil {
+		return nil, err
+	}
+	may := trust.Tests(v.Name)
+	type key struct{ run, author string }
+	newest := map[key]ConfirmedReport{}
+	for _, r := range recs {
+		if r.Kind != registry.KindReport || !may(r.Author) {
+			continue
+		}
+		b, err := r.DecodeBody()
+		if err != nil {
+			continue
+		}
+		body := b.(*registry.ReportBody)
+		if body.ReleaseID() != v.Release {
+			continue
+		}
+		k := key{runToolchain(body), string(r.Author)}
+		if old, ok := newest[k]; ok && (old.Time > r.Time || old.Time == r.Time && old.Report.Compare(r.ID()) > 0) {
+			continue
+		}
+		newest[k] = ConfirmedReport{Report: r.ID(), Tester: r.Author, Time: r.Time, Outcome: body.Outcome, Wasm: body.Wasm, Body: body}
+	}
+	out := map[string][]ConfirmedReport{}
+	for k, r := range newest {
+		out[k.run] = append(out[k.run], r)
+	}
+	for _, rs := range out {
+		slices.SortFunc(rs, func(a, b ConfirmedReport) int {
+			if c := cmp.Compare(a.Time, b.Time); c != 0 {
+				return c
+			}
+			return a.Report.Compare(b.Report)
+		})
+	}
+	return out, nil
 }
 
 // CorpusRuns lists the runs, newest first.

@@ -200,8 +200,10 @@ func wasmIndexable(r *store.ReportRef) bool {
 	return false
 }
 
-// workState judges v's testing under trust at now.
-func (s *sharedWork) workState(v *store.ReleaseView, trust *TrustSet) (*WorkState, error) {
+// workState judges v's testing under trust at now. With lazy, the
+// claims are not read when the reports alone settle that this node has
+// nothing to do (Leases is then empty).
+func (s *sharedWork) workState(v *store.ReleaseView, trust *TrustSet, lazy bool) (*WorkState, error) {
 	may := trust.Tests(v.Name)
 	st := &WorkState{Need: 1, Reporters: []registry.PublicKey{}, Leases: []LeaseInfo{}}
 	if registry.InConfirmationShare(v.Release, s.cfg.ConfirmPerMille) {
@@ -221,6 +223,9 @@ func (s *sharedWork) workState(v *store.ReleaseView, trust *TrustSet) (*WorkStat
 		if wasmIndexable(r) {
 			st.Need = 2
 		}
+	}
+	if lazy && (st.Mine || st.free() == 0) {
+		return st, nil // enough reports: the claims do not matter
 	}
 	claims, err := s.claims(v.Subject())
 	if err != nil {
@@ -288,7 +293,7 @@ func (s *sharedWork) scan() error {
 		if skip[v.Release] {
 			continue
 		}
-		st, err := s.workState(v, trust)
+		st, err := s.workState(v, trust, true)
 		if err != nil {
 			return err
 		}
@@ -365,7 +370,7 @@ func (s *sharedWork) acquire(ctx context.Context, job *store.Job) (*heldLease, s
 		return nil, "the release record tested is no longer the one that wins " + job.Subject, nil
 	}
 	self := n.PublicKey()
-	st, err := s.workState(v, n.Trust())
+	st, err := s.workState(v, n.Trust(), false)
 	if err != nil {
 		return nil, "", err
 	}
@@ -383,7 +388,7 @@ func (s *sharedWork) acquire(ctx context.Context, job *store.Job) (*heldLease, s
 	if v, err = n.db.GetView(name, version); err != nil {
 		return nil, "", err
 	}
-	if st, err = s.workState(v, n.Trust()); err != nil {
+	if st, err = s.workState(v, n.Trust(), false); err != nil {
 		return nil, "", err
 	}
 	pos := -1
@@ -462,7 +467,7 @@ func (n *Node) Work(ctx context.Context, id string) (*WorkState, error) {
 	if err != nil {
 		return nil, err
 	}
-	return n.shared.workState(v, n.Trust())
+	return n.shared.workState(v, n.Trust(), false)
 }
 
 // observe tells shared testing that records were just stored.

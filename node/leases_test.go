@@ -362,8 +362,15 @@ func TestConfirmationDisagreementAndRegressions(t *testing.T) {
 	for _, r := range runs {
 		if r.Toolchain == "rustc 1.80.0" {
 			newRun = r.ID
+			if r.Releases != 1 || r.Reports != 1 {
+				t.Fatalf("new run: %+v", r)
+			}
 		} else {
 			oldRun = r.ID
+			// t1's superseded report stays in the run it was made in.
+			if r.Releases != 2 || r.Reports != 4 {
+				t.Fatalf("old run: %+v", r)
+			}
 		}
 	}
 	reg, err := n.CorpusRegressions(ctx, oldRun, newRun)
