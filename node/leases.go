@@ -320,15 +320,20 @@ func (s *sharedWork) scan() error {
 
 // signClaim signs and publishes this node's claim on subject for release
 // lasting d from now (d ≤ 0 gives the lease up). Its time is after every
-// earlier claim of this node on subject, so the newest claim wins.
+// earlier claim of this node on subject, so the newest claim wins, even
+// across restarts; other testers' claims do not move it.
 func (s *sharedWork) signClaim(ctx context.Context, subject string, release registry.ID, d time.Duration) (*registry.Record, error) {
 	n := s.n
 	now := n.cfg.Now()
-	s.mu.Lock()
-	if old, ok := s.seen[claimKey{subject, string(n.PublicKey())}]; ok && old.rec.Time >= now.UnixMilli() {
-		now = time.UnixMilli(old.rec.Time + 1)
+	recs, err := n.db.RecordsBySubject(subject)
+	if err != nil {
+		return nil, err
 	}
-	s.mu.Unlock()
+	for _, r := range recs {
+		if r.Kind == registry.KindClaim && r.Author.Equal(n.PublicKey()) && r.Time >= now.UnixMilli() {
+			now = time.UnixMilli(r.Time + 1)
+		}
+	}
 	until := now.UnixMilli()
 	if d > 0 {
 		until = now.Add(d).UnixMilli()
