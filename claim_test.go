@@ -169,3 +169,31 @@ func TestConfirmationShareIsAFunctionOfTheRelease(t *testing.T) {
 		t.Fatalf("%d of %d chosen at 10%%", in, n)
 	}
 }
+
+// FuzzClaim decodes arbitrary claim records and checks the lease bound:
+// whatever a claim says, its lease ends within [received, received+max].
+func FuzzClaim(f *testing.F) {
+	k, err := KeyFromSeed(make([]byte, 32))
+	if err != nil {
+		f.Fatal(err)
+	}
+	r, err := Sign(k, KindClaim, "a@1.0.0", &ClaimBody{Release: Sum([]byte("x")).Bytes(), Until: 1_800_000_060_000}, time.UnixMilli(1_800_000_000_000))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(r.Bytes(), int64(0), int64(-1))
+	f.Fuzz(func(t *testing.T, b []byte, tm, until int64) {
+		if rec, err := DecodeRecord(b); err == nil && rec.Kind == KindClaim {
+			if _, err := rec.DecodeBody(); err != nil && KindOf(err) == EINTERNAL {
+				t.Fatalf("internal error on a bad claim: %v", err)
+			}
+		}
+		recv := time.UnixMilli(1_800_000_000_000)
+		max := 10 * time.Minute
+		c := SeenClaim{Record: &Record{Kind: KindClaim, Time: tm}, Body: &ClaimBody{Until: until}, Received: recv}
+		end := LeaseEnd(c, max)
+		if end.Before(recv) || end.After(recv.Add(max)) {
+			t.Fatalf("time %d until %d: lease ends %v, outside [%v, %v]", tm, until, end, recv, recv.Add(max))
+		}
+	})
+}
