@@ -59,6 +59,13 @@ func TestCorpusPage(t *testing.T) {
 	if strings.Contains(body, "<b>adds</b>") {
 		t.Error("a test name from a report reached the page unescaped")
 	}
+	// The release pages say it too.
+	if _, page := get(t, srv, "/ui/crates/agreed@1.0.0"); !strings.Contains(page, "confirmed by 2 nodes") {
+		t.Errorf("the release page of a confirmed release does not say so")
+	}
+	if _, page := get(t, srv, "/ui/crates/split@1.0.0"); !strings.Contains(page, "2 nodes disagree") || !strings.Contains(page, "lib::&lt;b&gt;adds&lt;/b&gt; wasm") {
+		t.Errorf("the release page of a disagreement does not show it side by side")
+	}
 	if status, _ := get(t, srv, "/ui/corpus?run=%3Cscript%3E"); status != 404 {
 		t.Errorf("unknown run: status %d", status)
 	}

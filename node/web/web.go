@@ -137,6 +137,8 @@ type cratePage struct {
 	Latest   *node.ReportWithDetail
 	Versions []*node.Release
 	Jobs     int
+	// Confirmation compares the authorized testers' reports.
+	Confirmation *node.Confirmation
 }
 
 func (h *Handler) crate(w http.ResponseWriter, r *http.Request) {
@@ -150,7 +152,12 @@ func (h *Handler) crate(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, err)
 		return
 	}
-	cp := cratePage{Release: tests.Release, Reports: tests.Reports, Versions: versions, Jobs: len(tests.Jobs)}
+	conf, err := h.n.Confirmation(r.Context(), tests.Release.Subject)
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	cp := cratePage{Release: tests.Release, Reports: tests.Reports, Versions: versions, Jobs: len(tests.Jobs), Confirmation: conf}
 	for i := range tests.Reports {
 		if tests.Reports[i].Trusted && tests.Reports[i].Current {
 			cp.Latest = &tests.Reports[i]
