@@ -287,6 +287,17 @@ func TestLeaseOfADeadTesterIsRetaken(t *testing.T) {
 	if got := runs.of(rel.Subject); len(got) != 2 {
 		t.Fatalf("runs after the takeover: %v", got)
 	}
+	// c comes back: its interrupted job is requeued, finds the release
+	// leased by the taker and leaves it.
+	c2 := sharedNode(t, "c", runs, cdir)
+	join(t, a, b, c2)
+	eventually(t, 30*time.Second, "c's requeued job ends", func() bool {
+		j, err := c2.Job(ctx, "1")
+		return err == nil && j.State == store.JobCanceled && strings.HasPrefix(j.Error, NotTestedHere+"leased by")
+	})
+	if got := runs.of(rel.Subject); len(got) != 2 {
+		t.Fatalf("runs after c came back: %v", got)
+	}
 }
 
 // Reports from two testers are compared result by result; a difference
