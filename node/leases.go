@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -280,8 +281,11 @@ func (s *sharedWork) scan() error {
 	skip := map[registry.ID]bool{}
 	for _, j := range jobs {
 		// A run that failed on this node is not retried on its own: its
-		// lease was given up, so another tester takes the release.
-		if j.State.Active() || j.State == store.JobFailed || j.State == store.JobDone {
+		// lease was given up, so another tester takes the release. Nor is
+		// one an admin canceled. A job left to other testers is.
+		switch {
+		case j.State.Active(), j.State == store.JobFailed, j.State == store.JobDone,
+			j.State == store.JobCanceled && !strings.HasPrefix(j.Error, NotTestedHere):
 			skip[j.Release] = true
 		}
 	}
