@@ -398,3 +398,31 @@ func TestConfirmationDisagreementAndRegressions(t *testing.T) {
 		t.Fatalf("hostile run ID: %v", err)
 	}
 }
+
+// A run an admin cancels is not queued again by the scheduler; its lease
+// is given up at once.
+func TestCanceledSharedJobStaysCanceled(t *testing.T) {
+	runs := &runLog{runs: map[string][]string{}}
+	n := sharedNode(t, "a", runs, "")
+	ctx := context.Background()
+	rel, _, err := n.Submit(ctx, "t", crateBytes(t, "hang-cancel", "1.0.0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, "the run starts", func() bool { return len(runs.of(rel.Subject)) == 1 })
+	if _, err := n.CancelJob(ctx, "t", "1"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, "the lease is given up", func() bool {
+		w, err := n.Work(ctx, rel.Subject)
+		return err == nil && len(w.Leases) == 0
+	})
+	time.Sleep(time.Second) // five scans
+	jobs, err := n.db.ListJobs(0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(jobs) != 1 || jobs[0].State != store.JobCanceled || len(runs.of(rel.Subject)) != 1 {
+		t.Fatalf("after the cancel: %d jobs, first %s; runs %v", len(jobs), jobs[0].State, runs.of(rel.Subject))
+	}
+}
