@@ -92,10 +92,11 @@ type Node struct {
 	trustMu  sync.Mutex                // serialises computing a new trust set
 	trustGen atomic.Uint64             // bumped when settings or peers change
 
-	jobs   *jobRunner
+	jobs  *jobRunner
+	adm   *admission
+	scrub scrubber
+
 	shared *sharedWork // nil unless shared testing is on
-	adm    *admission
-	scrub  scrubber
 
 	ckMu sync.Mutex    // serialises checkpoint signing
 	ckpt *checkpointer // nil when checkpoints are signed only on request
