@@ -196,6 +196,25 @@ func TestThreeDaemonsShareACorpusRun(t *testing.T) {
 			t.Errorf("corpus report lacks %q:\n%s", want, out)
 		}
 	}
+	for _, c := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"corpus", "runs"}, []string{rep.Run.ID, "rustc"}},
+		{[]string{"corpus", "confirmations"}, []string{"confirmed by 2 nodes", "100.0%"}},
+		{[]string{"corpus", "work", "wcr-fx-pure@0.1.0"}, []string{"reports needed", "(nobody)"}},
+		{[]string{"corpus", "regressions", rep.Run.ID, rep.Run.ID}, []string{"0 regressed", "4 the same"}},
+	} {
+		out := a.mustCLI(t, c.args...)
+		for _, w := range c.want {
+			if !strings.Contains(out, w) {
+				t.Errorf("%v lacks %q:\n%s", c.args, w, out)
+			}
+		}
+	}
+	if _, errOut, code := a.cli(t, "corpus", "regressions", rep.Run.ID); code == 0 || !strings.Contains(errOut, "two run IDs") {
+		t.Errorf("regressions with one run: exit %d %q", code, errOut)
+	}
 	resp, err := http.Get(a.url + "/ui/corpus")
 	if err != nil {
 		t.Fatal(err)
