@@ -70,7 +70,10 @@ type sharedWork struct {
 	cfg SharedTesting
 
 	mu   sync.Mutex
-	seen map[claimKey]seenClaim // the newest claim per (subject, author), with when it arrived
+	// seen holds the newest claim per (subject, author) with when it
+	// arrived: one entry per live claim the store holds, so the store's
+	// quotas bound it.
+	seen map[claimKey]seenClaim
 
 	ctx    context.Context
 	cancel context.CancelFunc
