@@ -69,7 +69,7 @@ type sharedWork struct {
 	n   *Node
 	cfg SharedTesting
 
-	mu   sync.Mutex
+	mu sync.Mutex
 	// seen holds the newest claim per (subject, author) with when it
 	// arrived: one entry per live claim the store holds, so the store's
 	// quotas bound it.
