@@ -170,6 +170,8 @@ func (r *Record) DecodeBody() (any, error) {
 		body = new(CheckpointBody)
 	case KindUpstream:
 		body = new(UpstreamBody)
+	case KindClaim:
+		body = new(ClaimBody)
 	default:
 		return nil, Errorf(op, EUNSUPPORTED, "records of kind %q are relayed but not applied by this node", r.Kind)
 	}

@@ -29,13 +29,15 @@ const (
 	KindKey     Kind = "key"
 	// KindCheckpoint is a node's signed log head (checkpoint.go).
 	KindCheckpoint Kind = "checkpoint"
+	// KindClaim is a tester's lease on a release (claim.go).
+	KindClaim Kind = "claim"
 )
 
 // Known reports whether this implementation applies records of kind k.
 func (k Kind) Known() bool {
 	switch k {
 	case KindRelease, KindYank, KindReport, KindReview, KindOwners, KindKey, KindCheckpoint,
-		KindUpstream:
+		KindUpstream, KindClaim:
 		return true
 	}
 	return false

@@ -138,6 +138,33 @@ func (jr *jobRunner) run(job *store.Job) {
 			log.Error("recording a job's end", "err", err)
 		}
 	}
+	reported := false
+	if n.shared != nil {
+		lease, why, err := n.shared.acquire(ctx, job)
+		switch {
+		case err != nil && jr.ctx.Err() != nil:
+			return // the node is stopping: the job is requeued at the next start
+		case err != nil && ctx.Err() != nil:
+			fail(store.JobCanceled, "canceled")
+			return
+		case err != nil:
+			fail(store.JobFailed, "the lease could not be taken: "+registry.MessageOf(err))
+			return
+		case lease == nil:
+			log.Info("not tested here", "reason", why)
+			fail(store.JobCanceled, NotTestedHere+why)
+			return
+		}
+		defer func() {
+			if jr.ctx.Err() != nil && !reported {
+				// Stopping: the lease runs out and the job is requeued.
+				close(lease.stopped)
+				<-lease.done
+				return
+			}
+			lease.end(reported)
+		}()
+	}
 	rec, err := n.db.GetRecord(job.Release)
 	if err != nil {
 		fail(store.JobFailed, "the release record is not in the store: "+registry.MessageOf(err))
@@ -195,6 +222,7 @@ func (jr *jobRunner) run(job *store.Job) {
 		fail(store.JobFailed, "the report could not be stored: "+registry.MessageOf(err))
 		return
 	}
+	reported = true
 	if _, err := jr.update(job.ID, func(j *store.Job) error {
 		j.State, j.Finished, j.Report, j.Outcome = store.JobDone, n.cfg.Now().UTC(), rr.ID(), report.Outcome
 		return nil
@@ -203,6 +231,10 @@ func (jr *jobRunner) run(job *store.Job) {
 	}
 	log.Info("test run finished", "outcome", report.Outcome, "wasm", report.Wasm, "score", report.Score)
 }
+
+// NotTestedHere starts the error of a job that shared testing left to
+// other testers (the rest says why).
+const NotTestedHere = "not tested here: "
 
 // localCrates serves the node's own crates to the pipeline: every release
 // that Cargo would pick (authorized, not yanked) whose author this node

@@ -19,7 +19,9 @@ var _ federation.Store = netStore{}
 func (s netStore) db() *store.DB { return s.n.db }
 
 func (s netStore) PutRecords(recs []*registry.Record) ([]*registry.Record, error) {
-	return s.db().PutRecords(recs)
+	added, err := s.db().PutRecords(recs)
+	s.n.stored(added)
+	return added, err
 }
 func (s netStore) GetRecord(id registry.ID) (*registry.Record, error) { return s.db().GetRecord(id) }
 func (s netStore) ScanTimeIndex(fn func(int64, registry.ID) error) error {

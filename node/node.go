@@ -55,6 +55,9 @@ type Config struct {
 	Tester TesterFactory
 	// Workers is the number of concurrent pipeline jobs (default 1).
 	Workers int
+	// Shared shares test work with the federation's other testers
+	// (leases.go); only with a Tester.
+	Shared SharedTesting
 	// CheckpointInterval is how often the node checks whether its log needs
 	// a new signed checkpoint (checkpoint.go); 0 or less: never on its own.
 	CheckpointInterval time.Duration
@@ -95,6 +98,8 @@ type Node struct {
 	jobs  *jobRunner
 	adm   *admission
 	scrub scrubber
+
+	shared *sharedWork // nil unless shared testing is on
 
 	ckMu sync.Mutex    // serialises checkpoint signing
 	ckpt *checkpointer // nil when checkpoints are signed only on request
@@ -147,6 +152,9 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger, db: db, key: key, started: cfg.Now(), up: newUpstreams(cfg.Upstream)}
+	if cfg.Shared.Enabled && cfg.Tester != nil {
+		n.shared = newSharedWork(n, cfg.Shared)
+	}
 	if err := n.loadSettings(); err != nil {
 		db.Close()
 		return nil, err
@@ -182,6 +190,9 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		n.Close()
 		return nil, err
 	}
+	if n.shared != nil {
+		n.shared.start()
+	}
 	n.startCheckpointer()
 	n.startScrub(cfg.ScrubInterval)
 	return n, nil
@@ -193,6 +204,9 @@ func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
 		n.stopCheckpointer()
 		n.stopScrub()
+		if n.shared != nil {
+			n.shared.stop()
+		}
 		if n.jobs != nil {
 			n.jobs.stop()
 		}

@@ -70,6 +70,7 @@ func (n *Node) storeAndPublish(ctx context.Context, entry store.AuditEntry, recs
 // for reconciliation and gossips them. A failed publish loses nothing: the
 // record is stored and reconciliation carries it.
 func (n *Node) publish(ctx context.Context, recs []*registry.Record) {
+	n.stored(recs)
 	if n.net == nil {
 		return
 	}

@@ -71,6 +71,10 @@ func testCmd() *cli.Command {
 				return err
 			}
 			if final.State != "done" {
+				if strings.HasPrefix(final.Error, "not tested here: ") {
+					return fmt.Errorf("job %d ended %s: %s; the federation's testers share the work: `corpus work %s` shows who tests it, `corpus confirmation %s` what they found",
+						final.ID, final.State, final.Error, final.Subject, final.Subject)
+				}
 				return fmt.Errorf("job %d ended %s: %s", final.ID, final.State, final.Error)
 			}
 			for i := range t.Reports {

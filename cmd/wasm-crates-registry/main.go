@@ -150,6 +150,16 @@ func flags() []cli.Flag {
 			Usage: "let cargo fetch missing dependencies from crates.io (builds and tests still run offline)"},
 		&cli.DurationFlag{Name: "test-time", EnvVars: []string{"PIPELINE_TEST_TIME"}, Value: pipeline.DefaultLimits().TestTime, Category: "Testing pipeline",
 			Usage: "wall time (and native CPU time) one test may take before it is stopped and reported as a timeout"},
+		&cli.BoolFlag{Name: "shared-testing", EnvVars: []string{"SHARED_TESTING"}, Category: "Testing pipeline",
+			Usage: "share test work with the federation's testers: test every release the federation still needs a report on, under a lease (claim record) so that no release is tested twice except for confirmation"},
+		&cli.DurationFlag{Name: "lease", EnvVars: []string{"LEASE"}, Value: registry.DefaultLease, Category: "Testing pipeline",
+			Usage: "length of the leases this node takes on releases it tests; renewed every third of it while the run goes on"},
+		&cli.DurationFlag{Name: "max-lease", EnvVars: []string{"MAX_LEASE"}, Value: registry.DefaultMaxLease, Category: "Testing pipeline",
+			Usage: "longest lease this node honours, counted from when it received the claim, whatever the claim says"},
+		&cli.Uint64Flag{Name: "confirm-per-mille", EnvVars: []string{"CONFIRM_PER_MILLE"}, Value: registry.DefaultConfirmPerMille, Category: "Testing pipeline",
+			Usage: "share of releases (in thousandths, chosen by release ID) that a second tester confirms; releases whose verdict would enter the wasm-only index are always confirmed"},
+		&cli.DurationFlag{Name: "shared-scan", EnvVars: []string{"SHARED_SCAN"}, Value: 10 * time.Second, Category: "Testing pipeline",
+			Usage: "how often to look for releases the federation still needs tested"},
 	}
 }
 
@@ -251,6 +261,8 @@ func run(c *cli.Context) error {
 			pc.DirectorySources = append([]string{}, c.StringSlice("cargo-source")...)
 		}
 		cfg.Tester = node.PipelineTester(dir, pc)
+		cfg.Shared = node.SharedTesting{Enabled: c.Bool("shared-testing"), Lease: c.Duration("lease"), MaxLease: c.Duration("max-lease"),
+			ConfirmPerMille: c.Uint64("confirm-per-mille"), Scan: c.Duration("shared-scan")}
 	}
 	n, err := node.Open(ctx, cfg)
 	if err != nil {

@@ -225,6 +225,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("/badges/{file}", s.badges)
 	s.logRoutes()
 	s.upstreamRoutes()
+	s.corpusRoutes()
 	s.route("/verify", methods{"GET": s.getVerify, "POST": s.auth(s.postVerify)})
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, registry.Errorf("api", registry.ENOTFOUND, "no such endpoint: %s %s", r.Method, r.URL.Path))

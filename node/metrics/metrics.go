@@ -29,10 +29,10 @@ import (
 // FederationStats are the federation's running totals.
 type FederationStats struct {
 	GossipAccepted, GossipRejected, GossipIgnored, GossipBundles uint64
-	SessionsIn, SessionsOut, SessionErrors                        uint64
-	ReconcileBytesIn, ReconcileBytesOut, ReconcileRoundTrips      uint64
-	BlobsFetched, BlobsServed                                     uint64
-	Violations                                                    uint64
+	SessionsIn, SessionsOut, SessionErrors                       uint64
+	ReconcileBytesIn, ReconcileBytesOut, ReconcileRoundTrips     uint64
+	BlobsFetched, BlobsServed                                    uint64
+	Violations                                                   uint64
 }
 
 // PeerStats describe the peers now.

@@ -44,8 +44,10 @@ func New(n *node.Node, log *slog.Logger) *Handler {
 			}
 			return s
 		},
-		"path": url.PathEscape,
-		"list": func(s ...string) []string { return s },
+		"path":     url.PathEscape,
+		"mstime":   func(ms int64) string { return fmtTime(time.UnixMilli(ms)) },
+		"permille": func(p int) string { return fmt.Sprintf("%d.%d%%", p/10, p%10) },
+		"list":     func(s ...string) []string { return s },
 		"deref": func(p *uint64) uint64 {
 			if p == nil {
 				return 0
@@ -58,6 +60,7 @@ func New(n *node.Node, log *slog.Logger) *Handler {
 	h.mux.HandleFunc("GET /ui/{$}", h.index)
 	h.mux.HandleFunc("GET /ui/crates/{id}", h.crate)
 	h.mux.HandleFunc("GET /ui/peers", h.peers)
+	h.mux.HandleFunc("GET /ui/corpus", h.corpus)
 	h.mux.HandleFunc("/ui/", func(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, registry.Errorf("web", registry.ENOTFOUND, "no such page: %s", r.URL.Path))
 	})
@@ -138,6 +141,8 @@ type cratePage struct {
 	Jobs     int
 	Charts   crateCharts
 	Badge    badgeSnippets
+	// Confirmation compares the authorized testers' reports.
+	Confirmation *node.Confirmation
 }
 
 // badgeSnippets are what a crate's README embeds to show its badge.
@@ -169,7 +174,12 @@ func (h *Handler) crate(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, err)
 		return
 	}
-	cp := cratePage{Release: tests.Release, Reports: tests.Reports, Versions: versions, Jobs: len(tests.Jobs),
+	conf, err := h.n.Confirmation(r.Context(), tests.Release.Subject)
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	cp := cratePage{Release: tests.Release, Reports: tests.Reports, Versions: versions, Jobs: len(tests.Jobs), Confirmation: conf,
 		Badge: badgesFor(r, tests.Release.Name)}
 	for i := range tests.Reports {
 		if tests.Reports[i].Trusted && tests.Reports[i].Current {
