@@ -13,6 +13,11 @@
 //     become durable only when the directory itself is synced; a file whose
 //     entry is durable but whose data never was comes back empty.
 //
+// With Options.JournaledMetadata a file's sync also makes every earlier
+// change to directory entries durable, as the journal of ext4 (data=ordered)
+// or XFS does: a sync commits the journal, which holds all metadata changes
+// made before it. Strict POSIX does not promise that.
+//
 // Regular files and directories are modelled; hard links, symlinks and
 // special files are not (Restore refuses them). The package is for tests
 // only: mounting needs /dev/fuse and root (or fusermount).
@@ -60,6 +65,7 @@ type Disk struct {
 	live    string // the backing directory: the current contents
 	durable string // durable file contents, one file per key
 	mnt     string
+	opts    Options
 	server  *fuse.Server
 
 	// mu serialises writes, syncs and Cut, so a sync is either wholly
@@ -75,11 +81,19 @@ type Disk struct {
 	syncs     int
 }
 
+// Options choose the durability model.
+type Options struct {
+	// JournaledMetadata: a file sync also makes all earlier directory
+	// changes durable (ext4, XFS); false is strict POSIX, where only a
+	// directory's own sync does.
+	JournaledMetadata bool
+}
+
 // Mount mounts a power-cut file system at mnt whose current contents live
 // in the directory live (created if missing). Everything already in live
 // is durable from the start. scratch is a directory Disk may use for its
 // durable copy; it must not be inside live or mnt.
-func Mount(mnt, live, scratch string) (*Disk, error) {
+func Mount(mnt, live, scratch string, opts Options) (*Disk, error) {
 	for _, d := range []string{mnt, live, scratch} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, err
@@ -89,7 +103,7 @@ func Mount(mnt, live, scratch string) (*Disk, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Disk{live: live, durable: durable, mnt: mnt,
+	d := &Disk{live: live, durable: durable, mnt: mnt, opts: opts,
 		byIno: map[uint64]uint64{}, dirty: map[uint64]*pending{}, dirs: map[uint64]map[string]entry{}}
 	if d.rootKey, err = d.scan(live); err != nil {
 		return nil, fmt.Errorf("powercut: reading %s: %w", live, err)
@@ -314,6 +328,24 @@ func (d *Disk) syncFile(key uint64, wfd int) syscall.Errno {
 	}
 	delete(d.dirty, key)
 	d.syncs++
+	if d.opts.JournaledMetadata {
+		return d.syncTree(d.rootKey, d.live)
+	}
+	return 0
+}
+
+// syncTree makes the entries of every directory under path durable.
+func (d *Disk) syncTree(key uint64, path string) syscall.Errno {
+	if errno := d.syncDir(key, path); errno != 0 {
+		return errno
+	}
+	for name, e := range d.dirs[key] {
+		if e.dir {
+			if errno := d.syncTree(e.key, filepath.Join(path, name)); errno != 0 {
+				return errno
+			}
+		}
+	}
 	return 0
 }
 
@@ -353,7 +385,6 @@ func (d *Disk) syncDir(key uint64, path string) syscall.Errno {
 		}
 	}
 	d.dirs[key] = m
-	d.syncs++
 	return 0
 }
 
@@ -465,6 +496,7 @@ func (n *node) Fsync(ctx context.Context, f fs.FileHandle, flags uint32) syscall
 		return syscall.EIO
 	}
 	if n.IsDir() {
+		n.d.syncs++
 		return n.d.syncDir(n.key, n.livePath())
 	}
 	fd, err := syscall.Open(n.livePath(), syscall.O_RDONLY, 0)

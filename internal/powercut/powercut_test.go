@@ -87,7 +87,7 @@ func TestPowerCutKeepsOnlyWhatWasSynced(t *testing.T) {
 		t.Fatal(err)
 	}
 	mnt := filepath.Join(base, "mnt")
-	d := MountT(t, mnt, live)
+	d := MountT(t, mnt, live, Options{})
 	p := func(name string) string { return filepath.Join(mnt, name) }
 
 	write(t, p("synced"), "synced data", true)            // data and entry synced below
@@ -179,7 +179,7 @@ func TestPowerCutKeepsOnlyWhatWasSynced(t *testing.T) {
 
 	// The restored tree mounts again, and its data is durable from the start.
 	mnt2 := filepath.Join(base, "mnt2")
-	d2 := MountT(t, mnt2, after)
+	d2 := MountT(t, mnt2, after, Options{})
 	if got := tree(t, mnt2); got["synced"] != "SYNCED data" || got["rewritten"] != "first" {
 		t.Errorf("remounted tree: %q", got)
 	}
@@ -192,7 +192,7 @@ func TestPowerCutKeepsOnlyWhatWasSynced(t *testing.T) {
 func TestSyncedSubdirectoryNeedsItsParent(t *testing.T) {
 	base := t.TempDir()
 	mnt := filepath.Join(base, "mnt")
-	d := MountT(t, mnt, filepath.Join(base, "live"))
+	d := MountT(t, mnt, filepath.Join(base, "live"), Options{})
 	if err := os.Mkdir(filepath.Join(mnt, "a"), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -219,5 +219,38 @@ func TestSyncedSubdirectoryNeedsItsParent(t *testing.T) {
 	got := tree(t, after)
 	if want := []string{"a/", "a/f"}; !slices.Equal(keys(got), want) || got["a/f"] != "f" {
 		t.Errorf("after the cut: %q, want %q with a/f = \"f\"", got, want)
+	}
+}
+
+// TestJournaledMetadata checks the ext4-like model: a file's sync makes
+// the entries created before it durable, without a directory sync; data
+// still needs its own sync.
+func TestJournaledMetadata(t *testing.T) {
+	base := t.TempDir()
+	mnt := filepath.Join(base, "mnt")
+	d := MountT(t, mnt, filepath.Join(base, "live"), Options{JournaledMetadata: true})
+	if err := os.MkdirAll(filepath.Join(mnt, "data", "deep"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	write(t, filepath.Join(mnt, "data", "deep", "unsynced"), "lost", false)
+	write(t, filepath.Join(mnt, "data", "synced"), "kept", true)
+	write(t, filepath.Join(mnt, "data", "later"), "created after the last sync", false)
+	d.Cut()
+	if err := d.Unmount(); err != nil {
+		t.Fatal(err)
+	}
+	after := filepath.Join(base, "after")
+	if err := d.Restore(after); err != nil {
+		t.Fatal(err)
+	}
+	got := tree(t, after)
+	want := map[string]string{"data/": "", "data/deep/": "", "data/deep/unsynced": "", "data/synced": "kept"}
+	if !slices.Equal(keys(got), keys(want)) {
+		t.Fatalf("after the cut: %q, want %q", keys(got), keys(want))
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("after the cut %s holds %q, want %q", k, got[k], v)
+		}
 	}
 }

@@ -12,13 +12,13 @@ import (
 // when the test ends. Where the machine cannot mount FUSE (no /dev/fuse,
 // or mounting is not permitted) the test is skipped with the
 // "capability fuse:" marker, which fails `make test` unless allowed.
-func MountT(t testing.TB, mnt, live string) *Disk {
+func MountT(t testing.TB, mnt, live string, opts Options) *Disk {
 	t.Helper()
 	const how = "load the fuse module (modprobe fuse) and run the tests as root, or in a container with --device /dev/fuse --cap-add SYS_ADMIN"
 	if _, err := os.Stat("/dev/fuse"); err != nil {
 		t.Skipf("SKIPPING: capability fuse: the power-cut test mounts a FUSE file system and /dev/fuse is missing (%v); %s", err, how)
 	}
-	d, err := Mount(mnt, live, t.TempDir())
+	d, err := Mount(mnt, live, t.TempDir(), opts)
 	if err != nil {
 		t.Skipf("SKIPPING: capability fuse: the power-cut test cannot mount a FUSE file system at %s: %v; %s", filepath.Base(mnt), err, how)
 	}
