@@ -18,7 +18,7 @@ LDFLAGS := -X main.version=$(VERSION)
 
 # The wasm-capable Rust toolchain, the sandbox, and real crates the tests run the pipeline on.
 APT_RUNTIME := rustc cargo libstd-rust-dev-wasm32 lld wasi-libc bubblewrap util-linux
-APT_TEST    := $(APT_RUNTIME) strace librust-itoa-dev librust-memchr-dev librust-ryu-dev librust-semver-dev \
+APT_TEST    := $(APT_RUNTIME) strace python3-cbor2 python3-nacl librust-itoa-dev librust-memchr-dev librust-ryu-dev librust-semver-dev \
                librust-serde-dev librust-cc-dev librust-getrandom-dev
 # Widely used crates the pipeline runs on in `make corpus`, and the dev-dependencies of once_cell.
 APT_CORPUS  := $(APT_TEST) librust-adler-dev librust-arrayvec-dev librust-base64-dev librust-bitflags-dev \
