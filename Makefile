@@ -29,7 +29,14 @@ APT_CORPUS  := $(APT_TEST) librust-adler-dev librust-arrayvec-dev librust-base64
                librust-unicode-width-dev librust-crossbeam-utils-dev librust-regex-dev
 
 GO_PACKAGES := ./...
-RACE_PACKAGES := . ./store/... ./node/... ./federation/... ./pipeline/... ./cmd/wasm-crates-registry-cli/...
+RACE_PACKAGES := . ./store/... ./node/... ./federation/... ./cmd/wasm-crates-registry-cli/...
+# The pipeline's tests that run cargo (fixtures, Debian crates, doc-tests,
+# benches, verdicts): they run once, in the plain run of every package, and
+# are skipped in the pipeline's race run, which keeps the supervisor, the
+# sandbox, the wasm runner, the unit tests and one real pipeline run (the
+# "pure" fixture, through TestProgressEvents and TestReportSignsAndDecodes).
+# wcr-testsummary -every fails the run if a test ran in none of the commands.
+PIPELINE_CARGO := TestFixture.*|TestDebian.*|TestBench(Ratios|None|Hostile|MissingDevDependency)Fixture|TestConfig(WasmFeature|MissingFeature|RefusedByCargo)Fixture|TestHostileCrates|TestLikeWithLikeLints|TestLikeWithLikeLintNeedsCap|TestDocTests|TestDocTestsDebian|TestDocTestTimeout|TestMemoryPeak|TestPipelineDirectoryModes|TestCrateCargoConfigNeverApplies|TestDirectorySourcesWinOverStoreReleases|TestTamperedStoreCrateUnpackedAgain|TestStoreCratesMaterialisedOnce|TestVerdict(SpoofingBuildScriptWasmOnly|SpoofingBuildScriptEverywhere|ToolchainAgeLibrary|ToolchainAgeTests|MissingDevDependency|DevDependencyFromStore|WasmOnlyTestFailure|RustVersion|ControlCrateOncePerProcess)|TestWasmTestsCannotLeaveTheirDirectory|TestWasmTestNeverEndsLeavesNoProcess
 # The daemon's end-to-end tests that run it concurrently (clients, peers,
 # kill -9), with the daemon and CLI themselves built with -race: a data race
 # a daemon reports fails the test. The pipeline's end-to-end tests spend their
@@ -49,9 +56,10 @@ run: deps-run build
 test: deps-test build vet
 	@unformatted="$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))"; \
 	  if [ -n "$$unformatted" ]; then echo "gofmt needed on: $$unformatted"; exit 1; fi
-	./$(BIN)/wcr-testsummary \
+	./$(BIN)/wcr-testsummary -go $(GO) -every "$(GO_PACKAGES)" \
 	  -cmd "$(GO) test -json -count=1 -timeout 40m $(GO_PACKAGES)" \
 	  -cmd "$(GO) test -json -count=1 -race -timeout 30m $(RACE_PACKAGES)" \
+	  -cmd "$(GO) test -json -count=1 -race -timeout 20m -skip ^($(PIPELINE_CARGO))$$ ./pipeline/..." \
 	  -cmd "$(GO) test -json -count=1 -race -timeout 20m -run ^($(RACE_E2E))$$ ./cmd/wasm-crates-registry/"
 
 test-short: go-deps
