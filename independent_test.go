@@ -40,7 +40,11 @@ func independentPython(t *testing.T) string {
 		if err == nil {
 			return p
 		}
-		tried = append(tried, p+": "+strings.TrimSpace(lastLine(string(out))))
+		why := strings.TrimSpace(lastLine(string(out)))
+		if why == "" {
+			why = err.Error()
+		}
+		tried = append(tried, p+": "+why)
 	}
 	t.Skipf("SKIPPING: capability vectors: no python3 with the cbor2 and nacl modules (tried %s); "+
 		"install Debian's python3-cbor2 and python3-nacl (make test does), or set WCR_TEST_PYTHON", strings.Join(tried, "; "))
