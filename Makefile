@@ -4,7 +4,7 @@
 #               REST API on http://127.0.0.1:8080)
 #   make test   install what is missing, build, run the whole test suite; it ends with
 #               every skipped test and why, and fails when a test failed or a whole
-#               capability (cargo-protocol, fuse, ...) went untested, unless
+#               capability (cargo-protocol, fuse, vectors) went untested, unless
 #               WCR_ALLOW_SKIP=cap1,cap2 accepts the gap (docs/TESTING.md)
 #   make corpus install what is missing, run the pipeline on Debian's crate corpus
 #               (pipeline/corpus_test.go; checked by hand in docs/PIPELINE.md; several minutes)

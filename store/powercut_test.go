@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -41,6 +42,13 @@ func TestPowerCutLosesNothingAcknowledged(t *testing.T) {
 	disk := powercut.MountT(t, mnt, filepath.Join(base, "live"), powercut.Options{JournaledMetadata: true})
 
 	seed := uint64(time.Now().UnixNano())
+	if s := os.Getenv("WCR_POWERCUT_SEED"); s != "" { // replay a logged run
+		n, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			t.Fatalf("WCR_POWERCUT_SEED=%q: %v", s, err)
+		}
+		seed = n
+	}
 	rng := rand.New(rand.NewPCG(seed, seed>>7))
 	cutAfter := powerCutAcks + rng.IntN(500)
 	cutDelay := time.Duration(rng.IntN(3000)) * time.Microsecond

@@ -13,8 +13,8 @@
 //     become durable only when the directory itself is synced; a file whose
 //     entry is durable but whose data never was comes back empty.
 //
-// With Options.JournaledMetadata a file's sync also makes every earlier
-// change to directory entries durable, as the journal of ext4 (data=ordered)
+// With Options.JournaledMetadata any sync (of a file or a directory) also
+// makes every earlier change to directory entries durable, as the journal of ext4 (data=ordered)
 // or XFS does: a sync commits the journal, which holds all metadata changes
 // made before it. Strict POSIX does not promise that.
 //
@@ -83,7 +83,7 @@ type Disk struct {
 
 // Options choose the durability model.
 type Options struct {
-	// JournaledMetadata: a file sync also makes all earlier directory
+	// JournaledMetadata: any sync also makes all earlier directory
 	// changes durable (ext4, XFS); false is strict POSIX, where only a
 	// directory's own sync does.
 	JournaledMetadata bool
@@ -497,6 +497,9 @@ func (n *node) Fsync(ctx context.Context, f fs.FileHandle, flags uint32) syscall
 	}
 	if n.IsDir() {
 		n.d.syncs++
+		if n.d.opts.JournaledMetadata {
+			return n.d.syncTree(n.d.rootKey, n.d.live)
+		}
 		return n.d.syncDir(n.key, n.livePath())
 	}
 	fd, err := syscall.Open(n.livePath(), syscall.O_RDONLY, 0)
