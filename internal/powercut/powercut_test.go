@@ -254,3 +254,62 @@ func TestJournaledMetadata(t *testing.T) {
 		}
 	}
 }
+
+// TestRenameOverAndTruncation: a rename over an existing file is durable
+// with its directory's sync and not before (Badger rewrites its MANIFEST
+// so); a synced truncation followed by a write past the end leaves zeros,
+// not the old bytes, in between.
+func TestRenameOverAndTruncation(t *testing.T) {
+	for _, dirSynced := range []bool{false, true} {
+		base := t.TempDir()
+		mnt := filepath.Join(base, "mnt")
+		d := MountT(t, mnt, filepath.Join(base, "live"), Options{})
+		p := func(name string) string { return filepath.Join(mnt, name) }
+		write(t, p("MANIFEST"), "old manifest", true)
+		write(t, p("shrunk"), "long contents", true)
+		syncDir(t, mnt)
+
+		write(t, p("MANIFEST-REWRITE"), "new manifest", true)
+		if err := os.Rename(p("MANIFEST-REWRITE"), p("MANIFEST")); err != nil {
+			t.Fatal(err)
+		}
+		f, err := os.OpenFile(p("shrunk"), os.O_RDWR, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Truncate(4); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.WriteAt([]byte("XY"), 10); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Sync(); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+		if dirSynced {
+			syncDir(t, mnt)
+		}
+		d.Cut()
+		if err := d.Unmount(); err != nil {
+			t.Fatal(err)
+		}
+		after := filepath.Join(base, "after")
+		if err := d.Restore(after); err != nil {
+			t.Fatal(err)
+		}
+		got := tree(t, after)
+		want := map[string]string{"MANIFEST": "old manifest", "shrunk": "long\x00\x00\x00\x00\x00\x00XY"}
+		if dirSynced {
+			want["MANIFEST"] = "new manifest"
+		}
+		if !slices.Equal(keys(got), keys(want)) {
+			t.Fatalf("directory synced %v: after the cut %q, want %q", dirSynced, keys(got), keys(want))
+		}
+		for k, v := range want {
+			if got[k] != v {
+				t.Errorf("directory synced %v: after the cut %s holds %q, want %q", dirSynced, k, got[k], v)
+			}
+		}
+	}
+}
