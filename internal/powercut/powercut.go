@@ -39,9 +39,6 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 )
 
-// ErrCut is returned by operations that would need the disk after Cut.
-var ErrCut = errors.New("powercut: the power is off")
-
 // entry is one durable directory entry.
 type entry struct {
 	key uint64 // the durable identity of the file or directory it names
@@ -64,7 +61,6 @@ type pending struct {
 type Disk struct {
 	live    string // the backing directory: the current contents
 	durable string // durable file contents, one file per key
-	mnt     string
 	opts    Options
 	server  *fuse.Server
 
@@ -103,7 +99,7 @@ func Mount(mnt, live, scratch string, opts Options) (*Disk, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Disk{live: live, durable: durable, mnt: mnt, opts: opts,
+	d := &Disk{live: live, durable: durable, opts: opts,
 		byIno: map[uint64]uint64{}, dirty: map[uint64]*pending{}, dirs: map[uint64]map[string]entry{}}
 	if d.rootKey, err = d.scan(live); err != nil {
 		return nil, fmt.Errorf("powercut: reading %s: %w", live, err)
