@@ -4,7 +4,7 @@
 #               REST API on http://127.0.0.1:8080)
 #   make test   install what is missing, build, run the whole test suite; it ends with
 #               every skipped test and why, and fails when a test failed or a whole
-#               capability (cargo-protocol, fuse, ...) went untested, unless
+#               capability (cargo-protocol, fuse, vectors) went untested, unless
 #               WCR_ALLOW_SKIP=cap1,cap2 accepts the gap (docs/TESTING.md)
 #   make corpus install what is missing, run the pipeline on Debian's crate corpus
 #               (pipeline/corpus_test.go; checked by hand in docs/PIPELINE.md; several minutes)
@@ -18,8 +18,8 @@ LDFLAGS := -X main.version=$(VERSION)
 
 # The wasm-capable Rust toolchain, the sandbox, and real crates the tests run the pipeline on.
 APT_RUNTIME := rustc cargo libstd-rust-dev-wasm32 lld wasi-libc bubblewrap util-linux
-APT_TEST    := $(APT_RUNTIME) strace chromium nginx-light librust-itoa-dev librust-memchr-dev librust-ryu-dev librust-semver-dev \
-               librust-serde-dev librust-cc-dev librust-getrandom-dev librust-lock-api-dev
+APT_TEST    := $(APT_RUNTIME) strace chromium nginx-light python3-cbor2 python3-nacl librust-itoa-dev librust-memchr-dev \
+               librust-ryu-dev librust-semver-dev librust-serde-dev librust-cc-dev librust-getrandom-dev librust-lock-api-dev
 # Widely used crates the pipeline runs on in `make corpus`, and the dev-dependencies of once_cell.
 APT_CORPUS  := $(APT_TEST) librust-adler-dev librust-arrayvec-dev librust-base64-dev librust-bitflags-dev \
                librust-byteorder-dev librust-bytes-dev librust-crc32fast-dev librust-either-dev librust-fnv-dev \
@@ -29,7 +29,14 @@ APT_CORPUS  := $(APT_TEST) librust-adler-dev librust-arrayvec-dev librust-base64
                librust-unicode-width-dev librust-crossbeam-utils-dev librust-regex-dev
 
 GO_PACKAGES := ./...
-RACE_PACKAGES := . ./store/... ./node/... ./federation/... ./pipeline/... ./cmd/wasm-crates-registry-cli/...
+RACE_PACKAGES := . ./store/... ./node/... ./federation/... ./cmd/wasm-crates-registry-cli/...
+# The pipeline's tests that run cargo (fixtures, Debian crates, doc-tests,
+# benches, verdicts): they run once, in the plain run of every package, and
+# are skipped in the pipeline's race run, which keeps the supervisor, the
+# sandbox, the wasm runner, the unit tests and one real pipeline run (the
+# "pure" fixture, through TestProgressEvents and TestReportSignsAndDecodes).
+# wcr-testsummary -every fails the run if a test ran in none of the commands.
+PIPELINE_CARGO := TestFixture.*|TestDebian.*|TestBench(Ratios|None|Hostile|MissingDevDependency)Fixture|TestConfig(WasmFeature|MissingFeature|RefusedByCargo)Fixture|TestHostileCrates|TestLikeWithLikeLints|TestLikeWithLikeLintNeedsCap|TestDocTests|TestDocTestsDebian|TestDocTestTimeout|TestMemoryPeak|TestPipelineDirectoryModes|TestCrateCargoConfigNeverApplies|TestDirectorySourcesWinOverStoreReleases|TestTamperedStoreCrateUnpackedAgain|TestStoreCratesMaterialisedOnce|TestVerdict(SpoofingBuildScriptWasmOnly|SpoofingBuildScriptEverywhere|ToolchainAgeLibrary|ToolchainAgeTests|MissingDevDependency|DevDependencyFromStore|WasmOnlyTestFailure|RustVersion|ControlCrateOncePerProcess)|TestWasmTestsCannotLeaveTheirDirectory|TestWasmTestNeverEndsLeavesNoProcess
 # The daemon's end-to-end tests that run it concurrently (clients, peers,
 # kill -9), with the daemon and CLI themselves built with -race: a data race
 # a daemon reports fails the test. The pipeline's end-to-end tests spend their
@@ -49,9 +56,10 @@ run: deps-run build
 test: deps-test build vet
 	@unformatted="$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))"; \
 	  if [ -n "$$unformatted" ]; then echo "gofmt needed on: $$unformatted"; exit 1; fi
-	./$(BIN)/wcr-testsummary \
+	./$(BIN)/wcr-testsummary -go $(GO) -every "$(GO_PACKAGES)" \
 	  -cmd "$(GO) test -json -count=1 -timeout 40m $(GO_PACKAGES)" \
 	  -cmd "$(GO) test -json -count=1 -race -timeout 30m $(RACE_PACKAGES)" \
+	  -cmd "$(GO) test -json -count=1 -race -timeout 20m -skip ^($(PIPELINE_CARGO))$$ ./pipeline/..." \
 	  -cmd "$(GO) test -json -count=1 -race -timeout 20m -run ^($(RACE_E2E))$$ ./cmd/wasm-crates-registry/"
 
 test-short: go-deps

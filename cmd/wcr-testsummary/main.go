@@ -16,6 +16,11 @@
 //
 //	go test -json ./... | wcr-testsummary [-allow cargo-protocol,fuse]
 //	wcr-testsummary [-allow LIST] -cmd "go test -json ./..." [-cmd "go test -json -race ./store/..."]
+//	wcr-testsummary -every ./... -cmd "go test -json -skip ^TestSlow$ ./..." -cmd "go test -json -run ^TestSlow$ ./..."
+//
+// With -every, the run also fails when a test or fuzz function declared in
+// the packages the patterns match ran in none of the commands: commands may
+// split the tests between them (-run, -skip), never drop one.
 //
 // With -cmd, the commands run one after the other (all of them, even after a
 // failure) and their exit status counts too, so a go test that fails before
@@ -54,6 +59,8 @@ func main() {
 	var cmds cmdList
 	allow := flag.String("allow", os.Getenv("WCR_ALLOW_SKIP"), "comma-separated capabilities whose skips do not fail the run (default $WCR_ALLOW_SKIP)")
 	flag.Var(&cmds, "cmd", "a go test -json command to run (repeatable); without it, events are read from standard input")
+	every := flag.String("every", "", "space-separated go list patterns: fail unless each of their test and fuzz functions ran in at least one command")
+	goCmd := flag.String("go", "go", "the go command -every lists packages with")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		fmt.Fprintf(os.Stderr, "wcr-testsummary: unexpected arguments %q; pass commands with -cmd\n", flag.Args())
@@ -67,6 +74,14 @@ func main() {
 	}
 	for _, c := range cmds {
 		s.run(c)
+	}
+	if *every != "" {
+		declared, err := declaredTests(*goCmd, strings.Fields(*every))
+		if err != nil {
+			s.failf("listing the tests of %s: %v", *every, err)
+		} else {
+			s.checkEvery(declared)
+		}
 	}
 	os.Exit(s.finish())
 }
@@ -114,6 +129,7 @@ type summary struct {
 	build   map[string]*strings.Builder // build output, by import path
 	skips   []skip
 	seen    map[skip]bool
+	ran     map[string]bool // "package\x00Test" of every top-level test that started, in any run
 	passed  int
 	failed  []string       // "pkg TestName" of failed tests, packages and builds
 	pkgFail map[string]int // failed tests by package, in the current run
@@ -123,7 +139,7 @@ type summary struct {
 }
 
 func newSummary(w io.Writer, allow map[string]bool) *summary {
-	return &summary{w: w, allow: allow, seen: map[skip]bool{}}
+	return &summary{w: w, allow: allow, seen: map[skip]bool{}, ran: map[string]bool{}}
 }
 
 func (s *summary) failf(format string, args ...any) {
@@ -242,6 +258,10 @@ func (s *summary) handle(e event) {
 	}
 	key := e.Package + "\x00" + e.Test
 	switch e.Action {
+	case "run":
+		if !strings.Contains(e.Test, "/") {
+			s.ran[key] = true
+		}
 	case "output":
 		appendKept(s.tests, key, e.Output)
 	case "pass":
