@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	registry "github.com/wasmrust/wasm-crates-registry"
 )
 
@@ -84,6 +85,9 @@ type Config struct {
 	// (by gossip or reconciliation) once they are durably stored, in
 	// batches, from one goroutine at a time. It must not block for long.
 	OnIngest func(added []*registry.Record)
+	// Metrics, if set, receives libp2p's own metrics (swarm, identify,
+	// resource manager, …); without it they are off.
+	Metrics prometheus.Registerer
 	// Admission, if set, decides which verified records from peers are
 	// stored and relayed (quotas); nil admits every record.
 	Admission Admission

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/semaphore"
 
 	"github.com/libp2p/go-libp2p"
@@ -84,6 +85,7 @@ type counters struct {
 	sessionsIn, sessionsOut, sessionErrors                                  atomic.Uint64
 	violations                                                              atomic.Uint64
 	blobsFetched, blobsServed                                               atomic.Uint64
+	syncBytesIn, syncBytesOut, syncRoundTrips                               atomic.Uint64
 }
 
 // Stats are the node's federation counters since it started.
@@ -102,6 +104,9 @@ type Stats struct {
 	Violations          uint64 `json:"violations"` // protocol violations by peers
 	BlobsFetched        uint64 `json:"blobs_fetched"`
 	BlobsServed         uint64 `json:"blobs_served"`
+	SyncBytesIn         uint64 `json:"sync_bytes_in"`    // bytes of the reconciliations this node started
+	SyncBytesOut        uint64 `json:"sync_bytes_out"`   //
+	SyncRoundTrips      uint64 `json:"sync_round_trips"` // their round trips
 	IndexRecords        int    `json:"index_records"`
 }
 
@@ -207,7 +212,7 @@ func New(ctx context.Context, cfg Config, st Store) (*Node, error) {
 		libp2p.Transport(quic.NewTransport),
 		libp2p.ConnectionManager(n.cm),
 		libp2p.ConnectionGater(n.gater),
-		libp2p.DisableMetrics(),
+		metricsOption(cfg.Metrics),
 		libp2p.DisableRelay(),
 		libp2p.UserAgent("wasm-crates-registry"),
 	)
@@ -326,6 +331,9 @@ func (n *Node) Stats() Stats {
 		Violations:          n.stats.violations.Load(),
 		BlobsFetched:        n.stats.blobsFetched.Load(),
 		BlobsServed:         n.stats.blobsServed.Load(),
+		SyncBytesIn:         n.stats.syncBytesIn.Load(),
+		SyncBytesOut:        n.stats.syncBytesOut.Load(),
+		SyncRoundTrips:      n.stats.syncRoundTrips.Load(),
 		IndexRecords:        n.idx.count(),
 	}
 }
@@ -450,4 +458,13 @@ func quote(s string) string {
 		s = s[:117] + "..."
 	}
 	return `"` + s + `"`
+}
+
+// metricsOption turns libp2p's own metrics on, into reg, or off when there
+// is no registry to hold them.
+func metricsOption(reg prometheus.Registerer) libp2p.Option {
+	if reg == nil {
+		return libp2p.DisableMetrics()
+	}
+	return libp2p.PrometheusRegisterer(reg)
 }

@@ -191,6 +191,9 @@ func (n *Node) finishSync(pid peer.ID, st *peerState, ps *PeerSync, err error, s
 	}
 	st.lastSync = n.cfg.Now().UTC()
 	st.lastErr = ""
+	n.stats.syncBytesIn.Add(uint64(max(ps.BytesIn, 0)))
+	n.stats.syncBytesOut.Add(uint64(max(ps.BytesOut, 0)))
+	n.stats.syncRoundTrips.Add(uint64(max(ps.RoundTrips, 0)))
 	n.log.Debug("reconciled", "peer", pid.String(), "records_in", ps.RecordsIn, "records_out", ps.RecordsOut,
 		"blobs_in", ps.BlobsIn, "blobs_out", ps.BlobsOut, "bytes_in", ps.BytesIn, "bytes_out", ps.BytesOut,
 		"round_trips", ps.RoundTrips, "duration", ps.Duration)

@@ -130,6 +130,7 @@ func (jr *jobRunner) run(job *store.Job) {
 	log.Info("test run started")
 
 	fail := func(state store.JobState, msg string) {
+		n.metrics.Job(string(state), nil)
 		_, err := jr.update(job.ID, func(j *store.Job) error {
 			j.State, j.Error, j.Finished = state, msg, n.cfg.Now().UTC()
 			return nil
@@ -223,6 +224,7 @@ func (jr *jobRunner) run(job *store.Job) {
 		return
 	}
 	reported = true
+	n.metrics.Job(report.Outcome, report.Stages)
 	if _, err := jr.update(job.ID, func(j *store.Job) error {
 		j.State, j.Finished, j.Report, j.Outcome = store.JobDone, n.cfg.Now().UTC(), rr.ID(), report.Outcome
 		return nil

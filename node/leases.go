@@ -481,11 +481,3 @@ func (n *Node) Work(ctx context.Context, id string) (*WorkState, error) {
 	}
 	return n.shared.workState(v, n.Trust(), false)
 }
-
-// stored is told of every record just stored, whatever its origin: the
-// node's own, imported, or from a peer.
-func (n *Node) stored(recs []*registry.Record) {
-	if n.shared != nil {
-		n.shared.observe(recs)
-	}
-}

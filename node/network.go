@@ -6,6 +6,7 @@ import (
 
 	registry "github.com/wasmrust/wasm-crates-registry"
 	"github.com/wasmrust/wasm-crates-registry/federation"
+	"github.com/wasmrust/wasm-crates-registry/node/metrics"
 	"github.com/wasmrust/wasm-crates-registry/store"
 )
 
@@ -20,7 +21,7 @@ func (s netStore) db() *store.DB { return s.n.db }
 
 func (s netStore) PutRecords(recs []*registry.Record) ([]*registry.Record, error) {
 	added, err := s.db().PutRecords(recs)
-	s.n.stored(added)
+	s.n.stored(added, metrics.OriginPeer)
 	return added, err
 }
 func (s netStore) GetRecord(id registry.ID) (*registry.Record, error) { return s.db().GetRecord(id) }

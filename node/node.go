@@ -20,6 +20,8 @@ import (
 	"time"
 
 	registry "github.com/wasmrust/wasm-crates-registry"
+	"github.com/wasmrust/wasm-crates-registry/node/metrics"
+	"github.com/wasmrust/wasm-crates-registry/node/webhook"
 	"github.com/wasmrust/wasm-crates-registry/store"
 )
 
@@ -106,6 +108,9 @@ type Node struct {
 
 	up *upstreams
 
+	metrics *metrics.Metrics
+	hooks   *webhook.Dispatcher
+
 	closeOnce sync.Once
 }
 
@@ -154,6 +159,11 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	n := &Node{cfg: cfg, log: cfg.Logger, db: db, key: key, started: cfg.Now(), up: newUpstreams(cfg.Upstream)}
 	if cfg.Shared.Enabled && cfg.Tester != nil {
 		n.shared = newSharedWork(n, cfg.Shared)
+	}
+	n.metrics = n.newMetrics()
+	if n.hooks, err = webhook.New(ctx, webhookStore{db}, key.Public().PeerID(), webhook.Options{Logger: cfg.Logger, OnAttempt: n.metrics.Webhook}); err != nil {
+		db.Close()
+		return nil, err
 	}
 	if err := n.loadSettings(); err != nil {
 		db.Close()
@@ -216,6 +226,9 @@ func (n *Node) Close() error {
 			}
 		}
 		n.closeNet()
+		if n.hooks != nil {
+			n.hooks.Close()
+		}
 		err = n.db.Close()
 	})
 	return err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 
+	"github.com/prometheus/client_golang/prometheus"
 	registry "github.com/wasmrust/wasm-crates-registry"
 	"github.com/wasmrust/wasm-crates-registry/federation"
 	"github.com/wasmrust/wasm-crates-registry/pipeline"
@@ -40,6 +41,9 @@ func Federation(cfg federation.Config) NetworkFactory {
 		cfg.Key = key
 		if a, ok := st.(federation.Admission); ok && cfg.Admission == nil {
 			cfg.Admission = a
+		}
+		if m, ok := st.(interface{ Registerer() prometheus.Registerer }); ok && cfg.Metrics == nil {
+			cfg.Metrics = m.Registerer()
 		}
 		return federation.New(ctx, cfg, st)
 	}

@@ -6,6 +6,7 @@ import (
 	"slices"
 
 	registry "github.com/wasmrust/wasm-crates-registry"
+	"github.com/wasmrust/wasm-crates-registry/node/metrics"
 	"github.com/wasmrust/wasm-crates-registry/store"
 )
 
@@ -42,7 +43,7 @@ func (n *Node) storeAndPublishUnaudited(ctx context.Context, recs ...*registry.R
 	if err != nil {
 		return err
 	}
-	n.publish(ctx, added)
+	n.publish(ctx, added, metrics.OriginLocal)
 	return nil
 }
 
@@ -62,15 +63,15 @@ func (n *Node) storeAndPublish(ctx context.Context, entry store.AuditEntry, recs
 	if err != nil {
 		return err
 	}
-	n.publish(ctx, added)
+	n.publish(ctx, added, metrics.OriginLocal)
 	return nil
 }
 
 // publish hands records just stored to the federation, which indexes them
 // for reconciliation and gossips them. A failed publish loses nothing: the
 // record is stored and reconciliation carries it.
-func (n *Node) publish(ctx context.Context, recs []*registry.Record) {
-	n.stored(recs)
+func (n *Node) publish(ctx context.Context, recs []*registry.Record, origin string) {
+	n.stored(recs, origin)
 	if n.net == nil {
 		return
 	}
@@ -335,6 +336,6 @@ func (n *Node) Ingest(ctx context.Context, actor string, raw [][]byte) ([]*regis
 	if err != nil {
 		return nil, err
 	}
-	n.publish(ctx, added)
+	n.publish(ctx, added, metrics.OriginImport)
 	return added, nil
 }

@@ -74,7 +74,7 @@ func newApp() *cli.App {
 		Commands: withGlobalFlags([]*cli.Command{
 			healthCmd(), listCmd(), searchCmd(), showCmd(), submitCmd(), yankCmd(true), yankCmd(false),
 			reviewCmd(), configCmd(), testCmd(), jobCmd(), syncCmd(), peersCmd(), stateCmd(),
-			ownersCmd(), downloadCmd(), recordCmd(), logCmd(), verifyCmd(), tokensCmd(), auditCmd(), keysCmd(), completionCmd(), corpusCmd(),
+			ownersCmd(), downloadCmd(), recordCmd(), logCmd(), verifyCmd(), tokensCmd(), auditCmd(), keysCmd(), completionCmd(), corpusCmd(), webhooksCmd(),
 		}),
 		OnUsageError: func(c *cli.Context, err error, isSubcommand bool) error {
 			return usageError{err.Error()}

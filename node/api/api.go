@@ -89,8 +89,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				writeError(sw, r, registry.Errorf("api", registry.EINTERNAL, "panic"))
 			}
 		}
+		d := time.Since(start)
+		if m := s.n.Metrics(); m != nil {
+			m.Request(s.routeOf(r), r.Method, sw.status, d)
+		}
 		if s.log.Enabled(r.Context(), slog.LevelDebug) {
-			s.log.Debug("request", "method", r.Method, "path", r.URL.Path, "status", sw.status, "dur", time.Since(start))
+			s.log.Debug("request", "method", r.Method, "path", r.URL.Path, "status", sw.status, "dur", d)
 		}
 	}()
 	if r, err := s.gate(dw, r); err != nil {
@@ -98,6 +102,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	} else {
 		s.mux.ServeHTTP(dw, r)
 	}
+}
+
+// routeOf is the pattern that serves r, the label of its metrics: never
+// the path, which names crates.
+func (s *Server) routeOf(r *http.Request) string {
+	if _, p := s.mux.Handler(r); p != "" {
+		return p
+	}
+	return "/"
 }
 
 // gate applies the rate limits and, on a private node, the token check. On
@@ -223,6 +236,8 @@ func (s *Server) routes() {
 	s.route("/keys/{key}", methods{"PUT": s.auth(s.approveKey), "DELETE": s.auth(s.revokeKey)})
 	s.route("/records/signed", methods{"POST": s.auth(s.postSigned)})
 	s.mux.HandleFunc("/badges/{file}", s.badges)
+	s.mux.Handle("GET /metrics", s.n.Metrics().Handler())
+	s.webhookRoutes()
 	s.logRoutes()
 	s.upstreamRoutes()
 	s.corpusRoutes()

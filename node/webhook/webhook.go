@@ -169,6 +169,7 @@ type Dispatcher struct {
 	now     func() time.Time
 	backoff func(int) time.Duration
 	tries   int
+	onTry   func(string)
 
 	mu      sync.Mutex
 	subs    []Subscription
@@ -190,6 +191,9 @@ type Options struct {
 	Backoff     func(int) time.Duration // default Backoff
 	MaxAttempts int                     // default MaxAttempts
 	Logger      *slog.Logger
+	// OnAttempt, if set, is told the result of every attempt: delivered,
+	// failed (to be retried) or dropped.
+	OnAttempt func(result string)
 }
 
 // New loads the subscriptions and pending deliveries and starts delivering.
@@ -199,7 +203,7 @@ func New(ctx context.Context, st Store, nodeID string, opt Options) (*Dispatcher
 	if err != nil {
 		return nil, registry.E("webhook.New", registry.EINTERNAL, "cannot load the webhook subscriptions", err)
 	}
-	d := &Dispatcher{store: st, node: nodeID, log: opt.Logger, client: opt.Client, now: opt.Now, backoff: opt.Backoff, tries: opt.MaxAttempts,
+	d := &Dispatcher{store: st, node: nodeID, log: opt.Logger, client: opt.Client, now: opt.Now, backoff: opt.Backoff, tries: opt.MaxAttempts, onTry: opt.OnAttempt,
 		subs: subs, pending: pending, dlog: dlog, wake: make(chan struct{}, 1), done: make(chan struct{})}
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
@@ -339,6 +343,14 @@ func (d *Dispatcher) Unsubscribe(ctx context.Context, id string) error {
 	}
 	d.recount()
 	return nil
+}
+
+// Active reports whether anyone subscribes, so that a node with no
+// subscription spends nothing on events.
+func (d *Dispatcher) Active() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return len(d.subs) > 0
 }
 
 // Subscriptions lists the subscriptions without their secrets.
@@ -553,6 +565,13 @@ func (d *Dispatcher) finish(p Pending, entry *Delivery) {
 			done = true
 		}
 		d.appendLog(*entry)
+		if d.onTry != nil {
+			result := entry.Final
+			if result == "" {
+				result = "failed"
+			}
+			d.onTry(result)
+		}
 	}
 	if done {
 		d.pending = slices.Delete(d.pending, i, i+1)
