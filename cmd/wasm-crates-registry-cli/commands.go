@@ -384,6 +384,7 @@ func submitCmd() *cli.Command {
 			&cli.StringFlag{Name: "crate", Usage: "path to a ready .crate archive"},
 			&cli.BoolFlag{Name: "use-cargo", Usage: "package with `cargo package --no-verify` instead of the built-in packager"},
 			&cli.StringFlag{Name: "max-size", Value: "10MiB", Usage: "refuse to upload archives larger than this"},
+			&cli.BoolFlag{Name: "print-id", Usage: "print only name@version of the release on standard output, for scripts (what `test` takes)"},
 		},
 		Action: action(func(e *env) error {
 			m, f := e.c.String("manifest"), e.c.String("crate")
@@ -448,6 +449,11 @@ func submitCmd() *cli.Command {
 			what := "published"
 			if !res.Created {
 				what = "already published (same archive)"
+			}
+			if e.c.Bool("print-id") {
+				fmt.Fprintf(os.Stderr, "%s %s (record %s)\n", what, res.Release.Subject, res.Release.ID)
+				fmt.Println(res.Release.Subject)
+				return nil
 			}
 			fmt.Printf("%s %s\nid %s\n", what, res.Release.Subject, res.Release.ID)
 			return nil

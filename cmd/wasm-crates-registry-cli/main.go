@@ -22,6 +22,7 @@ var version = "dev"
 const (
 	exitFailure = 1 // the node refused or failed the request
 	exitUsage   = 2 // the command line is wrong
+	exitGate    = 3 // the release was tested and misses what --require asked for
 )
 
 func main() {
@@ -44,6 +45,10 @@ func runApp(args []string) int {
 		var ue usageError
 		if errors.As(err, &ue) {
 			return exitUsage
+		}
+		var ge gateError
+		if errors.As(err, &ge) {
+			return exitGate
 		}
 		return exitFailure
 	}

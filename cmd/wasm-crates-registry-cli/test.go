@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -37,11 +38,19 @@ func testCmd() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "no-wait", Usage: "queue the run and return"},
 			&cli.DurationFlag{Name: "max-wait", Value: time.Hour, Usage: "give up following after this long"},
+			&cli.StringFlag{Name: "require", Usage: "exit with status 3 unless the tested release is curated, at least needs-review (not rejected), or wasm compatible: curated | needs-review | compatible"},
 		},
 		Action: action(func(e *env) error {
 			id, err := oneArg(e.c, "release ID")
 			if err != nil {
 				return err
+			}
+			require := e.c.String("require")
+			if require != "" && !slices.Contains(requireLevels, require) {
+				return usagef("--require %q: use one of %s", require, strings.Join(requireLevels, ", "))
+			}
+			if require != "" && e.c.Bool("no-wait") {
+				return usagef("--require needs the run's result; it cannot go with --no-wait")
 			}
 			var j job
 			if err := e.cl.sendJSON(e.ctx, http.MethodPost, "/tests/"+esc(id), nil, &j); err != nil {
@@ -63,12 +72,17 @@ func testCmd() *cli.Command {
 			if err := e.cl.getJSON(e.ctx, "/tests/"+esc(final.Subject), &raw); err != nil {
 				return err
 			}
-			if e.json {
-				return printJSON(raw)
-			}
 			var t testsAnswer
 			if err := json.Unmarshal(raw, &t); err != nil {
 				return err
+			}
+			if e.json {
+				if err := printJSON(raw); err != nil {
+					return err
+				}
+				if final.State == "done" {
+					return meets(&t.Release, require)
+				}
 			}
 			if final.State != "done" {
 				if strings.HasPrefix(final.Error, "not tested here: ") {
@@ -81,6 +95,12 @@ func testCmd() *cli.Command {
 				if t.Reports[i].ID == final.Report {
 					fmt.Println()
 					printReport(&t.Reports[i])
+					if err := meets(&t.Release, require); err != nil {
+						return err
+					}
+					if require != "" {
+						fmt.Printf("\n%s meets --require %s: %s, %s\n", t.Release.Subject, require, t.Release.Wasm, t.Release.Gate)
+					}
 					return nil
 				}
 			}
@@ -196,4 +216,43 @@ func jobCmd() *cli.Command {
 			return nil
 		}),
 	}
+}
+
+// requireLevels are what `test --require` accepts.
+var requireLevels = []string{"curated", "needs-review", "compatible"}
+
+// gateError is a tested release that misses --require: exit status 3.
+type gateError struct{ msg string }
+
+func (e gateError) Error() string { return e.msg }
+
+// meets checks the release's verdict and gate, as this node decides them
+// from the reports it trusts, against --require.
+func meets(r *release, require string) error {
+	ok := true
+	switch require {
+	case "":
+		return nil
+	case "curated":
+		ok = r.Gate == "curated"
+	case "needs-review":
+		ok = r.Gate == "curated" || r.Gate == "needs-review"
+	case "compatible":
+		ok = r.Wasm == "compatible"
+	}
+	if ok {
+		return nil
+	}
+	why := strings.Join(r.GateReasons, "; ")
+	if r.WasmReason != "" {
+		why = strings.TrimPrefix(why+"; "+r.WasmReason, "; ")
+	}
+	if why == "" {
+		why = "no reason given"
+	}
+	gate := r.Gate
+	if gate == "" {
+		gate = "no gate"
+	}
+	return gateError{fmt.Sprintf("%s misses --require %s: wasm %s, %s (%s)", r.Subject, require, r.Wasm, gate, why)}
 }

@@ -83,6 +83,7 @@ type release struct {
 	Dual         bool            `json:"dual"`
 	Score        *uint64         `json:"score"`
 	Gate         string          `json:"gate"`
+	GateReasons  []string        `json:"gate_reasons"`
 	Reports      []reportSummary `json:"reports"`
 	Reviews      []struct {
 		Author  string `json:"author"`
