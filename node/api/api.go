@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -33,6 +34,7 @@ type Server struct {
 	opt Options
 
 	byAddr, byToken *limiter
+	patterns        []string // the API's own routes, for the OpenAPI check
 }
 
 // New builds the API for a node with the zero Options: open reads, no
@@ -60,6 +62,10 @@ func NewWith(n *node.Node, log *slog.Logger, opt Options) *Server {
 type Challenger interface {
 	Challenge(w http.ResponseWriter, r *http.Request, err error)
 }
+
+// Routes lists the "METHOD path" pairs the API itself serves (not the
+// mounts).
+func (s *Server) Routes() []string { return slices.Clone(s.patterns) }
 
 // Mount serves h under pattern (a net/http ServeMux pattern).
 func (s *Server) Mount(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
@@ -181,7 +187,11 @@ type handler func(w http.ResponseWriter, r *http.Request) (int, any, error)
 type methods map[string]handler
 
 // route registers path for the given methods; other methods get a JSON 405.
-func (s *Server) route(path string, m methods) {
+func (s *Server) route(path string, ms methods) {
+	for m := range ms {
+		s.patterns = append(s.patterns, m+" "+path)
+	}
+	m := ms
 	s.mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
 		h, ok := m[r.Method]
 		if !ok && r.Method == http.MethodHead {
@@ -237,6 +247,8 @@ func (s *Server) routes() {
 	s.route("/records/signed", methods{"POST": s.auth(s.postSigned)})
 	s.mux.HandleFunc("/badges/{file}", s.badges)
 	s.mux.Handle("GET /metrics", s.n.Metrics().Handler())
+	s.patterns = append(s.patterns, "GET /badges/{file}", "GET /metrics")
+	s.route("/openapi.json", methods{"GET": s.openapi})
 	s.webhookRoutes()
 	s.logRoutes()
 	s.upstreamRoutes()
@@ -360,7 +372,7 @@ func (s *Server) getCrate(w http.ResponseWriter, r *http.Request) (int, any, err
 
 func (s *Server) versions(w http.ResponseWriter, r *http.Request) (int, any, error) {
 	vs, err := s.n.Versions(r.Context(), r.PathValue("id"))
-	return 200, map[string]any{"versions": vs}, err
+	return 200, VersionsResult{Versions: vs}, err
 }
 
 // CrateUpdate is the body of PUT /crates/{id}: what may change.
@@ -424,7 +436,7 @@ func (s *Server) download(w http.ResponseWriter, r *http.Request) (int, any, err
 
 func (s *Server) getOwners(w http.ResponseWriter, r *http.Request) (int, any, error) {
 	o, err := s.n.Owners(r.Context(), r.PathValue("id"))
-	return 200, map[string]any{"owners": o}, err
+	return 200, OwnersResult{Owners: o}, err
 }
 
 func (s *Server) putOwners(w http.ResponseWriter, r *http.Request) (int, any, error) {
@@ -435,7 +447,7 @@ func (s *Server) putOwners(w http.ResponseWriter, r *http.Request) (int, any, er
 		return 0, nil, err
 	}
 	o, err := s.n.SetOwners(r.Context(), actor(r), r.PathValue("id"), body.Owners)
-	return 200, map[string]any{"owners": o}, err
+	return 200, OwnersResult{Owners: o}, err
 }
 
 // RecordJSON is a record as JSON, for GET /records/{id} with Accept:
@@ -543,7 +555,7 @@ func (s *Server) sync(w http.ResponseWriter, r *http.Request) (int, any, error) 
 
 func (s *Server) peers(w http.ResponseWriter, r *http.Request) (int, any, error) {
 	p, err := s.n.Peers(r.Context())
-	return 200, map[string]any{"peers": p}, err
+	return 200, PeersResult{Peers: p}, err
 }
 
 func (s *Server) addPeer(w http.ResponseWriter, r *http.Request) (int, any, error) {
@@ -565,7 +577,7 @@ func (s *Server) removePeer(w http.ResponseWriter, r *http.Request) (int, any, e
 	if err := s.n.RemovePeer(r.Context(), actor(r), r.PathValue("id")); err != nil {
 		return 0, nil, err
 	}
-	return 200, map[string]any{"removed": r.PathValue("id")}, nil
+	return 200, RemovedResult{Removed: r.PathValue("id")}, nil
 }
 
 func (s *Server) getTests(w http.ResponseWriter, r *http.Request) (int, any, error) {
@@ -614,7 +626,7 @@ func (s *Server) audit(w http.ResponseWriter, r *http.Request) (int, any, error)
 	if e == nil {
 		e = []store.AuditEntry{}
 	}
-	return 200, map[string]any{"entries": e}, err
+	return 200, AuditResult{Entries: e}, err
 }
 
 func (s *Server) auditVerify(w http.ResponseWriter, r *http.Request) (int, any, error) {
@@ -628,7 +640,7 @@ func (s *Server) me(w http.ResponseWriter, r *http.Request) (int, any, error) {
 
 func (s *Server) listTokens(w http.ResponseWriter, r *http.Request) (int, any, error) {
 	t, err := s.n.Tokens(r.Context())
-	return 200, map[string]any{"tokens": t}, err
+	return 200, TokensResult{Tokens: t}, err
 }
 
 func (s *Server) createToken(w http.ResponseWriter, r *http.Request) (int, any, error) {
@@ -647,7 +659,7 @@ func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request) (int, any, 
 
 func (s *Server) listKeys(w http.ResponseWriter, r *http.Request) (int, any, error) {
 	k, err := s.n.KeyRequests(r.Context())
-	return 200, map[string]any{"keys": k}, err
+	return 200, KeysResult{Keys: k}, err
 }
 
 func (s *Server) requestKey(w http.ResponseWriter, r *http.Request) (int, any, error) {
@@ -681,5 +693,5 @@ func (s *Server) postSigned(w http.ResponseWriter, r *http.Request) (int, any, e
 	if err != nil {
 		return 0, nil, err
 	}
-	return http.StatusCreated, map[string]any{"id": rec.ID(), "kind": rec.Kind, "subject": rec.Subject}, nil
+	return http.StatusCreated, SignedResult{ID: rec.ID(), Kind: string(rec.Kind), Subject: rec.Subject}, nil
 }

@@ -39,7 +39,7 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(New(n, nil))
+	srv := httptest.NewServer(validated(t, New(n, nil)))
 	t.Cleanup(srv.Close)
 	return &fixture{t: t, srv: srv, n: n, token: strings.TrimSpace(string(tok))}
 }

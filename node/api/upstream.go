@@ -22,5 +22,5 @@ func (s *Server) getMirrored(w http.ResponseWriter, r *http.Request) (int, any, 
 	if err != nil {
 		return 0, nil, err
 	}
-	return http.StatusOK, map[string]any{"versions": vs}, nil
+	return http.StatusOK, MirroredResult{Versions: vs}, nil
 }

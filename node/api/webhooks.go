@@ -36,7 +36,7 @@ func (s *Server) listWebhooks(w http.ResponseWriter, r *http.Request) (int, any,
 	if err := requireAdmin(r, "api.webhooks"); err != nil {
 		return 0, nil, err
 	}
-	return 200, map[string]any{"webhooks": s.n.Webhooks().Subscriptions(), "events": webhook.Types}, nil
+	return 200, WebhooksResult{Webhooks: s.n.Webhooks().Subscriptions(), Events: webhook.Types}, nil
 }
 
 func (s *Server) addWebhook(w http.ResponseWriter, r *http.Request) (int, any, error) {
@@ -62,7 +62,7 @@ func (s *Server) removeWebhook(w http.ResponseWriter, r *http.Request) (int, any
 	if err := s.n.Webhooks().Unsubscribe(r.Context(), r.PathValue("id")); err != nil {
 		return 0, nil, err
 	}
-	return 200, map[string]any{"removed": r.PathValue("id")}, nil
+	return 200, RemovedResult{Removed: r.PathValue("id")}, nil
 }
 
 func (s *Server) pingWebhook(w http.ResponseWriter, r *http.Request) (int, any, error) {
@@ -73,7 +73,7 @@ func (s *Server) pingWebhook(w http.ResponseWriter, r *http.Request) (int, any, 
 	if err != nil {
 		return 0, nil, err
 	}
-	return http.StatusAccepted, map[string]any{"delivery": id}, nil
+	return http.StatusAccepted, PingResult{Delivery: id}, nil
 }
 
 func (s *Server) webhookDeliveries(w http.ResponseWriter, r *http.Request) (int, any, error) {
@@ -96,5 +96,5 @@ func (s *Server) webhookDeliveries(w http.ResponseWriter, r *http.Request) (int,
 	if d == nil {
 		d = []webhook.Delivery{}
 	}
-	return 200, map[string]any{"deliveries": d}, nil
+	return 200, DeliveriesResult{Deliveries: d}, nil
 }
