@@ -228,9 +228,25 @@ func TestDashboardInChromium(t *testing.T) {
 		t.Errorf("?name=dashcrate&wasm=compatible lists %d releases, want 2 (1.0.0 and 1.2.0)", n)
 	}
 
-	br.visit(t, d.url+"/ui/peers", "federation")
+	br.visit(t, d.url+"/ui/peers", "federation-alone")
 	if n := count(t, br, "#peers tr"); n != 2 { // the header and "no peers"
 		t.Errorf("federation page of a lone node: %d rows", n)
+	}
+	// With a peer: its row, and one point in the scores chart.
+	var oh struct {
+		Addrs []string `json:"addrs"`
+	}
+	other := startDaemon(t, t.TempDir())
+	other.cliJSON(t, &oh, "health")
+	d.mustCLI(t, "peers", "add", oh.Addrs[0])
+	br.visit(t, d.url+"/ui/peers", "federation")
+	if n, marks := count(t, br, "#peers tr"), count(t, br, "#chart-peer-scores svg .mark"); n != 2 || marks != 1 {
+		t.Errorf("federation page with one peer: %d rows (want header + 1), %d score marks (want 1)", n, marks)
+	}
+
+	br.visit(t, d.url+"/ui/corpus", "corpus")
+	if n := count(t, br, "h1"); n == 0 {
+		t.Error("the corpus page has no heading")
 	}
 
 	// The badge alone: Chromium lays it out at the size its SVG declares.

@@ -223,7 +223,11 @@ func peerScores(peers []federation.PeerInfo) template.HTML {
 	}
 	groups := make([]chart.Group, len(peers))
 	for i, p := range peers {
-		groups[i] = chart.Group{Label: p.ID, Values: []float64{max(0, p.Score)}}
+		label := p.ID
+		if len(label) > 20 {
+			label = label[:8] + "…" + label[len(label)-6:]
+		}
+		groups[i] = chart.Group{Label: label, Values: []float64{max(0, p.Score)}}
 	}
 	return chart.Bars("Peer scores (below zero drawn as zero; the table has the exact value)", []chart.Series{{Name: "score"}}, groups, func(v float64) string { return fmt.Sprintf("%.2f", v) })
 }
