@@ -207,12 +207,54 @@ func (h *Handler) peers(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, err)
 		return
 	}
-	h.render(w, r, "peers.html", "Federation", peersPage{Peers: peers, Scores: peerScores(peers)})
+	claims, err := h.untrustedClaims(r)
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	h.render(w, r, "peers.html", "Federation", peersPage{Peers: peers, Scores: peerScores(peers), Claims: claims, ClaimsOf: claimWindow})
+}
+
+// claimWindow is how many of the newest releases the federation page
+// looks through for untrusted claims, so that the page costs the same at
+// any size of store.
+const claimWindow = 200
+
+// claimWarning is a release that keys this node does not trust tried to
+// take: an untrusted release in its place, or a conflicting claim.
+type claimWarning struct {
+	Release *node.Release
+	Claims  []node.ClaimInfo // the untrusted or backdated ones
+}
+
+// untrustedClaims lists, among the newest releases, those with a claim by
+// a key this node does not trust, or a backdated one.
+func (h *Handler) untrustedClaims(r *http.Request) ([]claimWarning, error) {
+	page, err := h.n.List(r.Context(), node.ListParams{Limit: claimWindow})
+	if err != nil {
+		return nil, err
+	}
+	var out []claimWarning
+	for _, rel := range page.Crates {
+		var cw claimWarning
+		for _, c := range rel.Claims {
+			if !c.Authorized || c.Backdated {
+				cw.Claims = append(cw.Claims, c)
+			}
+		}
+		if rel.Unauthorized || len(cw.Claims) > 0 {
+			cw.Release = rel
+			out = append(out, cw)
+		}
+	}
+	return out, nil
 }
 
 type peersPage struct {
-	Peers  []federation.PeerInfo
-	Scores template.HTML
+	Peers    []federation.PeerInfo
+	Scores   template.HTML
+	Claims   []claimWarning
+	ClaimsOf int
 }
 
 // peerScores draws each peer's score; gossipsub grays out and this node

@@ -311,3 +311,48 @@ func TestDashboardShowsConfigsAndBenches(t *testing.T) {
 		t.Fatalf("crate page: %d", code)
 	}
 }
+
+// TestFederationPageWarnsOfUntrustedClaims: a stranger's release in place
+// of the node's and a stranger's new crate are listed as warnings; the
+// node's own release is not.
+func TestFederationPageWarnsOfUntrustedClaims(t *testing.T) {
+	ctx := context.Background()
+	n := dashNode(t)
+	if _, _, err := n.Submit(ctx, "test", crateBytes("ownedcrate", "1.0.0")); err != nil {
+		t.Fatal(err)
+	}
+	stranger, _ := registry.GenerateKey(nil)
+	for _, name := range []string{"ownedcrate", "strangecrate"} {
+		// Another archive than the node's for the same name@version.
+		var buf bytes.Buffer
+		zw := gzip.NewWriter(&buf)
+		tw := tar.NewWriter(zw)
+		m := "[package]\nname = \"" + name + "\"\nversion = \"1.0.0\"\ndescription = \"a stranger's\"\n"
+		tw.WriteHeader(&tar.Header{Name: name + "-1.0.0/Cargo.toml", Mode: 0o644, Size: int64(len(m)), Typeflag: tar.TypeReg})
+		tw.Write([]byte(m))
+		tw.Close()
+		zw.Close()
+		b, err := registry.ParseCrate(buf.Bytes(), 1<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ingestSigned(t, n, stranger, registry.KindRelease, name+"@1.0.0", b)
+	}
+	srv := httptest.NewServer(New(n, nil))
+	defer srv.Close()
+	code, body := get(t, srv, "/ui/peers")
+	if code != 200 {
+		t.Fatalf("/ui/peers: %d", code)
+	}
+	i := strings.Index(body, `id="claims"`)
+	if i < 0 {
+		t.Fatalf("no claims table:\n%s", body)
+	}
+	claims := body[i:]
+	if !strings.Contains(claims, "ownedcrate@1.0.0") || !strings.Contains(claims, "untrusted claim") || !strings.Contains(claims, stranger.Public().PeerID()) {
+		t.Errorf("the stranger's claim on ownedcrate is not listed:\n%s", claims)
+	}
+	if !strings.Contains(claims, "strangecrate@1.0.0") || !strings.Contains(claims, "untrusted release") {
+		t.Errorf("the stranger's own crate is not listed as an untrusted release:\n%s", claims)
+	}
+}
