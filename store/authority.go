@@ -1,9 +1,11 @@
 package store
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"slices"
 
 	"github.com/dgraph-io/badger/v4"
 
@@ -75,57 +77,78 @@ func (db *DB) SetAuthority(a Authority) (int, error) {
 	if err != nil {
 		return 0, registry.E(op, registry.KindOf(err), "listing crates", err)
 	}
-	if err := db.rebuildViews(names); err != nil {
+	crates, err := db.rebuildViews(names)
+	if err != nil {
 		return 0, registry.E(op, registry.KindOf(err), "deriving views under the new authority", err)
 	}
 	if err := db.bdb.Update(func(txn *badger.Txn) error { return txn.Set(authKey, []byte(a.Digest())) }); err != nil {
 		return 0, internal(op, err)
 	}
-	return len(names), nil
+	return crates, nil
 }
 
-// crateNames lists every crate name some record is about.
+// crateNames lists every crate name some record is about, from the
+// subject index: a subject's name is the part before its '@' (releases,
+// yanks, reports, reviews) or the whole subject (owners). Subjects of
+// other kinds (key IDs, peer IDs) may be listed too; deriving their views
+// finds no release and writes none.
 func (db *DB) crateNames() ([]string, error) {
 	var names []string
 	err := db.bdb.View(func(txn *badger.Txn) error {
 		o := badger.DefaultIteratorOptions
 		o.PrefetchValues = false
-		o.Prefix = []byte{pName}
+		o.Prefix = []byte{pSubject}
 		it := txn.NewIterator(o)
 		defer it.Close()
 		last := ""
 		for it.Rewind(); it.Valid(); it.Next() {
-			k := it.Item().Key()[1:]
-			if len(k) < len(registry.ID{})+1 {
-				continue
-			}
-			name := string(k[:len(k)-len(registry.ID{})-1])
-			if name != last {
+			name, ok := subjectKeyName(it.Item().Key())
+			if ok && name != last {
 				names = append(names, name)
 				last = name
 			}
 		}
 		return nil
 	})
-	return names, err
+	slices.Sort(names)
+	return slices.Compact(names), err
+}
+
+// subjectKeyName returns the crate name of a subject index key ("s"
+// subject 0x00 ID): the subject up to its first '@'.
+func subjectKeyName(k []byte) (string, bool) {
+	if len(k) < 2+len(registry.ID{}) {
+		return "", false
+	}
+	subject := k[1 : len(k)-len(registry.ID{})-1]
+	if i := bytes.IndexByte(subject, '@'); i >= 0 {
+		subject = subject[:i]
+	}
+	if len(subject) == 0 {
+		return "", false
+	}
+	return string(subject), true
 }
 
 // rebuildViews derives the views of names again, one transaction per
-// crate. writeMu must be held.
-func (db *DB) rebuildViews(names []string) error {
+// crate, and returns how many of names some record is about (the others
+// are skipped). writeMu must be held.
+func (db *DB) rebuildViews(names []string) (int, error) {
+	crates := 0
 	for _, name := range names {
 		err := db.bdb.Update(func(txn *badger.Txn) error {
-			recs, err := db.readIndexed(txn, sepPrefix(pName, name))
-			if err != nil {
+			recs, err := db.readByName(txn, name)
+			if err != nil || len(recs) == 0 {
 				return err
 			}
+			crates++
 			return db.writeViews(txn, name, recs)
 		})
 		if err != nil {
-			return registry.E("store.rebuildViews", registry.KindOf(err), "deriving the views of "+name, err)
+			return crates, registry.E("store.rebuildViews", registry.KindOf(err), "deriving the views of "+name, err)
 		}
 	}
-	return nil
+	return crates, nil
 }
 
 // witness gives the witnessed times the views use, as of txn: for a

@@ -79,7 +79,7 @@ func (db *DB) Reindex() (int, error) {
 	if err := db.syncChains(db.authority()); err != nil {
 		return n, err
 	}
-	if err := db.rebuildViews(list); err != nil {
+	if _, err := db.rebuildViews(list); err != nil {
 		return n, err
 	}
 	if err := db.bdb.Sync(); err != nil {

@@ -1,7 +1,6 @@
 package store
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"time"
@@ -224,9 +223,9 @@ func (db *DB) Quarantine(records, blobs []registry.ID) error {
 						continue
 					}
 					drop = append(drop, it.Item().KeyCopy(nil))
-					if p == pName {
-						if i := bytes.IndexByte(k[1:], 0); i >= 0 {
-							names[string(k[1:1+i])] = true
+					if p == pSubject {
+						if name, ok := subjectKeyName(k); ok {
+							names[name] = true
 						}
 					}
 				}
@@ -294,7 +293,7 @@ func (db *DB) Quarantine(records, blobs []registry.ID) error {
 			if err := dropPrefix(txn, viewKey(name, "")); err != nil {
 				return err
 			}
-			recs, err := db.readIndexed(txn, sepPrefix(pName, name))
+			recs, err := db.readByName(txn, name)
 			if err != nil {
 				return err
 			}

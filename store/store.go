@@ -29,10 +29,10 @@ import (
 const (
 	pRecord   = 'r' // r ID → canonical record bytes
 	pTime     = 't' // t time(8, big-endian) ID → ""
-	pName     = 'n' // n name 0x00 ID → ""
+	pName     = 'n' // n name 0x00 ID → "" (no longer written; see indexKeys)
 	pSubject  = 's' // s subject 0x00 ID → ""
-	pKind     = 'k' // k kind 0x00 ID → ""
-	pAuthor   = 'a' // a author(36) ID → ""
+	pKind     = 'k' // k kind 0x00 ID → "" (rare kinds only; see indexedKind)
+	pAuthor   = 'a' // a author(36) ID → "" (no longer written; see indexKeys)
 	pView     = 'v' // v name 0x00 version → ReleaseView (CBOR)
 	pBlob     = 'b' // b ID → blob bytes
 	pLocal    = 'L' // L key → value
