@@ -36,6 +36,10 @@ func (noAuthority) Witness(registry.PublicKey) bool             { return false }
 func (noAuthority) Digest() string                              { return "" }
 func (noAuthority) Witnesses() []registry.PublicKey             { return []registry.PublicKey{} }
 
+// AuthorityDigest returns the Digest of the Authority the views and the
+// filter index are derived under ("" before SetAuthority).
+func (db *DB) AuthorityDigest() string { return db.authority().Digest() }
+
 func (db *DB) authority() Authority {
 	if a, ok := db.auth.Load().(Authority); ok {
 		return a
@@ -45,8 +49,9 @@ func (db *DB) authority() Authority {
 
 // SetAuthority makes a the Authority of every view. When the views were
 // built under another Authority (its Digest differs, also across restarts)
-// every view is derived again before SetAuthority returns; writes wait
-// meanwhile. It returns how many crates were derived again.
+// or before the filter index existed, every view is derived again before
+// SetAuthority returns; writes wait meanwhile. It returns how many crates
+// were derived again.
 func (db *DB) SetAuthority(a Authority) (int, error) {
 	const op = "store.SetAuthority"
 	db.writeMu.Lock()
@@ -67,7 +72,7 @@ func (db *DB) SetAuthority(a Authority) (int, error) {
 	if err != nil {
 		return 0, internal(op, err)
 	}
-	if built != nil && string(built) == a.Digest() {
+	if built != nil && string(built) == a.Digest() && db.filtersReady.Load() {
 		return 0, nil
 	}
 	if err := db.syncChains(a); err != nil {
@@ -77,12 +82,21 @@ func (db *DB) SetAuthority(a Authority) (int, error) {
 	if err != nil {
 		return 0, registry.E(op, registry.KindOf(err), "listing crates", err)
 	}
-	crates, err := db.rebuildViews(names)
+	fresh := !db.filtersReady.Load()
+	if fresh {
+		if err := db.bdb.DropPrefix([]byte{pFilter}); err != nil {
+			return 0, internal(op, err)
+		}
+	}
+	crates, err := db.rebuildViews(names, fresh)
 	if err != nil {
 		return 0, registry.E(op, registry.KindOf(err), "deriving views under the new authority", err)
 	}
 	if err := db.bdb.Update(func(txn *badger.Txn) error { return txn.Set(authKey, []byte(a.Digest())) }); err != nil {
 		return 0, internal(op, err)
+	}
+	if err := db.markFiltersReady(); err != nil {
+		return 0, err
 	}
 	return crates, nil
 }
@@ -132,8 +146,9 @@ func subjectKeyName(k []byte) (string, bool) {
 
 // rebuildViews derives the views of names again, one transaction per
 // crate, and returns how many of names some record is about (the others
-// are skipped). writeMu must be held.
-func (db *DB) rebuildViews(names []string) (int, error) {
+// are skipped). fresh: the filter index was dropped (see writeViews).
+// writeMu must be held.
+func (db *DB) rebuildViews(names []string, fresh bool) (int, error) {
 	crates := 0
 	for _, name := range names {
 		err := db.bdb.Update(func(txn *badger.Txn) error {
@@ -142,7 +157,7 @@ func (db *DB) rebuildViews(names []string) (int, error) {
 				return err
 			}
 			crates++
-			return db.writeViews(txn, name, recs)
+			return db.writeViews(txn, name, recs, fresh)
 		})
 		if err != nil {
 			return crates, registry.E("store.rebuildViews", registry.KindOf(err), "deriving the views of "+name, err)

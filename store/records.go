@@ -198,7 +198,7 @@ func (db *DB) putBatch(recs []*registry.Record, audit func([]*registry.Record) [
 			lg.abort()
 			return nil, err
 		}
-		if err := db.writeViews(txn, name, append(held, batch...)); err != nil {
+		if err := db.writeViews(txn, name, append(held, batch...), false); err != nil {
 			lg.abort()
 			return nil, err
 		}

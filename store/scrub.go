@@ -290,14 +290,14 @@ func (db *DB) Quarantine(records, blobs []registry.ID) error {
 	}
 	for name := range names {
 		err := db.bdb.Update(func(txn *badger.Txn) error {
-			if err := dropPrefix(txn, viewKey(name, "")); err != nil {
+			if err := dropViews(txn, name); err != nil {
 				return err
 			}
 			recs, err := db.readByName(txn, name)
 			if err != nil {
 				return err
 			}
-			return db.writeViews(txn, name, recs)
+			return db.writeViews(txn, name, recs, false)
 		})
 		if err != nil {
 			return registry.E(op, registry.KindOf(err), "deriving the views of "+name+" again", err)

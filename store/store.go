@@ -69,7 +69,9 @@ type DB struct {
 	auth    atomic.Value // Authority; see SetAuthority
 	audit   auditState
 	derived atomic.Uint64 // crates whose views were derived from all their records (writeViews), for tests
-	jobMu   sync.Mutex    // serialises job queue read-modify-writes
+	// filtersReady: the filter index covers every view (filter.go).
+	filtersReady atomic.Bool
+	jobMu        sync.Mutex // serialises job queue read-modify-writes
 
 	mu    sync.RWMutex // guards the fields below
 	fp    registry.Fingerprint
@@ -127,6 +129,10 @@ func Open(dir string, opts Options) (*DB, error) {
 		bdb.Close()
 		return nil, err
 	}
+	if err := db.loadFiltersReady(); err != nil {
+		bdb.Close()
+		return nil, err
+	}
 	if err := db.loadLog(); err != nil {
 		bdb.Close()
 		return nil, err
@@ -161,6 +167,10 @@ func (db *DB) checkSchema() error {
 	return db.bdb.Update(func(txn *badger.Txn) error {
 		it, err := txn.Get(key)
 		if errors.Is(err, badger.ErrKeyNotFound) {
+			// A new database: its filter index covers its (no) views.
+			if err := txn.Set(filtersKey, []byte("1")); err != nil {
+				return err
+			}
 			return txn.Set(key, []byte(schemaVer))
 		}
 		if err != nil {
