@@ -144,23 +144,58 @@ func subjectKeyName(k []byte) (string, bool) {
 	return string(subject), true
 }
 
-// rebuildViews derives the views of names again, one transaction per
-// crate, and returns how many of names some record is about (the others
-// are skipped). fresh: the filter index was dropped (see writeViews).
-// writeMu must be held.
+// rebuildCrates bounds the crates whose views one transaction of
+// rebuildViews derives (a transaction that grows too big commits early).
+const rebuildCrates = 512
+
+// rebuildViews derives the views of names again, many crates per synced
+// transaction, and returns how many of names some record is about (the
+// others are skipped). fresh: the filter index was dropped (see
+// writeViews). Records are read through a read-only transaction, which
+// writeMu keeps current. writeMu must be held.
 func (db *DB) rebuildViews(names []string, fresh bool) (int, error) {
+	const op = "store.rebuildViews"
+	rtxn := db.bdb.NewTransaction(false)
+	defer rtxn.Discard()
+	txn := db.bdb.NewTransaction(true)
+	defer func() { txn.Discard() }()
+	inTxn := 0
+	commit := func() error {
+		err := txn.Commit()
+		txn, inTxn = db.bdb.NewTransaction(true), 0
+		return err
+	}
 	crates := 0
 	for _, name := range names {
-		err := db.bdb.Update(func(txn *badger.Txn) error {
-			recs, err := db.readByName(txn, name)
-			if err != nil || len(recs) == 0 {
-				return err
-			}
-			crates++
-			return db.writeViews(txn, name, recs, fresh)
-		})
+		recs, err := db.readByName(rtxn, name)
 		if err != nil {
-			return crates, registry.E("store.rebuildViews", registry.KindOf(err), "deriving the views of "+name, err)
+			return crates, registry.E(op, registry.KindOf(err), "reading the records of "+name, err)
+		}
+		if len(recs) == 0 {
+			continue
+		}
+		err = db.writeViews(txn, name, recs, fresh)
+		if errors.Is(err, badger.ErrTxnTooBig) && inTxn > 0 {
+			// What this crate wrote so far is committed with the others;
+			// writing its views again replaces it.
+			if err := commit(); err != nil {
+				return crates, internal(op, err)
+			}
+			err = db.writeViews(txn, name, recs, fresh)
+		}
+		if err != nil {
+			return crates, registry.E(op, registry.KindOf(err), "deriving the views of "+name, err)
+		}
+		crates++
+		if inTxn++; inTxn == rebuildCrates {
+			if err := commit(); err != nil {
+				return crates, internal(op, err)
+			}
+		}
+	}
+	if inTxn > 0 {
+		if err := commit(); err != nil {
+			return crates, internal(op, err)
 		}
 	}
 	return crates, nil
