@@ -107,7 +107,16 @@ func Open(dir string, opts Options) (*DB, error) {
 		WithSyncWrites(true).
 		WithLogger(badgerLogger{opts.Logger}).
 		WithNumVersionsToKeep(1).
-		WithCompactL0OnClose(true)
+		WithCompactL0OnClose(true).
+		// Memory: Badger's defaults (a 256 MiB block cache, 64 MiB
+		// memtables, five of them, four compactors building tables of up
+		// to 64 MiB each in memory) would hold a node of a million
+		// records at over a GiB. See docs/benchmarks/scale.md.
+		WithBlockCacheSize(32 << 20).
+		WithMemTableSize(32 << 20).
+		WithNumMemtables(3).
+		WithNumCompactors(2)
+	bo.TableSizeMultiplier = 1
 	if opts.InMemory {
 		bo = bo.WithInMemory(true).WithDir("").WithValueDir("")
 	}
