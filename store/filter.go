@@ -246,6 +246,9 @@ func matchFilter(v *ReleaseView, f Filter, auth registry.Authority) bool {
 // name, until the page is full.
 func (db *DB) listFiltered(txn *badger.Txn, q ListQuery) ([]*ReleaseView, string, error) {
 	const op = "store.ListViews"
+	if strings.IndexByte(q.Filter.Value, 0) >= 0 {
+		return nil, "", nil // no view has such a value; it must not act as a name prefix
+	}
 	base := filterPrefix(q.Filter.Field, q.Filter.Value)
 	prefix := append(append([]byte(nil), base...), q.Prefix...)
 	if q.ExactName {

@@ -22,7 +22,8 @@ func filterCases() []Filter {
 	for _, f := range []FilterField{FilterYanked, FilterGCReady, FilterDual} {
 		out = append(out, Filter{f, "true"}, Filter{f, "false"}, Filter{f, "maybe"})
 	}
-	return append(out, Filter{'?', "true"}, Filter{FilterYanked, "true\x00foo"})
+	// A value with the key separator in it must not act as a name prefix.
+	return append(out, Filter{'?', "true"}, Filter{FilterYanked, "false\x00c1"}, Filter{FilterWasm, "untested\x00"})
 }
 
 // refMatch is the filter as GET /crates states it (node.List), written
