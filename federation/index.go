@@ -84,6 +84,32 @@ func (x *index) add(k key) bool {
 
 // blockFor returns the block k belongs in: the last block whose first key is
 // ≤ k, or the first block.
+// appendSorted adds k, which must sort after every key held, filling the
+// last block to 2·indexBlock keys before starting the next: loading a
+// store's keys in order this way keeps blocks full, where add would leave
+// every block split half empty. A key out of order goes through add.
+func (x *index) appendSorted(k key) {
+	x.mu.Lock()
+	n := len(x.blocks)
+	if n > 0 {
+		last := x.blocks[n-1]
+		if k.compare(last.keys[len(last.keys)-1]) <= 0 {
+			x.mu.Unlock()
+			x.add(k)
+			return
+		}
+	}
+	if n == 0 || len(x.blocks[n-1].keys) == 2*indexBlock {
+		x.blocks = append(x.blocks, &block{keys: make([]key, 0, 2*indexBlock)})
+		n++
+	}
+	b := x.blocks[n-1]
+	b.keys = append(b.keys, k)
+	b.fp.Add(k.id)
+	x.total.Add(k.id)
+	x.mu.Unlock()
+}
+
 func (x *index) blockFor(k key) int {
 	if len(x.blocks) == 1 {
 		return 0

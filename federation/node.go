@@ -187,7 +187,7 @@ func New(ctx context.Context, cfg Config, st Store) (*Node, error) {
 	n.rec.relsHeld = cfg.Limits.SessionBlobs
 
 	if err := st.ScanTimeIndex(func(t int64, id registry.ID) error {
-		n.idx.add(key{t: t, id: id})
+		n.idx.appendSorted(key{t: t, id: id})
 		return ctx.Err()
 	}); err != nil {
 		return nil, registry.E(op, registry.KindOf(err), "reading the record index", err)

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	registry "github.com/wasmrust/wasm-crates-registry"
@@ -68,6 +70,9 @@ type replica struct {
 	// refused reports whether this node refused the record before (a
 	// quota): it is not asked for again.
 	refused func(id registry.ID) bool
+	// held reports whether the record is stored here already (nil: never
+	// assumed). A received record that is held is dropped unverified.
+	held func(id registry.ID) bool
 }
 
 // SyncStats counts what one reconciliation moved. Bytes are application
@@ -119,6 +124,7 @@ type session struct {
 	added        int                // new records stored during the session
 	heldBack     int                // far-future records not stored
 	dropped      int                // offered IDs not remembered (p.wantsHeld)
+	duplicates   int                // received records already held here
 
 	helloSeen bool
 	turns     int
@@ -140,17 +146,18 @@ func newSession(rep *replica, c streamConn, initiator bool) *session {
 
 // sessionResult is what a finished session reports.
 type sessionResult struct {
-	stats    SyncStats
-	added    int // new records stored
-	heldBack int // far-future records received and not stored
-	dropped  int // IDs the peer offered beyond what the session remembers
+	stats      SyncStats
+	added      int // new records stored
+	heldBack   int // far-future records received and not stored
+	dropped    int // IDs the peer offered beyond what the session remembers
+	duplicates int // records received that were held already (not verified again)
 }
 
 func (s *session) result() sessionResult {
 	_ = s.waitStored()
 	s.stats.BytesIn += s.fr.n
 	s.stats.BytesOut += s.fw.n
-	return sessionResult{stats: s.stats, added: s.added, heldBack: s.heldBack, dropped: s.dropped}
+	return sessionResult{stats: s.stats, added: s.added, heldBack: s.heldBack, dropped: s.dropped, duplicates: s.duplicates}
 }
 
 // initiate runs a session as the initiator.
@@ -561,9 +568,23 @@ func (s *session) waitStored() error {
 }
 
 // store verifies records in parallel, checks that each was solicited, and
-// stores the applicable ones.
+// stores the applicable ones. A record this node already holds (gossip or
+// another session brought it while this one ran) is dropped before any
+// check: its bytes hash to a held record's ID, so they are that record's
+// verified bytes, and verifying them again would only spend CPU.
 func (s *session) store(raw [][]byte) error {
-	recs, err := decodeParallel(raw)
+	fresh := raw[:0:0]
+	for _, b := range raw {
+		if s.rep.held != nil {
+			if id := registry.Sum(b); s.rep.held(id) {
+				delete(s.wanted, id)
+				s.duplicates++
+				continue
+			}
+		}
+		fresh = append(fresh, b)
+	}
+	recs, err := decodeParallel(fresh)
 	if err != nil {
 		return violation("peer sent an invalid record: %v", err)
 	}
@@ -599,10 +620,39 @@ func (s *session) store(raw [][]byte) error {
 	return nil
 }
 
-// decodeParallel fully verifies records on all cores; it fails on the
-// first invalid one.
+// verifyChunk is how many records decodeParallel checks in one signature
+// batch: a bundle's worth, so a batch that fails costs at most that many
+// single checks to find the bad record.
+const verifyChunk = 64
+
+// decodeParallel fully verifies records on all cores, their signatures in
+// batches (registry.DecodeBatch); it fails on the first invalid one.
 func decodeParallel(raw [][]byte) ([]*registry.Record, error) {
-	recs, errs := registry.DecodeRecords(raw)
+	recs := make([]*registry.Record, len(raw))
+	chunks := (len(raw) + verifyChunk - 1) / verifyChunk
+	errs := make([]error, chunks)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(chunks, runtime.GOMAXPROCS(0)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				c := int(next.Add(1) - 1)
+				if c >= chunks {
+					return
+				}
+				lo, hi := c*verifyChunk, min((c+1)*verifyChunk, len(raw))
+				got, _, err := registry.DecodeBatch(raw[lo:hi])
+				if err != nil {
+					errs[c] = err
+					continue
+				}
+				copy(recs[lo:hi], got)
+			}
+		}()
+	}
+	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}

@@ -247,6 +247,10 @@ func (n *Node) replicaFor(pid peer.ID) *replica {
 			return n.ingest(recs, from, true)
 		},
 		refused: func(id registry.ID) bool { return n.refused.Contains(id) },
+		held: func(id registry.ID) bool {
+			_, err := n.st.GetRecord(id)
+			return err == nil
+		},
 		queueBlobs: func(rels []*registry.Record) {
 			for _, r := range rels {
 				n.queueBlob(r, pid)

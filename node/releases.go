@@ -449,6 +449,12 @@ func (n *Node) List(ctx context.Context, p ListParams) (*Page, error) {
 			return true
 		}
 	}
+	if q.Match != nil && trust.Digest() == n.db.AuthorityDigest() {
+		// The store's filter index, derived under this same trust, reads
+		// only the views with one of the asked values; Match still checks
+		// every filter on them.
+		q.Filter = listFilter(p)
+	}
 	views, next, err := n.db.ListViews(q)
 	if err != nil {
 		return nil, err
@@ -461,6 +467,29 @@ func (n *Node) List(ctx context.Context, p ListParams) (*Page, error) {
 		page.NextCursor = base64.RawURLEncoding.EncodeToString([]byte(next))
 	}
 	return page, nil
+}
+
+// listFilter picks the filter the store's filter index serves for p (nil
+// when p has none of them): the wasm verdict, else GC readiness, dual
+// support, yanked.
+func listFilter(p ListParams) *store.Filter {
+	bv := func(b bool) string {
+		if b {
+			return "true"
+		}
+		return "false"
+	}
+	switch {
+	case p.Wasm != "":
+		return &store.Filter{Field: store.FilterWasm, Value: p.Wasm}
+	case p.GCReady != nil:
+		return &store.Filter{Field: store.FilterGCReady, Value: bv(*p.GCReady)}
+	case p.Dual != nil:
+		return &store.Filter{Field: store.FilterDual, Value: bv(*p.Dual)}
+	case p.Yanked != nil:
+		return &store.Filter{Field: store.FilterYanked, Value: bv(*p.Yanked)}
+	}
+	return nil
 }
 
 // MatchesQuery reports whether a release's name, description or a keyword

@@ -1,9 +1,11 @@
 package store
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"slices"
 
 	"github.com/dgraph-io/badger/v4"
 
@@ -34,6 +36,10 @@ func (noAuthority) Witness(registry.PublicKey) bool             { return false }
 func (noAuthority) Digest() string                              { return "" }
 func (noAuthority) Witnesses() []registry.PublicKey             { return []registry.PublicKey{} }
 
+// AuthorityDigest returns the Digest of the Authority the views and the
+// filter index are derived under ("" before SetAuthority).
+func (db *DB) AuthorityDigest() string { return db.authority().Digest() }
+
 func (db *DB) authority() Authority {
 	if a, ok := db.auth.Load().(Authority); ok {
 		return a
@@ -43,8 +49,9 @@ func (db *DB) authority() Authority {
 
 // SetAuthority makes a the Authority of every view. When the views were
 // built under another Authority (its Digest differs, also across restarts)
-// every view is derived again before SetAuthority returns; writes wait
-// meanwhile. It returns how many crates were derived again.
+// or before the filter index existed, every view is derived again before
+// SetAuthority returns; writes wait meanwhile. It returns how many crates
+// were derived again.
 func (db *DB) SetAuthority(a Authority) (int, error) {
 	const op = "store.SetAuthority"
 	db.writeMu.Lock()
@@ -65,7 +72,7 @@ func (db *DB) SetAuthority(a Authority) (int, error) {
 	if err != nil {
 		return 0, internal(op, err)
 	}
-	if built != nil && string(built) == a.Digest() {
+	if built != nil && string(built) == a.Digest() && db.filtersReady.Load() {
 		return 0, nil
 	}
 	if err := db.syncChains(a); err != nil {
@@ -75,57 +82,123 @@ func (db *DB) SetAuthority(a Authority) (int, error) {
 	if err != nil {
 		return 0, registry.E(op, registry.KindOf(err), "listing crates", err)
 	}
-	if err := db.rebuildViews(names); err != nil {
+	fresh := !db.filtersReady.Load()
+	if fresh {
+		if err := db.bdb.DropPrefix([]byte{pFilter}); err != nil {
+			return 0, internal(op, err)
+		}
+	}
+	crates, err := db.rebuildViews(names, fresh)
+	if err != nil {
 		return 0, registry.E(op, registry.KindOf(err), "deriving views under the new authority", err)
 	}
 	if err := db.bdb.Update(func(txn *badger.Txn) error { return txn.Set(authKey, []byte(a.Digest())) }); err != nil {
 		return 0, internal(op, err)
 	}
-	return len(names), nil
+	if err := db.markFiltersReady(); err != nil {
+		return 0, err
+	}
+	return crates, nil
 }
 
-// crateNames lists every crate name some record is about.
+// crateNames lists every crate name some record is about, from the
+// subject index: a subject's name is the part before its '@' (releases,
+// yanks, reports, reviews) or the whole subject (owners). Subjects of
+// other kinds (key IDs, peer IDs) may be listed too; deriving their views
+// finds no release and writes none.
 func (db *DB) crateNames() ([]string, error) {
 	var names []string
 	err := db.bdb.View(func(txn *badger.Txn) error {
 		o := badger.DefaultIteratorOptions
 		o.PrefetchValues = false
-		o.Prefix = []byte{pName}
+		o.Prefix = []byte{pSubject}
 		it := txn.NewIterator(o)
 		defer it.Close()
 		last := ""
 		for it.Rewind(); it.Valid(); it.Next() {
-			k := it.Item().Key()[1:]
-			if len(k) < len(registry.ID{})+1 {
-				continue
-			}
-			name := string(k[:len(k)-len(registry.ID{})-1])
-			if name != last {
+			name, ok := subjectKeyName(it.Item().Key())
+			if ok && name != last {
 				names = append(names, name)
 				last = name
 			}
 		}
 		return nil
 	})
-	return names, err
+	slices.Sort(names)
+	return slices.Compact(names), err
 }
 
-// rebuildViews derives the views of names again, one transaction per
-// crate. writeMu must be held.
-func (db *DB) rebuildViews(names []string) error {
+// subjectKeyName returns the crate name of a subject index key ("s"
+// subject 0x00 ID): the subject up to its first '@'.
+func subjectKeyName(k []byte) (string, bool) {
+	if len(k) < 2+len(registry.ID{}) {
+		return "", false
+	}
+	subject := k[1 : len(k)-len(registry.ID{})-1]
+	if i := bytes.IndexByte(subject, '@'); i >= 0 {
+		subject = subject[:i]
+	}
+	if len(subject) == 0 {
+		return "", false
+	}
+	return string(subject), true
+}
+
+// rebuildCrates bounds the crates whose views one transaction of
+// rebuildViews derives (a transaction that grows too big commits early).
+const rebuildCrates = 512
+
+// rebuildViews derives the views of names again, many crates per synced
+// transaction, and returns how many of names some record is about (the
+// others are skipped). fresh: the filter index was dropped (see
+// writeViews). Records are read through a read-only transaction, which
+// writeMu keeps current. writeMu must be held.
+func (db *DB) rebuildViews(names []string, fresh bool) (int, error) {
+	const op = "store.rebuildViews"
+	rtxn := db.bdb.NewTransaction(false)
+	defer rtxn.Discard()
+	txn := db.bdb.NewTransaction(true)
+	defer func() { txn.Discard() }()
+	inTxn := 0
+	commit := func() error {
+		err := txn.Commit()
+		txn, inTxn = db.bdb.NewTransaction(true), 0
+		return err
+	}
+	crates := 0
 	for _, name := range names {
-		err := db.bdb.Update(func(txn *badger.Txn) error {
-			recs, err := db.readIndexed(txn, sepPrefix(pName, name))
-			if err != nil {
-				return err
-			}
-			return db.writeViews(txn, name, recs)
-		})
+		recs, err := db.readByName(rtxn, name)
 		if err != nil {
-			return registry.E("store.rebuildViews", registry.KindOf(err), "deriving the views of "+name, err)
+			return crates, registry.E(op, registry.KindOf(err), "reading the records of "+name, err)
+		}
+		if len(recs) == 0 {
+			continue
+		}
+		err = db.writeViews(txn, name, recs, fresh)
+		if errors.Is(err, badger.ErrTxnTooBig) && inTxn > 0 {
+			// What this crate wrote so far is committed with the others;
+			// writing its views again replaces it.
+			if err := commit(); err != nil {
+				return crates, internal(op, err)
+			}
+			err = db.writeViews(txn, name, recs, fresh)
+		}
+		if err != nil {
+			return crates, registry.E(op, registry.KindOf(err), "deriving the views of "+name, err)
+		}
+		crates++
+		if inTxn++; inTxn == rebuildCrates {
+			if err := commit(); err != nil {
+				return crates, internal(op, err)
+			}
 		}
 	}
-	return nil
+	if inTxn > 0 {
+		if err := commit(); err != nil {
+			return crates, internal(op, err)
+		}
+	}
+	return crates, nil
 }
 
 // witness gives the witnessed times the views use, as of txn: for a

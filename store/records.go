@@ -39,24 +39,34 @@ func sepPrefix(prefix byte, s string) []byte {
 	return append(k, 0)
 }
 
-func authorKey(a registry.PublicKey, id registry.ID) []byte {
-	k := make([]byte, 0, 1+len(a)+len(id))
-	k = append(k, pAuthor)
-	k = append(k, a...)
-	return append(k, id[:]...)
+// indexedKind reports whether records of kind k get a kind index entry.
+// The kinds every crate has many of (releases, yanks, reports, reviews)
+// do not: they are found through the subject index, and an entry per
+// record would cost every ingest a key that no query of the node reads.
+// Rare kinds (keys, owners, checkpoints, and kinds this node does not
+// know) are indexed, so RecordsByKind finds them without a scan.
+func indexedKind(k registry.Kind) bool {
+	switch k {
+	case registry.KindRelease, registry.KindYank, registry.KindReport, registry.KindReview:
+		return false
+	}
+	return true
 }
 
-// indexKeys returns every derived index key of r (all but the record itself).
+// indexKeys returns every derived index key of r (all but the record
+// itself): the time index, the subject index (which also finds a crate's
+// records: their subjects are its name or start with "name@"), and the
+// kind index for indexed kinds. Earlier versions also wrote a name and an
+// author index and a kind entry for every record; such entries are never
+// read and Reindex drops them.
 func indexKeys(r *registry.Record) [][]byte {
 	id := r.ID()
 	keys := [][]byte{
 		timeKey(r.Time, id),
 		sepKey(pSubject, r.Subject, id),
-		sepKey(pKind, string(r.Kind), id),
-		authorKey(r.Author, id),
 	}
-	if n := r.SubjectName(); n != "" {
-		keys = append(keys, sepKey(pName, n, id))
+	if indexedKind(r.Kind) {
+		keys = append(keys, sepKey(pKind, string(r.Kind), id))
 	}
 	return keys
 }
@@ -183,12 +193,12 @@ func (db *DB) putBatch(recs []*registry.Record, audit func([]*registry.Record) [
 				continue
 			}
 		}
-		held, err := db.readIndexed(rtxn, sepPrefix(pName, name))
+		held, err := db.readByName(rtxn, name)
 		if err != nil {
 			lg.abort()
 			return nil, err
 		}
-		if err := db.writeViews(txn, name, append(held, batch...)); err != nil {
+		if err := db.writeViews(txn, name, append(held, batch...), false); err != nil {
 			lg.abort()
 			return nil, err
 		}
@@ -319,7 +329,31 @@ func (db *DB) ScanTimeRange(t int64, id registry.ID, fn func(t int64, id registr
 // RecordsByName returns every record about crate name (releases, yanks,
 // reports, reviews, owners), in no particular order.
 func (db *DB) RecordsByName(name string) ([]*registry.Record, error) {
-	return db.recordsByPrefix(sepPrefix(pName, name))
+	var out []*registry.Record
+	err := db.bdb.View(func(txn *badger.Txn) error {
+		var err error
+		out, err = db.readByName(txn, name)
+		return err
+	})
+	return out, err
+}
+
+// readByName reads the records whose SubjectName is name, through the
+// subject index: subjects "name" (owners) and "name@…" (the others).
+func (db *DB) readByName(txn *badger.Txn, name string) ([]*registry.Record, error) {
+	var out []*registry.Record
+	for _, prefix := range [][]byte{sepPrefix(pSubject, name), append([]byte{pSubject}, name+"@"...)} {
+		recs, err := db.readIndexed(txn, prefix)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range recs {
+			if r.SubjectName() == name {
+				out = append(out, r)
+			}
+		}
+	}
+	return out, nil
 }
 
 // RecordsBySubject returns every record with the given subject.
@@ -327,14 +361,52 @@ func (db *DB) RecordsBySubject(subject string) ([]*registry.Record, error) {
 	return db.recordsByPrefix(sepPrefix(pSubject, subject))
 }
 
-// RecordsByKind returns every record of a kind.
+// RecordsByKind returns every record of a kind. Rare kinds are read
+// through the kind index; releases, yanks, reports and reviews (see
+// indexedKind) by a scan of every record, O(records held).
 func (db *DB) RecordsByKind(kind registry.Kind) ([]*registry.Record, error) {
-	return db.recordsByPrefix(sepPrefix(pKind, string(kind)))
+	if indexedKind(kind) {
+		return db.recordsByPrefix(sepPrefix(pKind, string(kind)))
+	}
+	return db.scanRecords(func(r *registry.Record) bool { return r.Kind == kind })
 }
 
-// RecordsByAuthor returns every record signed by author.
+// RecordsByAuthor returns every record signed by author. No index serves
+// it: it scans every record, O(records held).
 func (db *DB) RecordsByAuthor(author registry.PublicKey) ([]*registry.Record, error) {
-	return db.recordsByPrefix(append([]byte{pAuthor}, author...))
+	return db.scanRecords(func(r *registry.Record) bool { return r.Author.Equal(author) })
+}
+
+// scanRecords returns every held record for which keep is true.
+func (db *DB) scanRecords(keep func(*registry.Record) bool) ([]*registry.Record, error) {
+	const op = "store.scanRecords"
+	var out []*registry.Record
+	err := db.bdb.View(func(txn *badger.Txn) error {
+		o := badger.DefaultIteratorOptions
+		o.Prefix = []byte{pRecord}
+		it := txn.NewIterator(o)
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			b, err := it.Item().ValueCopy(nil)
+			if err != nil {
+				return internal(op, err)
+			}
+			var id registry.ID
+			copy(id[:], it.Item().Key()[1:])
+			if registry.Sum(b) != id {
+				return registry.Errorf(op, registry.EINTERNAL, "stored record %s is damaged (its bytes do not hash to its ID); run verify to quarantine it", id)
+			}
+			r, err := registry.DecodeStored(b)
+			if err != nil {
+				return err
+			}
+			if keep(r) {
+				out = append(out, r)
+			}
+		}
+		return nil
+	})
+	return out, err
 }
 
 func (db *DB) recordsByPrefix(prefix []byte) ([]*registry.Record, error) {

@@ -19,7 +19,7 @@ func (db *DB) Reindex() (int, error) {
 	const op = "store.Reindex"
 	db.writeMu.Lock()
 	defer db.writeMu.Unlock()
-	if err := db.bdb.DropPrefix([]byte{pTime}, []byte{pName}, []byte{pSubject}, []byte{pKind}, []byte{pAuthor}, []byte{pView}); err != nil {
+	if err := db.bdb.DropPrefix([]byte{pTime}, []byte{pName}, []byte{pSubject}, []byte{pKind}, []byte{pAuthor}, []byte{pView}, []byte{pFilter}); err != nil {
 		return 0, internal(op, err)
 	}
 	names := map[string]bool{}
@@ -79,7 +79,10 @@ func (db *DB) Reindex() (int, error) {
 	if err := db.syncChains(db.authority()); err != nil {
 		return n, err
 	}
-	if err := db.rebuildViews(list); err != nil {
+	if _, err := db.rebuildViews(list, true); err != nil {
+		return n, err
+	}
+	if err := db.markFiltersReady(); err != nil {
 		return n, err
 	}
 	if err := db.bdb.Sync(); err != nil {

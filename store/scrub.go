@@ -1,7 +1,6 @@
 package store
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"time"
@@ -224,9 +223,9 @@ func (db *DB) Quarantine(records, blobs []registry.ID) error {
 						continue
 					}
 					drop = append(drop, it.Item().KeyCopy(nil))
-					if p == pName {
-						if i := bytes.IndexByte(k[1:], 0); i >= 0 {
-							names[string(k[1:1+i])] = true
+					if p == pSubject {
+						if name, ok := subjectKeyName(k); ok {
+							names[name] = true
 						}
 					}
 				}
@@ -291,14 +290,14 @@ func (db *DB) Quarantine(records, blobs []registry.ID) error {
 	}
 	for name := range names {
 		err := db.bdb.Update(func(txn *badger.Txn) error {
-			if err := dropPrefix(txn, viewKey(name, "")); err != nil {
+			if err := dropViews(txn, name); err != nil {
 				return err
 			}
-			recs, err := db.readIndexed(txn, sepPrefix(pName, name))
+			recs, err := db.readByName(txn, name)
 			if err != nil {
 				return err
 			}
-			return db.writeViews(txn, name, recs)
+			return db.writeViews(txn, name, recs, false)
 		})
 		if err != nil {
 			return registry.E(op, registry.KindOf(err), "deriving the views of "+name+" again", err)

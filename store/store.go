@@ -29,10 +29,10 @@ import (
 const (
 	pRecord   = 'r' // r ID → canonical record bytes
 	pTime     = 't' // t time(8, big-endian) ID → ""
-	pName     = 'n' // n name 0x00 ID → ""
+	pName     = 'n' // n name 0x00 ID → "" (no longer written; see indexKeys)
 	pSubject  = 's' // s subject 0x00 ID → ""
-	pKind     = 'k' // k kind 0x00 ID → ""
-	pAuthor   = 'a' // a author(36) ID → ""
+	pKind     = 'k' // k kind 0x00 ID → "" (rare kinds only; see indexedKind)
+	pAuthor   = 'a' // a author(36) ID → "" (no longer written; see indexKeys)
 	pView     = 'v' // v name 0x00 version → ReleaseView (CBOR)
 	pBlob     = 'b' // b ID → blob bytes
 	pLocal    = 'L' // L key → value
@@ -69,7 +69,9 @@ type DB struct {
 	auth    atomic.Value // Authority; see SetAuthority
 	audit   auditState
 	derived atomic.Uint64 // crates whose views were derived from all their records (writeViews), for tests
-	jobMu   sync.Mutex    // serialises job queue read-modify-writes
+	// filtersReady: the filter index covers every view (filter.go).
+	filtersReady atomic.Bool
+	jobMu        sync.Mutex // serialises job queue read-modify-writes
 
 	mu    sync.RWMutex // guards the fields below
 	fp    registry.Fingerprint
@@ -105,7 +107,16 @@ func Open(dir string, opts Options) (*DB, error) {
 		WithSyncWrites(true).
 		WithLogger(badgerLogger{opts.Logger}).
 		WithNumVersionsToKeep(1).
-		WithCompactL0OnClose(true)
+		WithCompactL0OnClose(true).
+		// Memory: Badger's defaults (a 256 MiB block cache, 64 MiB
+		// memtables, five of them, four compactors building tables of up
+		// to 64 MiB each in memory) would hold a node of a million
+		// records at over a GiB. See docs/benchmarks/scale.md.
+		WithBlockCacheSize(32 << 20).
+		WithMemTableSize(32 << 20).
+		WithNumMemtables(3).
+		WithNumCompactors(2)
+	bo.TableSizeMultiplier = 1
 	if opts.InMemory {
 		bo = bo.WithInMemory(true).WithDir("").WithValueDir("")
 	}
@@ -124,6 +135,10 @@ func Open(dir string, opts Options) (*DB, error) {
 		return nil, err
 	}
 	if err := db.loadCounters(); err != nil {
+		bdb.Close()
+		return nil, err
+	}
+	if err := db.loadFiltersReady(); err != nil {
 		bdb.Close()
 		return nil, err
 	}
@@ -161,6 +176,10 @@ func (db *DB) checkSchema() error {
 	return db.bdb.Update(func(txn *badger.Txn) error {
 		it, err := txn.Get(key)
 		if errors.Is(err, badger.ErrKeyNotFound) {
+			// A new database: its filter index covers its (no) views.
+			if err := txn.Set(filtersKey, []byte("1")); err != nil {
+				return err
+			}
 			return txn.Set(key, []byte(schemaVer))
 		}
 		if err != nil {

@@ -51,6 +51,10 @@ type ReleaseView struct {
 	ClaimsOmitted  bool `cbor:"18,keyasint,omitempty"`
 	ReportsOmitted bool `cbor:"19,keyasint,omitempty"`
 	ReviewsOmitted bool `cbor:"20,keyasint,omitempty"`
+	// Filters are the values the view is indexed under in the filter
+	// index, in filterFields order, as they were when it was written
+	// (store-internal: putView sets it).
+	Filters []string `cbor:"21,keyasint,omitempty" json:"-"`
 }
 
 // MaxUntrusted is how many untrusted claims, reports and reviews a view
@@ -223,19 +227,24 @@ func capList[T any](list []T, trusted func(*T) bool) (out []T, omitted bool) {
 }
 
 // writeViews resolves crate name from all of its records and writes its
-// views in txn. writeMu must be held.
-func (db *DB) writeViews(txn *badger.Txn, name string, recs []*registry.Record) error {
+// views in txn. With fresh, the filter index holds no entries of the
+// crate (it was dropped), so every entry is written anew. writeMu must be
+// held.
+func (db *DB) writeViews(txn *badger.Txn, name string, recs []*registry.Record, fresh bool) error {
 	const op = "store.writeViews"
 	db.derived.Add(1)
 	auth := db.authority()
 	cs := registry.ResolveCrate(name, recs, db.opts.Now(), db.opts.MaxSkew, auth, db.witness(txn, auth))
 	for _, v := range buildViews(cs, auth) {
-		b, err := registry.Marshal(v)
-		if err != nil {
-			return registry.E(op, registry.EINTERNAL, "encoding a release view", err)
+		var was viewWas
+		if !fresh {
+			var err error
+			if was, err = readWas(txn, v.Name, v.Version); err != nil {
+				return err
+			}
 		}
-		if err := txn.Set(viewKey(v.Name, v.Version), b); err != nil {
-			return wrapTxn(op, err)
+		if err := putView(txn, v, was, auth); err != nil {
+			return registry.E(op, registry.KindOf(err), "writing the views of "+name, err)
 		}
 	}
 	return nil
@@ -293,6 +302,10 @@ type ListQuery struct {
 	ExactName bool
 	// Match, when set, keeps only views for which it returns true.
 	Match func(*ReleaseView) bool
+	// Filter, when set, keeps only views whose Filter.Field has
+	// Filter.Value, read through the filter index: the views read are
+	// those that have the value, not every view. Match applies on top.
+	Filter *Filter
 }
 
 // ListViews returns views in (name, version) byte order, and the cursor of
@@ -315,6 +328,17 @@ func (db *DB) ListViews(q ListQuery) ([]*ReleaseView, string, error) {
 		}
 	}
 	err := db.bdb.View(func(txn *badger.Txn) error {
+		if q.Filter != nil && db.filtersReady.Load() {
+			var err error
+			out, next, err = db.listFiltered(txn, q)
+			return err
+		}
+		if q.Filter != nil {
+			f, match, auth := *q.Filter, q.Match, db.authority()
+			q.Match = func(v *ReleaseView) bool {
+				return matchFilter(v, f, auth) && (match == nil || match(v))
+			}
+		}
 		o := badger.DefaultIteratorOptions
 		o.Prefix = prefix
 		o.PrefetchSize = 64
@@ -435,6 +459,7 @@ func (db *DB) applyInPlace(txn, rtxn *badger.Txn, name string, batch []*registry
 	auth := db.authority()
 	witness := db.witness(txn, auth)
 	views := map[string]*ReleaseView{}
+	was := map[string]viewWas{}
 	dirty := map[string]bool{}
 	get := func(version string) (*ReleaseView, error) {
 		if v, ok := views[version]; ok {
@@ -455,7 +480,7 @@ func (db *DB) applyInPlace(txn, rtxn *badger.Txn, name string, batch []*registry
 		}); err != nil {
 			return nil, err
 		}
-		views[version] = v
+		views[version], was[version] = v, wasView(v)
 		return v, nil
 	}
 	var releases, verdicts []*registry.Record
@@ -489,7 +514,7 @@ func (db *DB) applyInPlace(txn, rtxn *badger.Txn, name string, batch []*registry
 					done[x.ID()] = true
 				}
 			}
-			views[version], dirty[version] = v, true
+			views[version], was[version], dirty[version] = v, nil, true
 			continue
 		}
 		o := registry.OrderOf(r, witness)
@@ -545,12 +570,8 @@ func (db *DB) applyInPlace(txn, rtxn *badger.Txn, name string, batch []*registry
 	for version := range dirty {
 		v := views[version]
 		capView(v, auth)
-		vb, err := registry.Marshal(v)
-		if err != nil {
-			return false, registry.E(op, registry.EINTERNAL, "encoding a release view", err)
-		}
-		if err := txn.Set(viewKey(name, version), vb); err != nil {
-			return false, wrapTxn(op, err)
+		if err := putView(txn, v, was[version], auth); err != nil {
+			return false, err
 		}
 	}
 	return true, nil

@@ -343,14 +343,15 @@ func (b *bench) throughput(k, count int) ([]row, error) {
 	}
 	took := time.Since(start)
 	cpu := cpuTime() - cpu0
-	var gossiped, reconciled uint64
+	var gossiped, reconciled, heldAgain uint64
 	for _, n := range ns[1:] {
 		s := n.Stats()
 		gossiped += s.GossipAccepted
+		heldAgain += s.GossipIgnoredHeld
 		reconciled += s.RecordsIngested - s.GossipAccepted
 	}
-	fmt.Printf("(a) %d records on 1 of %d nodes: written and published in %s, all digests equal after %s; receivers verified %d gossiped records (%d arrived by reconciliation); process CPU %.2f s (%.0f%% of %d cores)\n",
-		count, k, written.Round(time.Millisecond), took.Round(time.Millisecond), gossiped, reconciled,
+	fmt.Printf("(a) %d records on 1 of %d nodes: written and published in %s, all digests equal after %s; receivers verified %d gossiped records (%d arrived by reconciliation, %d gossiped again after they had arrived); process CPU %.2f s (%.0f%% of %d cores)\n",
+		count, k, written.Round(time.Millisecond), took.Round(time.Millisecond), gossiped, reconciled, heldAgain,
 		cpu.Seconds(), 100*cpu.Seconds()/took.Seconds()/float64(runtime.GOMAXPROCS(0)), runtime.GOMAXPROCS(0))
 	perRecord := float64(cpu.Microseconds()) / float64(count)
 	return []row{
