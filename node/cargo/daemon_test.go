@@ -77,7 +77,25 @@ type daemonProc struct {
 	dataDir string
 	token   string
 	cmd     *exec.Cmd
-	logs    *bytes.Buffer
+	logs    *syncBuffer
+}
+
+// syncBuffer collects a daemon's standard error while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 var apiLine = regexp.MustCompile(`REST API\s+(https?://\S+)`)
@@ -94,7 +112,7 @@ func startDaemon(t *testing.T, bin string, args ...string) *daemonProc {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := &daemonProc{dataDir: dataDir, cmd: cmd, logs: &bytes.Buffer{}}
+	d := &daemonProc{dataDir: dataDir, cmd: cmd, logs: &syncBuffer{}}
 	cmd.Stderr = d.logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
