@@ -5,50 +5,8 @@ import (
 	"encoding/hex"
 	"time"
 
-	registry "github.com/wasmrust/wasm-crates-registry"
+	"github.com/wasmrust/wasm-crates-registry/rest"
 )
-
-// Health is what GET /health shows.
-type Health struct {
-	Status   string    `json:"status"`
-	Name     string    `json:"name"`
-	Version  string    `json:"version"`
-	PeerID   string    `json:"peer_id"`
-	Addrs    []string  `json:"addrs"`
-	Records  int64     `json:"records"`
-	Blobs    int64     `json:"blobs"`
-	Digest   string    `json:"digest"`
-	Peers    int       `json:"peers_connected"`
-	Pipeline bool      `json:"pipeline"`
-	Started  time.Time `json:"started"`
-	Uptime   string    `json:"uptime"`
-	// Toolchains is the pipeline's view of the installed toolchains.
-	Toolchains any `json:"toolchains,omitempty"`
-	// Scrub is the last re-verification of the store (absent until one ran).
-	Scrub *ScrubSummary `json:"scrub,omitempty"`
-	// Log is this node's transparency log: its size and root.
-	Log LogHealth `json:"log"`
-	// Equivocations lists the checkpoint authors caught signing two
-	// inconsistent views of their log; Status is "degraded" while one of
-	// them is a witness this node trusts.
-	Equivocations []Equivocation `json:"equivocations"`
-}
-
-// LogHealth summarises the node's own transparency log.
-type LogHealth struct {
-	Size uint64 `json:"size"`
-	Root string `json:"root"` // hex
-}
-
-// Equivocation is evidence that a checkpoint author equivocated.
-type Equivocation struct {
-	Author  string      `json:"author"`
-	Trusted bool        `json:"trusted"` // the author is a witness of this node
-	Reason  string      `json:"reason"`
-	A       registry.ID `json:"a"`
-	B       registry.ID `json:"b"`
-	Detail  string      `json:"detail,omitempty"`
-}
 
 // Health reports the node's state.
 func (n *Node) Health(ctx context.Context) *Health {
@@ -88,16 +46,14 @@ func (n *Node) Health(ctx context.Context) *Health {
 	return h
 }
 
-// State is the node's record-set summary: two nodes are in sync exactly
-// when their digests match.
-type State struct {
-	Records int64  `json:"records"`
-	Blobs   int64  `json:"blobs"`
-	Digest  string `json:"digest"`
-}
-
 // State returns the record count and state digest.
 func (n *Node) State() State {
 	recs, blobs := n.db.Counts()
 	return State{Records: recs, Blobs: blobs, Digest: n.db.Fingerprint().Digest()}
 }
+
+// The JSON shapes of these are the REST contract's (package rest).
+type Health = rest.Health
+type LogHealth = rest.LogHealth
+type Equivocation = rest.Equivocation
+type State = rest.State

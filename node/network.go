@@ -7,6 +7,7 @@ import (
 	registry "github.com/wasmrust/wasm-crates-registry"
 	"github.com/wasmrust/wasm-crates-registry/federation"
 	"github.com/wasmrust/wasm-crates-registry/node/metrics"
+	"github.com/wasmrust/wasm-crates-registry/rest"
 	"github.com/wasmrust/wasm-crates-registry/store"
 )
 
@@ -39,27 +40,36 @@ func (n *Node) netOff(op string) error {
 }
 
 // Peers lists known peers.
-func (n *Node) Peers(ctx context.Context) ([]federation.PeerInfo, error) {
+func (n *Node) Peers(ctx context.Context) ([]rest.PeerInfo, error) {
+	out := []rest.PeerInfo{}
 	if n.net == nil {
-		return []federation.PeerInfo{}, nil
+		return out, nil
 	}
-	p := n.net.Peers()
-	if p == nil {
-		p = []federation.PeerInfo{}
+	for _, p := range n.net.Peers() {
+		out = append(out, rest.PeerInfo(p))
 	}
-	return p, nil
+	return out, nil
+}
+
+// syncReport is the REST shape of a federation sync report.
+func syncReport(r federation.SyncReport) rest.SyncReport {
+	out := rest.SyncReport{SyncStats: rest.SyncStats(r.SyncStats), Duration: r.Duration, Peers: []rest.PeerSync{}}
+	for _, p := range r.Peers {
+		out.Peers = append(out.Peers, rest.PeerSync{Peer: p.Peer, SyncStats: rest.SyncStats(p.SyncStats), Duration: p.Duration, Error: p.Error})
+	}
+	return out
 }
 
 // AddPeer joins another node by its full multiaddr. With trust, the peer
 // becomes a trust root of this node and the node vouches for it in a key
 // record; without, it only exchanges records (its own are untrusted
 // claims here unless someone this node trusts vouches for it).
-func (n *Node) AddPeer(ctx context.Context, actor, addr string, trust bool) (federation.PeerInfo, error) {
+func (n *Node) AddPeer(ctx context.Context, actor, addr string, trust bool) (rest.PeerInfo, error) {
 	if err := require(ctx, "node.AddPeer", ScopeAdmin, ""); err != nil {
-		return federation.PeerInfo{}, err
+		return rest.PeerInfo{}, err
 	}
 	if n.net == nil {
-		return federation.PeerInfo{}, n.netOff("node.AddPeer")
+		return rest.PeerInfo{}, n.netOff("node.AddPeer")
 	}
 	p, err := n.net.AddPeer(ctx, addr)
 	if p.ID != "" {
@@ -74,7 +84,7 @@ func (n *Node) AddPeer(ctx context.Context, actor, addr string, trust bool) (fed
 		}
 		n.audit(store.AuditEntry{Action: "peer-add", Actor: actor, Subject: p.ID, Detail: detail})
 	}
-	return p, err
+	return rest.PeerInfo(p), err
 }
 
 // RemovePeer forgets a peer.
@@ -98,17 +108,17 @@ func (n *Node) RemovePeer(ctx context.Context, actor, peer string) error {
 }
 
 // Sync forces a reconciliation with one peer (a full multiaddr) or all.
-func (n *Node) Sync(ctx context.Context, actor, peer string) (federation.SyncReport, error) {
+func (n *Node) Sync(ctx context.Context, actor, peer string) (rest.SyncReport, error) {
 	if err := require(ctx, "node.Sync", ScopeAdmin, ""); err != nil {
-		return federation.SyncReport{}, err
+		return rest.SyncReport{}, err
 	}
 	if n.net == nil {
-		return federation.SyncReport{}, n.netOff("node.Sync")
+		return rest.SyncReport{}, n.netOff("node.Sync")
 	}
 	rep, err := n.net.Sync(ctx, peer)
 	if err == nil {
 		n.audit(store.AuditEntry{Action: "sync", Actor: actor, Subject: peer,
 			Detail: fmt.Sprintf("%d records in, %d out", rep.RecordsIn, rep.RecordsOut)})
 	}
-	return rep, err
+	return syncReport(rep), err
 }

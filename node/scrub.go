@@ -6,6 +6,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/wasmrust/wasm-crates-registry/rest"
+
 	registry "github.com/wasmrust/wasm-crates-registry"
 	"github.com/wasmrust/wasm-crates-registry/federation"
 	"github.com/wasmrust/wasm-crates-registry/store"
@@ -28,16 +30,6 @@ type VerifyReport struct {
 	store.ScrubReport
 	// Trigger says what ran it: "scrub" (periodic), "reindex" or "api".
 	Trigger string `json:"trigger"`
-}
-
-// ScrubSummary is the last verification as /health shows it.
-type ScrubSummary struct {
-	Finished time.Time `json:"finished"`
-	Trigger  string    `json:"trigger"`
-	Records  int64     `json:"records_checked"`
-	Blobs    int64     `json:"blobs_checked"`
-	Damaged  int       `json:"damaged"`
-	Complete bool      `json:"complete"`
 }
 
 // forgetter is the part of the federation that drops quarantined records
@@ -179,3 +171,6 @@ func (n *Node) stopScrub() {
 		<-n.scrub.done
 	}
 }
+
+// The JSON shapes of these are the REST contract's (package rest).
+type ScrubSummary = rest.ScrubSummary

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/wasmrust/wasm-crates-registry/rest"
 )
 
 // client speaks the node's REST API. It sends its token only to the API's
@@ -168,12 +170,7 @@ func (c *client) getRaw(ctx context.Context, path string) ([]byte, error) {
 
 // errorOf is the error of an error answer.
 func errorOf(status int, data []byte) error {
-	var eb struct {
-		Error struct {
-			Code    string `json:"code"`
-			Message string `json:"message"`
-		} `json:"error"`
-	}
+	var eb rest.ErrorBody
 	if json.Unmarshal(data, &eb) == nil && eb.Error.Message != "" {
 		return &apiError{Status: status, Code: eb.Error.Code, Message: eb.Error.Message}
 	}

@@ -16,6 +16,7 @@ import (
 	"encoding/base64"
 
 	registry "github.com/wasmrust/wasm-crates-registry"
+	"github.com/wasmrust/wasm-crates-registry/rest"
 )
 
 // printJSON prints raw API JSON as is.
@@ -160,7 +161,7 @@ func runList(e *env, query string) error {
 	}
 	v.Set("limit", strconv.Itoa(c.Int("limit")))
 	set("cursor", c.String("cursor"))
-	var all []release
+	var all []*release
 	var raws []json.RawMessage
 	next := ""
 	for {
@@ -259,7 +260,7 @@ func showCmd() *cli.Command {
 func printRelease(r *release) {
 	t := newTable()
 	t.kv("release", r.Subject)
-	t.kv("id", r.ID)
+	t.kv("id", r.ID.String())
 	if r.Description != "" {
 		t.kv("description", clip(r.Description, 100))
 	}
@@ -319,7 +320,7 @@ func printRelease(r *release) {
 		if c.Witnessed == nil {
 			why = append(why, "pending")
 		}
-		desc := c.ID + " by " + c.Author + " (another release of the same version, kept as evidence"
+		desc := c.ID.String() + " by " + c.Author + " (another release of the same version, kept as evidence"
 		if len(why) > 0 {
 			desc += "; " + strings.Join(why, ", ")
 		}
@@ -680,17 +681,17 @@ func syncCmd() *cli.Command {
 			}
 			t := newTable()
 			t.row("PEER", "RECORDS IN", "RECORDS OUT", "BLOBS IN", "BLOBS OUT", "BYTES IN", "BYTES OUT", "ROUND TRIPS", "TIME", "ERROR")
-			row := func(name string, s syncStats, ns int64, errText string) {
-				t.row(name, strconv.FormatInt(s.RecordsIn, 10), strconv.FormatInt(s.RecordsOut, 10),
-					strconv.FormatInt(s.BlobsIn, 10), strconv.FormatInt(s.BlobsOut, 10),
+			row := func(name string, s rest.SyncStats, d time.Duration, errText string) {
+				t.row(name, strconv.Itoa(s.RecordsIn), strconv.Itoa(s.RecordsOut),
+					strconv.Itoa(s.BlobsIn), strconv.Itoa(s.BlobsOut),
 					strconv.FormatInt(s.BytesIn, 10), strconv.FormatInt(s.BytesOut, 10),
-					strconv.Itoa(s.RoundTrips), time.Duration(ns).Round(time.Millisecond).String(), errText)
+					strconv.Itoa(s.RoundTrips), d.Round(time.Millisecond).String(), errText)
 			}
 			for _, p := range r.Peers {
-				row(p.Peer, p.syncStats, p.DurationNS, p.Error)
+				row(p.Peer, p.SyncStats, p.Duration, p.Error)
 			}
 			if len(r.Peers) != 1 {
-				row("total", r.syncStats, r.DurationNS, "")
+				row("total", r.SyncStats, r.Duration, "")
 			}
 			return t.flush()
 		}),
@@ -726,7 +727,7 @@ func peersCmd() *cli.Command {
 				if p.LastError != "" {
 					last += " (" + clip(p.LastError, 40) + ")"
 				}
-				t.row(p.ID, yesNo(p.Connected), last, strconv.FormatInt(p.RecordsIn, 10), strconv.FormatInt(p.RecordsOut, 10), fmt.Sprintf("%.1f", p.Score), addr)
+				t.row(p.ID, yesNo(p.Connected), last, strconv.FormatUint(p.RecordsIn, 10), strconv.FormatUint(p.RecordsOut, 10), fmt.Sprintf("%.1f", p.Score), addr)
 			}
 			return t.flush()
 		}),

@@ -118,7 +118,7 @@ func printReport(r *reportWithBody) {
 	var d reportDetail
 	_ = json.Unmarshal(r.Report, &d)
 	t := newTable()
-	t.kv("report", r.ID)
+	t.kv("report", r.ID.String())
 	t.kv("by", fmt.Sprintf("%s (%s) at %s", r.Author, trust, r.Time.Format(time.RFC3339)))
 	t.kv("outcome", r.Outcome)
 	if d.Message != "" {

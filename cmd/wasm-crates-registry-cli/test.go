@@ -203,8 +203,8 @@ func jobCmd() *cli.Command {
 			if j.Outcome != "" {
 				t.kv("outcome", j.Outcome)
 			}
-			if j.Report != "" {
-				t.kv("report", j.Report)
+			if !j.Report.IsZero() {
+				t.kv("report", j.Report.String())
 			}
 			if j.Error != "" {
 				t.kv("error", j.Error)

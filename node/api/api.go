@@ -587,14 +587,14 @@ func (s *Server) getTests(w http.ResponseWriter, r *http.Request) (int, any, err
 
 func (s *Server) postTest(w http.ResponseWriter, r *http.Request) (int, any, error) {
 	j, err := s.n.QueueTest(r.Context(), actor(r), r.PathValue("id"))
-	return http.StatusAccepted, j, err
+	return http.StatusAccepted, node.RestJob(j), err
 }
 
 func (s *Server) getJob(w http.ResponseWriter, r *http.Request) (int, any, error) {
 	q := r.URL.Query()
 	if q.Get("wait") == "" {
 		j, err := s.n.Job(r.Context(), r.PathValue("id"))
-		return 200, j, err
+		return 200, node.RestJob(j), err
 	}
 	// Long poll: answer when the job has changed from what the client saw.
 	wait, err := time.ParseDuration(q.Get("wait"))
@@ -605,12 +605,12 @@ func (s *Server) getJob(w http.ResponseWriter, r *http.Request) (int, any, error
 	ctx, cancel := context.WithTimeout(r.Context(), wait)
 	defer cancel()
 	j, err := s.n.WaitJob(ctx, r.PathValue("id"), events, store.JobState(q.Get("state")))
-	return 200, j, err
+	return 200, node.RestJob(j), err
 }
 
 func (s *Server) cancelJob(w http.ResponseWriter, r *http.Request) (int, any, error) {
 	j, err := s.n.CancelJob(r.Context(), actor(r), r.PathValue("id"))
-	return 200, j, err
+	return 200, node.RestJob(j), err
 }
 
 func (s *Server) audit(w http.ResponseWriter, r *http.Request) (int, any, error) {

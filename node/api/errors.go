@@ -1,11 +1,11 @@
 package api
 
 import (
-	"encoding/json"
 	"errors"
 	"net/http"
 
 	registry "github.com/wasmrust/wasm-crates-registry"
+	"github.com/wasmrust/wasm-crates-registry/rest"
 )
 
 // StatusOf maps an error kind to its HTTP status. This is the only place
@@ -38,16 +38,11 @@ func StatusOf(kind registry.ErrorKind) int {
 	return http.StatusInternalServerError
 }
 
-// ErrorBody is the JSON of every error response.
-type ErrorBody struct {
-	Error ErrorDetail `json:"error"`
-}
+// ErrorBody is the JSON of every error response (the contract's).
+type ErrorBody = rest.ErrorBody
 
 // ErrorDetail carries a stable code (an error kind) and a sentence.
-type ErrorDetail struct {
-	Code    string `json:"code"`
-	Message string `json:"message"`
-}
+type ErrorDetail = rest.ErrorDetail
 
 // Classify returns the kind an error is answered with, and the error to
 // show: a request body over its limit (http.MaxBytesError, wherever it is
@@ -90,11 +85,9 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	writeJSON(w, StatusOf(kind), ErrorBody{Error: ErrorDetail{Code: string(kind), Message: msg}})
 }
 
+// apiFailure is the answer when an answer cannot be encoded.
+var apiFailure = []byte(`{"error":{"code":"internal","message":"internal error on this node; its log has the details"}}` + "\n")
+
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(v)
+	rest.WriteJSON(w, status, v, true, apiFailure)
 }

@@ -14,9 +14,9 @@ import (
 	"time"
 
 	registry "github.com/wasmrust/wasm-crates-registry"
-	"github.com/wasmrust/wasm-crates-registry/federation"
 	"github.com/wasmrust/wasm-crates-registry/node"
 	"github.com/wasmrust/wasm-crates-registry/node/webhook"
+	"github.com/wasmrust/wasm-crates-registry/rest"
 	"github.com/wasmrust/wasm-crates-registry/store"
 )
 
@@ -65,19 +65,19 @@ func operations() []operation {
 		{method: "GET", path: "/registry/state", summary: "Record count and state digest.", ok: 200, answer: node.State{}},
 		{method: "POST", path: "/registry/sync", summary: "Reconcile now with one peer or all.", token: true, body: struct {
 			Peer string `json:"peer,omitempty"`
-		}{}, ok: 200, answer: federation.SyncReport{}},
+		}{}, ok: 200, answer: rest.SyncReport{}},
 		{method: "GET", path: "/peers", summary: "Remembered, connected and banned peers.", ok: 200, answer: PeersResult{}},
 		{method: "POST", path: "/peers", summary: "Join a peer by its full multiaddr.", token: true, body: struct {
 			Addr  string `json:"addr"`
 			Trust *bool  `json:"trust,omitempty"`
-		}{}, ok: 201, answer: federation.PeerInfo{}},
+		}{}, ok: 201, answer: rest.PeerInfo{}},
 		{method: "DELETE", path: "/peers/{id}", summary: "Forget a peer.", token: true, ok: 200, answer: RemovedResult{}},
 		{method: "GET", path: "/tests/{id}", summary: "Every report on a release and this node's jobs.", ok: 200, answer: node.Tests{}},
-		{method: "POST", path: "/tests/{id}", summary: "Queue a pipeline run.", token: true, ok: 202, answer: store.Job{}},
+		{method: "POST", path: "/tests/{id}", summary: "Queue a pipeline run.", token: true, ok: 202, answer: rest.Job{}},
 		{method: "GET", path: "/tests/{id}/confirmation", summary: "How far the testers of a release agree.", ok: 200, answer: node.Confirmation{}},
 		{method: "GET", path: "/tests/{id}/work", summary: "A release's reports needed and leases.", ok: 200, answer: node.WorkState{}},
-		{method: "GET", path: "/jobs/{id}", summary: "A job; with wait, answered when it changes.", query: []string{"wait: up to 2m", "events: events already seen", "state: the state already seen"}, ok: 200, answer: store.Job{}},
-		{method: "DELETE", path: "/jobs/{id}", summary: "Cancel a job.", token: true, ok: 200, answer: store.Job{}},
+		{method: "GET", path: "/jobs/{id}", summary: "A job; with wait, answered when it changes.", query: []string{"wait: up to 2m", "events: events already seen", "state: the state already seen"}, ok: 200, answer: rest.Job{}},
+		{method: "DELETE", path: "/jobs/{id}", summary: "Cancel a job.", token: true, ok: 200, answer: rest.Job{}},
 		{method: "GET", path: "/audit", summary: "The audit log, newest first (admin).", token: true, query: []string{"before: a sequence number", "limit: 1 to 1000"}, ok: 200, answer: AuditResult{}},
 		{method: "GET", path: "/audit/verify", summary: "Check the audit log's chain (admin).", token: true, ok: 200, answer: store.AuditCheck{}},
 		{method: "GET", path: "/me", summary: "The identity of the token.", token: true, ok: 200, answer: node.Identity{}},

@@ -2,9 +2,9 @@ package api
 
 import (
 	registry "github.com/wasmrust/wasm-crates-registry"
-	"github.com/wasmrust/wasm-crates-registry/federation"
 	"github.com/wasmrust/wasm-crates-registry/node"
 	"github.com/wasmrust/wasm-crates-registry/node/webhook"
+	"github.com/wasmrust/wasm-crates-registry/rest"
 	"github.com/wasmrust/wasm-crates-registry/store"
 )
 
@@ -23,7 +23,7 @@ type OwnersResult struct {
 
 // PeersResult answers GET /peers.
 type PeersResult struct {
-	Peers []federation.PeerInfo `json:"peers"`
+	Peers []rest.PeerInfo `json:"peers"`
 }
 
 // RemovedResult answers a DELETE that removes what it names.

@@ -28,15 +28,14 @@
 package cargo
 
 import (
-	"encoding/json"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"strings"
 
 	registry "github.com/wasmrust/wasm-crates-registry"
 	"github.com/wasmrust/wasm-crates-registry/node"
 	"github.com/wasmrust/wasm-crates-registry/node/api"
+	"github.com/wasmrust/wasm-crates-registry/rest"
 )
 
 // Patterns are the net/http ServeMux patterns under which the handler must
@@ -237,19 +236,12 @@ func (h *Handler) cacheControl() string {
 	return "public, max-age=31536000, immutable"
 }
 
+// cargoFailure is the answer when an answer cannot be encoded, in Cargo's
+// error format.
+var cargoFailure = []byte(`{"errors":[{"detail":"internal error on this registry node"}]}` + "\n")
+
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		status = http.StatusInternalServerError
-		b = []byte(`{"errors":[{"detail":"internal error on this registry node"}]}`)
-	}
-	b = append(b, '\n')
-	hdr := w.Header()
-	hdr.Set("Content-Type", "application/json")
-	hdr.Set("Content-Length", strconv.Itoa(len(b)))
-	hdr.Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(status)
-	w.Write(b)
+	rest.WriteJSON(w, status, v, false, cargoFailure)
 }
 
 // methodNotAllowed answers a request whose path exists with another method.

@@ -12,9 +12,9 @@ import (
 	"time"
 
 	registry "github.com/wasmrust/wasm-crates-registry"
-	"github.com/wasmrust/wasm-crates-registry/federation"
 	"github.com/wasmrust/wasm-crates-registry/node"
 	"github.com/wasmrust/wasm-crates-registry/node/web/chart"
+	"github.com/wasmrust/wasm-crates-registry/rest"
 )
 
 //go:embed templates/*.html
@@ -251,7 +251,7 @@ func (h *Handler) untrustedClaims(r *http.Request) ([]claimWarning, error) {
 }
 
 type peersPage struct {
-	Peers    []federation.PeerInfo
+	Peers    []rest.PeerInfo
 	Scores   template.HTML
 	Claims   []claimWarning
 	ClaimsOf int
@@ -259,7 +259,7 @@ type peersPage struct {
 
 // peerScores draws each peer's score; gossipsub grays out and this node
 // bans a peer whose score falls far below zero.
-func peerScores(peers []federation.PeerInfo) template.HTML {
+func peerScores(peers []rest.PeerInfo) template.HTML {
 	if len(peers) == 0 {
 		return ""
 	}
