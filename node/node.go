@@ -249,8 +249,9 @@ func (n *Node) PeerID() string { return n.key.Public().PeerID() }
 // PublicKey is the node's public key.
 func (n *Node) PublicKey() registry.PublicKey { return n.key.Public() }
 
-// Store exposes the node's store to packages that serve its data directly
-// (the Cargo index). Callers must only read.
+// Store exposes the node's store to tests of other packages that set up
+// or inspect state directly. Code reaches the store through the node's
+// methods (reads.go and the rest), never through this.
 func (n *Node) Store() *store.DB { return n.db }
 
 // MaxCrateSize is the upload limit in bytes.

@@ -275,7 +275,7 @@ func run(c *cli.Context) error {
 			return err
 		}
 		log.Info("verified", "records", rep.Records, "blobs", rep.Blobs, "damaged", len(rep.Damaged))
-		k, err := n.Store().Reindex()
+		k, err := n.Reindex()
 		if err != nil {
 			return err
 		}

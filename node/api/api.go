@@ -622,7 +622,7 @@ func (s *Server) audit(w http.ResponseWriter, r *http.Request) (int, any, error)
 	if limit <= 0 || limit > 1000 {
 		limit = 100
 	}
-	e, err := s.n.Store().AuditLog(before, limit)
+	e, err := s.n.AuditLog(r.Context(), before, limit)
 	if e == nil {
 		e = []store.AuditEntry{}
 	}

@@ -195,7 +195,7 @@ func newIndex(h *Handler) *index {
 
 // file returns the current file of a crate in a view.
 func (x *index) file(v view, name string) (*indexFile, error) {
-	fp := x.h.n.Store().Fingerprint() // read before the views: they are never older than fp
+	fp := x.h.n.Fingerprint() // read before the views: they are never older than fp
 	// Trust decides which releases are authorized, so every view of the
 	// index depends on it, not only the wasm one. Asking for it first also
 	// brings the store's views up to date with it.
@@ -253,7 +253,7 @@ func (x *index) put(k fileKey, f *indexFile) {
 // by exact name, so names with capitals are found by walking the candidate
 // spellings letter by letter and pruning every prefix no crate starts with.
 func (x *index) viewsFold(lower string) ([]*store.ReleaseView, error) {
-	db := x.h.n.Store()
+	db := x.h.n
 	out, err := db.ViewsByName(lower)
 	if err != nil {
 		return nil, err

@@ -412,7 +412,7 @@ func (h *Handler) search(w http.ResponseWriter, r *http.Request, wasm bool) erro
 	}
 	after := ""
 	for {
-		views, next, err := h.n.Store().ListViews(store.ListQuery{After: after, Limit: 1000, Match: match})
+		views, next, err := h.n.ListViews(store.ListQuery{After: after, Limit: 1000, Match: match})
 		if err != nil {
 			return err
 		}
@@ -468,7 +468,7 @@ func (h *Handler) download(w http.ResponseWriter, r *http.Request, name, version
 	if _, _, err := registry.ParseReleaseSubject(subject); err != nil {
 		return err
 	}
-	v, err := h.n.Store().GetView(name, version)
+	v, err := h.n.View(name, version)
 	if registry.KindOf(err) == registry.ENOTFOUND {
 		return h.downloadMirrored(w, r, name, version)
 	}
