@@ -20,6 +20,7 @@ import (
 	"time"
 
 	registry "github.com/wasmrust/wasm-crates-registry"
+	"github.com/wasmrust/wasm-crates-registry/internal/testkit"
 )
 
 // The end-to-end tests build the real daemon and CLI binaries and drive
@@ -528,20 +529,7 @@ func mustID(t *testing.T, s string) registry.ID {
 }
 
 func makeCrate(t *testing.T, name, version, src string) []byte {
-	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
-	tw := tar.NewWriter(zw)
-	files := [][2]string{
-		{"Cargo.toml", fmt.Sprintf("[package]\nname = %q\nversion = %q\n", name, version)},
-		{"src/lib.rs", src},
-	}
-	for _, f := range files {
-		tw.WriteHeader(&tar.Header{Name: name + "-" + version + "/" + f[0], Mode: 0o644, Size: int64(len(f[1])), Typeflag: tar.TypeReg})
-		tw.Write([]byte(f[1]))
-	}
-	tw.Close()
-	zw.Close()
-	return buf.Bytes()
+	return testkit.Crate(name, version, map[string]string{"src/lib.rs": src})
 }
 
 func tarNames(t *testing.T, b []byte) []string {
