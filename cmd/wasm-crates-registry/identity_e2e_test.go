@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	registry "github.com/wasmrust/wasm-crates-registry"
 	"io"
 	"net/http"
 	"os"
@@ -15,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	registry "github.com/wasmrust/wasm-crates-registry"
 )
 
 // auditEntries reads the whole audit log of d with the admin token.
@@ -267,7 +268,7 @@ func TestPublicKeyIsATrustRootFromTheStart(t *testing.T) {
 	if unauthorized(withKey) {
 		t.Fatal("with PUBLIC_KEY set to its key, the operator's release is an untrusted claim")
 	}
-	cmd := exec.Command(filepath.Join(binDir, "wasm-crates-registry"), "--database-url", filepath.Join(dir, "bad"), "--port", "0", "--p2p=false")
+	cmd := exec.Command(daemonBin(t), "--database-url", filepath.Join(dir, "bad"), "--port", "0", "--p2p=false")
 	cmd.Env = append(os.Environ(), "PUBLIC_KEY=not-a-key")
 	out, err := cmd.CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "PUBLIC_KEY") || !strings.Contains(string(out), "not an ed25519 public key") {
