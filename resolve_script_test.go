@@ -166,13 +166,13 @@ func (s *script) recList(rs []*registry.Record) string {
 //	author NAME SEED                     NAME signs with testkit.Key(SEED)
 //	root NAME...                         NAME is a trust root
 //	now MS | maxskew MS                  the resolver's clock and MaxSkew, in milliseconds
-//	order A < B                          authors' keys (or records' IDs) sort so
+//	order A < B                          author A's key (or record A's ID) sorts before B's
 //	witness REC at MS                    a trusted checkpoint included REC at MS
 //	KIND REC SUBJECT by NAME at MS [k=v] a record named REC, signed by NAME at MS
 //
 // Record kinds and their options: release (no options; the body is unique
 // per REC), yank [yanked=false], owners keys=NAME,..., review
-// verdict=approve|reject|flag, report, key roles=ROLE,... [scopes=PAT,...]
+// verdict=approve|reject|flag, key roles=ROLE,... [scopes=PAT,...]
 // [revoked] (SUBJECT is the name of the key granted).
 func (s *script) directive(f []string) {
 	s.t.Helper()
@@ -200,6 +200,12 @@ func (s *script) directive(f []string) {
 			s.roots = append(s.roots, s.author(n).Public())
 		}
 		return
+	case "now", "maxskew":
+		if len(f) != 2 {
+			s.fatalf("usage: %s MS", f[0])
+		}
+	}
+	switch f[0] {
 	case "now":
 		s.now = time.UnixMilli(s.num(f[1]))
 		return
