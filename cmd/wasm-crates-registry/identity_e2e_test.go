@@ -16,6 +16,7 @@ import (
 	"time"
 
 	registry "github.com/wasmrust/wasm-crates-registry"
+	"github.com/wasmrust/wasm-crates-registry/internal/testkit"
 )
 
 // auditEntries reads the whole audit log of d with the admin token.
@@ -224,10 +225,7 @@ func TestConcurrentWritesAreAuditedOnce(t *testing.T) {
 // the setting shows it as an untrusted claim. A key the daemon cannot read
 // stops it with a sentence saying so.
 func TestPublicKeyIsATrustRootFromTheStart(t *testing.T) {
-	op, err := registry.KeyFromSeed(bytes.Repeat([]byte{61}, 32))
-	if err != nil {
-		t.Fatal(err)
-	}
+	op := testkit.Key(61)
 	crate := makeCrate(t, "operators", "1.0.0", "pub fn f() {}\n")
 	sum := registry.Sum(crate)
 	rec, err := registry.Sign(op, registry.KindRelease, "operators@1.0.0", &registry.ReleaseBody{Name: "operators", Version: "1.0.0", Cksum: sum.Hex(), Blob: sum.Bytes(), Size: uint64(len(crate))}, time.Now())
