@@ -1,7 +1,6 @@
 package node
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"testing"
@@ -9,6 +8,7 @@ import (
 
 	registry "github.com/wasmrust/wasm-crates-registry"
 	"github.com/wasmrust/wasm-crates-registry/federation"
+	"github.com/wasmrust/wasm-crates-registry/internal/testkit"
 )
 
 func fedNode(t *testing.T) *Node {
@@ -59,8 +59,7 @@ func TestCheckpointsFederate(t *testing.T) {
 
 	// Two keys sign a forked pair of checkpoints each: w, which B trusts
 	// before the pair arrives, and s, a stranger.
-	w, _ := registry.KeyFromSeed(bytes.Repeat([]byte{77}, 32))
-	s, _ := registry.KeyFromSeed(bytes.Repeat([]byte{78}, 32))
+	w, s := testkit.Key(77), testkit.Key(78)
 	if _, err := b.UpdateSettings(ctx, "t", []byte(`{"trust":{"keys":["`+w.Public().PeerID()+`"]}}`)); err != nil {
 		t.Fatal(err)
 	}

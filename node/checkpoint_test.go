@@ -1,7 +1,6 @@
 package node
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -10,14 +9,12 @@ import (
 	"time"
 
 	registry "github.com/wasmrust/wasm-crates-registry"
+	"github.com/wasmrust/wasm-crates-registry/internal/testkit"
 )
 
 func devRecords(t testing.TB, n int, at time.Time) [][]byte {
 	t.Helper()
-	k, err := registry.KeyFromSeed(bytes.Repeat([]byte{7}, 32))
-	if err != nil {
-		t.Fatal(err)
-	}
+	k := testkit.Key(7)
 	out := make([][]byte, n)
 	for i := range out {
 		r, err := registry.Sign(k, registry.KindYank, fmt.Sprintf("crate%d@1.0.0", i), &registry.YankBody{Yanked: true}, at.Add(time.Duration(i)*time.Millisecond))

@@ -1,28 +1,19 @@
 package node
 
 import (
-	"archive/tar"
 	"bytes"
-	"compress/gzip"
 	"context"
 	"io"
 	"testing"
 	"time"
 
 	registry "github.com/wasmrust/wasm-crates-registry"
+	"github.com/wasmrust/wasm-crates-registry/internal/testkit"
 )
 
 func crateBytes(t *testing.T, name, version string) []byte {
 	t.Helper()
-	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
-	tw := tar.NewWriter(zw)
-	m := "[package]\nname = \"" + name + "\"\nversion = \"" + version + "\"\n"
-	tw.WriteHeader(&tar.Header{Name: name + "-" + version + "/Cargo.toml", Mode: 0o644, Size: int64(len(m)), Typeflag: tar.TypeReg})
-	tw.Write([]byte(m))
-	tw.Close()
-	zw.Close()
-	return buf.Bytes()
+	return testkit.Crate(name, version, nil)
 }
 
 func openNode(t *testing.T, now func() time.Time) *Node {

@@ -1,9 +1,7 @@
 package pipeline
 
 import (
-	"archive/tar"
 	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/json"
 	"io/fs"
@@ -17,6 +15,7 @@ import (
 	"time"
 
 	registry "github.com/wasmrust/wasm-crates-registry"
+	"github.com/wasmrust/wasm-crates-registry/internal/testkit"
 )
 
 // packDir archives a crate directory as a .crate: a gzip'd tar whose
@@ -32,11 +31,7 @@ func packDir(t testing.TB, dir string) []byte {
 	if err != nil {
 		t.Fatalf("%s: %v", dir, err)
 	}
-	top := rel.Name + "-" + rel.Version
-	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
-	tw := tar.NewWriter(zw)
-	var files []string
+	files := map[string]string{}
 	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -46,52 +41,23 @@ func packDir(t testing.TB, dir string) []byte {
 			return filepath.SkipDir
 		}
 		if d.Type().IsRegular() && name != ".cargo-checksum.json" && name != "Cargo.lock" {
-			files = append(files, p)
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			r, _ := filepath.Rel(dir, p)
+			files[filepath.ToSlash(r)] = string(b)
 		}
 		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	slices.Sort(files)
-	for _, p := range files {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		r, _ := filepath.Rel(dir, p)
-		h := &tar.Header{Name: top + "/" + filepath.ToSlash(r), Mode: 0o644, Size: int64(len(b)), Typeflag: tar.TypeReg, ModTime: time.Unix(0, 0)}
-		if err := tw.WriteHeader(h); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := tw.Write(b); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
+	return testkit.Crate(rel.Name, rel.Version, files)
 }
 
-var (
-	testKeyOnce sync.Once
-	testKey     registry.PrivateKey
-)
-
-func key(t testing.TB) registry.PrivateKey {
-	testKeyOnce.Do(func() {
-		k, err := registry.KeyFromSeed(bytes.Repeat([]byte{7}, 32))
-		if err != nil {
-			t.Fatal(err)
-		}
-		testKey = k
-	})
-	return testKey
-}
+// key is the fixed key the pipeline's tests sign with.
+func key(t testing.TB) registry.PrivateKey { return testkit.Key(7) }
 
 // release makes a signed release record for a .crate archive.
 func release(t testing.TB, crate []byte) (*registry.Record, *registry.ReleaseBody) {

@@ -8,17 +8,14 @@ import (
 	"time"
 
 	registry "github.com/wasmrust/wasm-crates-registry"
+	"github.com/wasmrust/wasm-crates-registry/internal/testkit"
 )
 
 var t0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 
 func key(t testing.TB, seed byte) registry.PrivateKey {
 	t.Helper()
-	k, err := registry.KeyFromSeed(bytes.Repeat([]byte{seed}, 32))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
+	return testkit.Key(seed)
 }
 
 func release(t testing.TB, k registry.PrivateKey, name, version string, at time.Time, blob []byte) *registry.Record {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	registry "github.com/wasmrust/wasm-crates-registry"
+	"github.com/wasmrust/wasm-crates-registry/internal/testkit"
 	"github.com/wasmrust/wasm-crates-registry/node"
 	"github.com/wasmrust/wasm-crates-registry/node/api"
 )
@@ -43,7 +44,7 @@ func TestLogVerify(t *testing.T) {
 	defer n.Close()
 	srv := httptest.NewServer(api.New(n, nil))
 	defer srv.Close()
-	k, _ := registry.KeyFromSeed(bytes.Repeat([]byte{3}, 32))
+	k := testkit.Key(3)
 	var raws [][]byte
 	for i := 0; i < 30; i++ {
 		r, err := registry.Sign(k, registry.KindYank, "c"+strconv.Itoa(i)+"@1.0.0", &registry.YankBody{Yanked: true}, time.Now().Add(-time.Minute))

@@ -173,7 +173,7 @@ func TestCITemplatesAgainstARealNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	token := strings.TrimSpace(string(tok))
-	cli := filepath.Join(binDir, "wasm-crates-registry-cli")
+	cli := cliBin(t)
 	root := repoRoot(t)
 	pass := filepath.Join(root, "testdata", "crates", "wcr-fixture-add", "Cargo.toml")
 	fail := filepath.Join(root, "pipeline", "testdata", "v-wasm-testfail", "Cargo.toml")

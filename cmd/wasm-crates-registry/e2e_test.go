@@ -2,7 +2,6 @@ package main
 
 import (
 	"archive/tar"
-	"bufio"
 	"bytes"
 	"compress/gzip"
 	"encoding/json"
@@ -12,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -20,6 +18,7 @@ import (
 	"time"
 
 	registry "github.com/wasmrust/wasm-crates-registry"
+	"github.com/wasmrust/wasm-crates-registry/internal/testkit"
 )
 
 // The end-to-end tests build the real daemon and CLI binaries and drive
@@ -27,62 +26,30 @@ import (
 // directory, and CLI commands against it. Run with -race, they build the
 // binaries with -race and fail on any data race a daemon reports.
 
-var binDir string
-
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "wcr-e2e-bin-")
-	if err != nil {
-		panic(err)
-	}
-	binDir = dir
-	build := []string{"build", "-o", dir + "/"}
-	if raceEnabled {
-		build = append(build, "-race")
-	}
-	for _, pkg := range []string{".", "../wasm-crates-registry-cli"} {
-		cmd := exec.Command("go", append(build, pkg)...)
-		cmd.Stderr = os.Stderr
-		if err := cmd.Run(); err != nil {
-			fmt.Fprintln(os.Stderr, "building", pkg, ":", err)
-			os.Exit(1)
-		}
-	}
 	code := m.Run()
-	os.RemoveAll(dir)
+	testkit.RemoveBinaries()
 	os.Exit(code)
 }
 
-// daemon is a running wasm-crates-registry process.
+// daemonBin and cliBin build the binaries once per test binary (with -race
+// under the race detector) and return their paths.
+func daemonBin(t testing.TB) string { return testkit.Binary(t, testkit.DaemonPkg) }
+func cliBin(t testing.TB) string    { return testkit.Binary(t, testkit.CLIPkg) }
+
+// daemon is a running wasm-crates-registry process (see testkit.Daemon),
+// with the fields the tests of this package read.
 type daemon struct {
+	*testkit.Daemon
 	t       *testing.T
 	cmd     *exec.Cmd
 	dataDir string
 	url     string
-	logs    *lockedBuffer
+	logs    *testkit.LockedBuffer
 }
-
-// lockedBuffer collects a daemon's standard error while the test reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-var apiLine = regexp.MustCompile(`REST API\s+(http://\S+)`)
 
 // startDaemon starts the daemon with a data dir and extra arguments and
-// waits until it prints its API address.
+// waits until it prints its API address; it is killed when the test ends.
 func startDaemon(t *testing.T, dataDir string, args ...string) *daemon {
 	t.Helper()
 	return startDaemonUnder(t, nil, dataDir, args...)
@@ -92,85 +59,17 @@ func startDaemon(t *testing.T, dataDir string, args ...string) *daemon {
 // wrapper (a tracer, say); d.cmd is then the wrapper's process.
 func startDaemonUnder(t *testing.T, wrapper []string, dataDir string, args ...string) *daemon {
 	t.Helper()
-	args = append([]string{"--database-url", dataDir, "--port", "0", "--log-level", "warn", "--p2p-listen", "/ip4/127.0.0.1/tcp/0"}, args...)
-	argv := append(append(append([]string(nil), wrapper...), filepath.Join(binDir, "wasm-crates-registry")), args...)
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Env = append(os.Environ(), "HOST=127.0.0.1")
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	logs := &lockedBuffer{}
-	cmd.Stderr = logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	d := &daemon{t: t, cmd: cmd, dataDir: dataDir, logs: logs}
-	t.Cleanup(func() {
-		d.kill()
-		d.checkRaces()
-	})
-	found := make(chan string, 1)
-	var mu sync.Mutex
-	out := &bytes.Buffer{}
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			mu.Lock()
-			out.WriteString(sc.Text() + "\n")
-			mu.Unlock()
-			if m := apiLine.FindStringSubmatch(sc.Text()); m != nil {
-				found <- m[1]
-			}
-		}
-	}()
-	select {
-	case d.url = <-found:
-	case <-time.After(30 * time.Second):
-		mu.Lock()
-		defer mu.Unlock()
-		t.Fatalf("daemon did not start:\n%s\n%s", out, logs)
-	}
-	return d
+	td := testkit.StartDaemonUnder(t, wrapper, daemonBin(t), dataDir, args...)
+	return &daemon{Daemon: td, t: t, cmd: td.Cmd, dataDir: td.DataDir, url: td.URL, logs: td.Logs}
 }
 
-func (d *daemon) kill() {
-	if d.cmd.ProcessState == nil {
-		d.cmd.Process.Signal(syscall.SIGKILL)
-		d.cmd.Wait()
-	}
-}
-
-// raceReport is how the race detector starts each report it prints.
-const raceReport = "WARNING: DATA RACE"
-
-// checkRaces fails the test when the daemon, built with -race, reported a
-// data race on its standard error. The daemon must have exited.
-func (d *daemon) checkRaces() {
-	if !raceEnabled {
-		return
-	}
-	if logs := d.logs.String(); strings.Contains(logs, raceReport) {
-		i := strings.Index(logs, raceReport)
-		d.t.Errorf("the daemon reported a data race:\n%.8000s", logs[i:])
-	}
-}
-
-func (d *daemon) stop() {
-	d.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { d.cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(20 * time.Second):
-		d.t.Fatal("daemon did not stop on SIGTERM")
-	}
-}
+func (d *daemon) kill() { d.Kill() }
+func (d *daemon) stop() { d.Stop() }
 
 // cli runs the CLI against d and returns stdout, stderr and the exit code.
 func (d *daemon) cli(t *testing.T, args ...string) (string, string, int) {
 	t.Helper()
-	cmd := exec.Command(filepath.Join(binDir, "wasm-crates-registry-cli"), append([]string{"--api", d.url, "--data-dir", d.dataDir}, args...)...)
+	cmd := exec.Command(cliBin(t), append([]string{"--api", d.url, "--data-dir", d.dataDir}, args...)...)
 	cmd.Env = append(os.Environ(), "REGISTRY_TOKEN=", "REGISTRY_URL=")
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
@@ -343,7 +242,7 @@ func TestEndToEndWithRealBinaries(t *testing.T) {
 		}
 	}
 	// Writes without a token are refused.
-	cmd := exec.Command(filepath.Join(binDir, "wasm-crates-registry-cli"), "--api", d.url, "--data-dir", t.TempDir(), "yank", "itoa@1.0.1")
+	cmd := exec.Command(cliBin(t), "--api", d.url, "--data-dir", t.TempDir(), "yank", "itoa@1.0.1")
 	cmd.Env = append(os.Environ(), "REGISTRY_TOKEN=")
 	if b, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(b), "needs a token") {
 		t.Fatalf("tokenless yank: %v %s", err, b)
@@ -375,14 +274,14 @@ func TestEndToEndWithRealBinaries(t *testing.T) {
 
 func TestBadDatabaseURLsAreExplained(t *testing.T) {
 	for _, u := range []string{"sqlite:registry.db", "postgres://user@localhost/db", "badger://"} {
-		cmd := exec.Command(filepath.Join(binDir, "wasm-crates-registry"), "--port", "0")
+		cmd := exec.Command(daemonBin(t), "--port", "0")
 		cmd.Env = append(os.Environ(), "DATABASE_URL="+u)
 		out, err := cmd.CombinedOutput()
 		if err == nil || !strings.Contains(string(out), "badger://PATH") || strings.Count(strings.TrimSpace(string(out)), "\n") != 0 {
 			t.Errorf("DATABASE_URL=%s: %v %q", u, err, out)
 		}
 	}
-	out, err := exec.Command(filepath.Join(binDir, "wasm-crates-registry"), "--help").CombinedOutput()
+	out, err := exec.Command(daemonBin(t), "--help").CombinedOutput()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -528,20 +427,7 @@ func mustID(t *testing.T, s string) registry.ID {
 }
 
 func makeCrate(t *testing.T, name, version, src string) []byte {
-	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
-	tw := tar.NewWriter(zw)
-	files := [][2]string{
-		{"Cargo.toml", fmt.Sprintf("[package]\nname = %q\nversion = %q\n", name, version)},
-		{"src/lib.rs", src},
-	}
-	for _, f := range files {
-		tw.WriteHeader(&tar.Header{Name: name + "-" + version + "/" + f[0], Mode: 0o644, Size: int64(len(f[1])), Typeflag: tar.TypeReg})
-		tw.Write([]byte(f[1]))
-	}
-	tw.Close()
-	zw.Close()
-	return buf.Bytes()
+	return testkit.Crate(name, version, map[string]string{"src/lib.rs": src})
 }
 
 func tarNames(t *testing.T, b []byte) []string {

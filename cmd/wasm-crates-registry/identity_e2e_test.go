@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	registry "github.com/wasmrust/wasm-crates-registry"
 	"io"
 	"net/http"
 	"os"
@@ -15,6 +14,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	registry "github.com/wasmrust/wasm-crates-registry"
+	"github.com/wasmrust/wasm-crates-registry/internal/testkit"
 )
 
 // auditEntries reads the whole audit log of d with the admin token.
@@ -223,10 +225,7 @@ func TestConcurrentWritesAreAuditedOnce(t *testing.T) {
 // the setting shows it as an untrusted claim. A key the daemon cannot read
 // stops it with a sentence saying so.
 func TestPublicKeyIsATrustRootFromTheStart(t *testing.T) {
-	op, err := registry.KeyFromSeed(bytes.Repeat([]byte{61}, 32))
-	if err != nil {
-		t.Fatal(err)
-	}
+	op := testkit.Key(61)
 	crate := makeCrate(t, "operators", "1.0.0", "pub fn f() {}\n")
 	sum := registry.Sum(crate)
 	rec, err := registry.Sign(op, registry.KindRelease, "operators@1.0.0", &registry.ReleaseBody{Name: "operators", Version: "1.0.0", Cksum: sum.Hex(), Blob: sum.Bytes(), Size: uint64(len(crate))}, time.Now())
@@ -267,7 +266,7 @@ func TestPublicKeyIsATrustRootFromTheStart(t *testing.T) {
 	if unauthorized(withKey) {
 		t.Fatal("with PUBLIC_KEY set to its key, the operator's release is an untrusted claim")
 	}
-	cmd := exec.Command(filepath.Join(binDir, "wasm-crates-registry"), "--database-url", filepath.Join(dir, "bad"), "--port", "0", "--p2p=false")
+	cmd := exec.Command(daemonBin(t), "--database-url", filepath.Join(dir, "bad"), "--port", "0", "--p2p=false")
 	cmd.Env = append(os.Environ(), "PUBLIC_KEY=not-a-key")
 	out, err := cmd.CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "PUBLIC_KEY") || !strings.Contains(string(out), "not an ed25519 public key") {

@@ -88,7 +88,7 @@ func TestReindexVerifiesAndCLIReports(t *testing.T) {
 	d.stop()
 
 	for _, bad := range []string{"10", "x,1MiB", "10,lots", "-1,1MiB", "10,0"} {
-		cmd := exec.Command(filepath.Join(binDir, "wasm-crates-registry"), "--database-url", t.TempDir(), "--port", "0", "--quota-author", bad)
+		cmd := exec.Command(daemonBin(t), "--database-url", t.TempDir(), "--port", "0", "--quota-author", bad)
 		out, err := cmd.CombinedOutput()
 		if err == nil || !strings.Contains(string(out), "--quota-author") {
 			t.Errorf("--quota-author %q: %v %q", bad, err, out)

@@ -1,9 +1,7 @@
 package api
 
 import (
-	"archive/tar"
 	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -17,6 +15,7 @@ import (
 	"time"
 
 	registry "github.com/wasmrust/wasm-crates-registry"
+	"github.com/wasmrust/wasm-crates-registry/internal/testkit"
 	"github.com/wasmrust/wasm-crates-registry/node"
 )
 
@@ -44,21 +43,11 @@ func newFixture(t *testing.T) *fixture {
 	return &fixture{t: t, srv: srv, n: n, token: strings.TrimSpace(string(tok))}
 }
 
+// crate is a small library crate described as "test crate <name>", with
+// extra TOML after its [package] table.
 func crate(t testing.TB, name, version, extra string) []byte {
-	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
-	tw := tar.NewWriter(zw)
-	files := map[string]string{
-		"Cargo.toml": fmt.Sprintf("[package]\nname = %q\nversion = %q\ndescription = \"test crate %s\"\n%s", name, version, name, extra),
-		"src/lib.rs": "pub fn f() -> u32 { 1 }\n",
-	}
-	for _, p := range []string{"Cargo.toml", "src/lib.rs"} {
-		tw.WriteHeader(&tar.Header{Name: name + "-" + version + "/" + p, Mode: 0o644, Size: int64(len(files[p])), Typeflag: tar.TypeReg})
-		tw.Write([]byte(files[p]))
-	}
-	tw.Close()
-	zw.Close()
-	return buf.Bytes()
+	return testkit.Crate(name, version, map[string]string{"src/lib.rs": "pub fn f() -> u32 { 1 }\n"},
+		testkit.Description("test crate "+name), testkit.ManifestLines(extra))
 }
 
 type resp struct {

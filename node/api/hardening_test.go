@@ -1,10 +1,8 @@
 package api_test
 
 import (
-	"archive/tar"
 	"bufio"
 	"bytes"
-	"compress/gzip"
 	"context"
 	"crypto/rand"
 	"encoding/json"
@@ -26,6 +24,7 @@ import (
 
 	registry "github.com/wasmrust/wasm-crates-registry"
 	"github.com/wasmrust/wasm-crates-registry/federation"
+	"github.com/wasmrust/wasm-crates-registry/internal/testkit"
 	"github.com/wasmrust/wasm-crates-registry/node"
 	"github.com/wasmrust/wasm-crates-registry/node/api"
 	"github.com/wasmrust/wasm-crates-registry/node/cargo"
@@ -524,26 +523,10 @@ func benchFlood(b *testing.B, rl api.RateLimits) {
 // bigCrate is a valid .crate of about size bytes that gzip cannot shrink.
 func bigCrate(t testing.TB, name string, size int) []byte {
 	t.Helper()
-	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
-	tw := tar.NewWriter(zw)
 	noise := make([]byte, size)
 	rand.Read(noise)
-	files := []struct {
-		name string
-		data []byte
-	}{
-		{"Cargo.toml", []byte(fmt.Sprintf("[package]\nname = %q\nversion = \"1.0.0\"\ndescription = \"large\"\n", name))},
-		{"src/lib.rs", []byte("pub fn f() {}\n")},
-		{"noise.bin", noise},
-	}
-	for _, f := range files {
-		tw.WriteHeader(&tar.Header{Name: name + "-1.0.0/" + f.name, Mode: 0o644, Size: int64(len(f.data)), Typeflag: tar.TypeReg})
-		tw.Write(f.data)
-	}
-	tw.Close()
-	zw.Close()
-	return buf.Bytes()
+	return testkit.Crate(name, "1.0.0", map[string]string{"src/lib.rs": "pub fn f() {}\n", "noise.bin": string(noise)},
+		testkit.Description("large"))
 }
 
 // TestStalledReaderIsCut: a client that asks for a large download and

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net/url"
@@ -9,6 +8,7 @@ import (
 	"time"
 
 	registry "github.com/wasmrust/wasm-crates-registry"
+	"github.com/wasmrust/wasm-crates-registry/internal/testkit"
 )
 
 func TestLogEndpoints(t *testing.T) {
@@ -111,10 +111,7 @@ func TestLogEndpointsRefuseHostileInput(t *testing.T) {
 // detected on receipt and shown as evidence.
 func TestForkedCheckpointIsEvidence(t *testing.T) {
 	f := newFixture(t)
-	k, err := registry.KeyFromSeed(bytes.Repeat([]byte{42}, 32))
-	if err != nil {
-		t.Fatal(err)
-	}
+	k := testkit.Key(42)
 	// Only a witness's checkpoints are verified: the node trusts the key.
 	if _, err := f.n.UpdateSettings(context.Background(), "t", []byte(`{"trust":{"keys":["`+k.Public().PeerID()+`"]}}`)); err != nil {
 		t.Fatal(err)

@@ -8,10 +8,11 @@ import (
 	"strings"
 	"testing"
 
-	registry "github.com/wasmrust/wasm-crates-registry"
-	"github.com/wasmrust/wasm-crates-registry/node"
 	"sync/atomic"
 	"time"
+
+	registry "github.com/wasmrust/wasm-crates-registry"
+	"github.com/wasmrust/wasm-crates-registry/node"
 )
 
 // TestCargoEndToEnd drives the real, modern cargo against a node: publish,

@@ -1,146 +1,65 @@
 package cargo
 
 import (
-	"bufio"
-	"bytes"
-	"context"
 	"encoding/json"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/wasmrust/wasm-crates-registry/internal/testkit"
 )
 
 // The tests in this file run cargo against the real daemon binary, built
 // from cmd/wasm-crates-registry, as a user would.
 
-var (
-	daemonOnce sync.Once
-	daemonDir  string // removed by TestMain
-	daemonBin  string
-	daemonHelp string
-	daemonErr  error
-)
-
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if daemonDir != "" {
-		os.RemoveAll(daemonDir)
-	}
+	testkit.RemoveBinaries()
 	os.Exit(code)
 }
+
+var (
+	helpOnce   sync.Once
+	daemonHelp string
+)
 
 // buildDaemon builds the daemon once per test binary (or takes the binary
 // named by $WCR_TEST_DAEMON) and returns its path and its --help text.
 func buildDaemon(t *testing.T) (string, string) {
 	t.Helper()
-	daemonOnce.Do(func() {
-		if p := os.Getenv("WCR_TEST_DAEMON"); p != "" {
-			daemonBin = p
-			help, err := exec.Command(p, "--help").CombinedOutput()
-			daemonHelp, daemonErr = string(help), err
-			return
-		}
-		dir, err := os.MkdirTemp("", "wcr-cargo-daemon-")
-		if err != nil {
-			daemonErr = err
-			return
-		}
-		daemonDir = dir
-		daemonBin = filepath.Join(dir, "wasm-crates-registry")
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		defer cancel()
-		out, err := exec.CommandContext(ctx, "go", "build", "-o", daemonBin, "../../cmd/wasm-crates-registry").CombinedOutput()
-		if err != nil {
-			daemonErr = err
-			daemonHelp = string(out)
-			return
-		}
-		help, _ := exec.Command(daemonBin, "--help").CombinedOutput()
+	bin := os.Getenv("WCR_TEST_DAEMON")
+	if bin == "" {
+		bin = testkit.Binary(t, testkit.DaemonPkg)
+	}
+	helpOnce.Do(func() {
+		help, _ := exec.Command(bin, "--help").CombinedOutput()
 		daemonHelp = string(help)
 	})
-	if daemonErr != nil {
-		t.Fatalf("building the daemon: %v\n%s", daemonErr, daemonHelp)
-	}
-	return daemonBin, daemonHelp
+	return bin, daemonHelp
 }
 
-// daemonProc is a running daemon.
+// daemonProc is a running daemon (see testkit.Daemon), with the fields the
+// tests of this package read.
 type daemonProc struct {
+	*testkit.Daemon
 	url     string
 	dataDir string
 	token   string
-	cmd     *exec.Cmd
-	logs    *syncBuffer
+	logs    *testkit.LockedBuffer
 }
-
-// syncBuffer collects a daemon's standard error while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-var apiLine = regexp.MustCompile(`REST API\s+(https?://\S+)`)
 
 // startDaemon starts the daemon on a free loopback port with a fresh data
-// directory and waits for it to print its API address.
+// directory and the pipeline off, and waits for it to print its API
+// address; it is killed when the test ends.
 func startDaemon(t *testing.T, bin string, args ...string) *daemonProc {
 	t.Helper()
-	dataDir := filepath.Join(t.TempDir(), "data")
-	args = append([]string{"--database-url", dataDir, "--host", "127.0.0.1", "--port", "0", "--log-level", "warn",
-		"--pipeline=false", "--p2p-listen", "/ip4/127.0.0.1/tcp/0"}, args...)
-	cmd := exec.Command(bin, args...)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := &daemonProc{dataDir: dataDir, cmd: cmd, logs: &syncBuffer{}}
-	cmd.Stderr = d.logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGKILL)
-		cmd.Wait()
-	})
-	found := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if m := apiLine.FindStringSubmatch(sc.Text()); m != nil {
-				found <- m[1]
-			}
-		}
-	}()
-	select {
-	case d.url = <-found:
-	case <-time.After(30 * time.Second):
-		t.Fatalf("the daemon did not print its API address within 30s:\n%s", d.logs)
-	}
-	tok, err := os.ReadFile(filepath.Join(dataDir, "admin-token"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	d.token = strings.TrimSpace(string(tok))
-	return d
+	td := testkit.StartDaemon(t, bin, filepath.Join(t.TempDir(), "data"), append([]string{"--host", "127.0.0.1", "--pipeline=false"}, args...)...)
+	return &daemonProc{Daemon: td, url: td.URL, dataDir: td.DataDir, token: td.Token(), logs: td.Logs}
 }
 
 // requireCargoDaemon returns cargo and the daemon binary; it skips loudly

@@ -1,9 +1,7 @@
 package cargo
 
 import (
-	"archive/tar"
 	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -19,6 +17,7 @@ import (
 	"time"
 
 	registry "github.com/wasmrust/wasm-crates-registry"
+	"github.com/wasmrust/wasm-crates-registry/internal/testkit"
 	"github.com/wasmrust/wasm-crates-registry/node"
 	"github.com/wasmrust/wasm-crates-registry/node/api"
 )
@@ -102,27 +101,12 @@ func detail(t testing.TB, r response) string {
 // crateArchive builds a .crate with the given Cargo.toml.
 func crateArchive(t testing.TB, name, version, manifest string) []byte {
 	t.Helper()
-	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
-	tw := tar.NewWriter(zw)
-	files := []struct{ path, body string }{
-		{"Cargo.toml", manifest},
-		{"src/lib.rs", "pub fn f() -> u32 { 1 }\n"},
-	}
-	for _, f := range files {
-		if err := tw.WriteHeader(&tar.Header{Name: name + "-" + version + "/" + f.path, Mode: 0o644, Size: int64(len(f.body)), Typeflag: tar.TypeReg}); err != nil {
-			t.Fatal(err)
-		}
-		tw.Write([]byte(f.body))
-	}
-	tw.Close()
-	zw.Close()
-	return buf.Bytes()
+	return testkit.Crate(name, version, map[string]string{"Cargo.toml": manifest, "src/lib.rs": "pub fn f() -> u32 { 1 }\n"})
 }
 
 // simpleCrate is a crate with a [package] table and extra TOML after it.
 func simpleCrate(t testing.TB, name, version, extra string) []byte {
-	return crateArchive(t, name, version, fmt.Sprintf("[package]\nname = %q\nversion = %q\ndescription = \"test crate %s\"\n%s", name, version, name, extra))
+	return crateArchive(t, name, version, testkit.Manifest(name, version, "description = \"test crate "+name+"\"", extra))
 }
 
 // publishBody frames metadata and an archive as cargo publish does.

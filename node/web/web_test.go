@@ -1,9 +1,6 @@
 package web
 
 import (
-	"archive/tar"
-	"bytes"
-	"compress/gzip"
 	"context"
 	"io"
 	"net/http"
@@ -13,19 +10,12 @@ import (
 	"time"
 
 	registry "github.com/wasmrust/wasm-crates-registry"
+	"github.com/wasmrust/wasm-crates-registry/internal/testkit"
 	"github.com/wasmrust/wasm-crates-registry/node"
 )
 
 func crateBytes(name, version string) []byte {
-	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
-	tw := tar.NewWriter(zw)
-	m := "[package]\nname = \"" + name + "\"\nversion = \"" + version + "\"\ndescription = \"<b>not bold</b>\"\n"
-	tw.WriteHeader(&tar.Header{Name: name + "-" + version + "/Cargo.toml", Mode: 0o644, Size: int64(len(m)), Typeflag: tar.TypeReg})
-	tw.Write([]byte(m))
-	tw.Close()
-	zw.Close()
-	return buf.Bytes()
+	return testkit.Crate(name, version, nil, testkit.Description("<b>not bold</b>"))
 }
 
 // dashNode opens a node for a dashboard test, closed when the test ends.
@@ -324,15 +314,7 @@ func TestFederationPageWarnsOfUntrustedClaims(t *testing.T) {
 	stranger, _ := registry.GenerateKey(nil)
 	for _, name := range []string{"ownedcrate", "strangecrate"} {
 		// Another archive than the node's for the same name@version.
-		var buf bytes.Buffer
-		zw := gzip.NewWriter(&buf)
-		tw := tar.NewWriter(zw)
-		m := "[package]\nname = \"" + name + "\"\nversion = \"1.0.0\"\ndescription = \"a stranger's\"\n"
-		tw.WriteHeader(&tar.Header{Name: name + "-1.0.0/Cargo.toml", Mode: 0o644, Size: int64(len(m)), Typeflag: tar.TypeReg})
-		tw.Write([]byte(m))
-		tw.Close()
-		zw.Close()
-		b, err := registry.ParseCrate(buf.Bytes(), 1<<20)
+		b, err := registry.ParseCrate(testkit.Crate(name, "1.0.0", nil, testkit.Description("a stranger's")), 1<<20)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,0 +1,6 @@
+//go:build !race
+
+package testkit
+
+// RaceEnabled: the test binary runs without the race detector.
+const RaceEnabled = false
