@@ -3,10 +3,8 @@ package federation
 import (
 	"context"
 	"log/slog"
-	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/prometheus/client_golang/prometheus"
@@ -14,13 +12,9 @@ import (
 
 	"github.com/libp2p/go-libp2p"
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
-	"github.com/libp2p/go-libp2p/core/crypto"
-	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
-	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
-	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 	ma "github.com/multiformats/go-multiaddr"
 
 	registry "github.com/wasmrust/wasm-crates-registry"
@@ -116,148 +110,28 @@ type Stats struct {
 // (time, ID) index of st into memory; ctx bounds that start-up only. Close
 // stops the node.
 func New(ctx context.Context, cfg Config, st Store) (*Node, error) {
-	const op = "federation.New"
-	if len(cfg.Key) != 64 {
-		return nil, registry.Errorf(op, registry.EINVALID, "the node key must be an ed25519 private key")
-	}
-	if cfg.Network == "" {
-		cfg.Network = DefaultNetwork
-	}
-	if err := validNetwork(cfg.Network); err != nil {
+	cfg.fillDefaults()
+	listen, bootstrap, err := cfg.check()
+	if err != nil {
 		return nil, err
 	}
-	if len(cfg.Listen) == 0 {
-		cfg.Listen = DefaultListen
-	}
-	if cfg.MaxSkew <= 0 {
-		cfg.MaxSkew = registry.DefaultMaxSkew
-	}
-	if cfg.SyncInterval == 0 {
-		cfg.SyncInterval = time.Minute
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
-	cfg.Limits.fill()
-	var listen []ma.Multiaddr
-	for _, s := range cfg.Listen {
-		a, err := ma.NewMultiaddr(s)
-		if err != nil {
-			return nil, registry.E(op, registry.EINVALID, "listen address "+quote(s)+" is not a multiaddr (for example /ip4/0.0.0.0/tcp/4001 or /ip4/0.0.0.0/udp/4001/quic-v1)", err)
-		}
-		listen = append(listen, a)
-	}
-	var bootstrap []*peer.AddrInfo
-	for _, s := range cfg.Bootstrap {
-		ai, err := parsePeerAddr(s)
-		if err != nil {
-			return nil, err
-		}
-		bootstrap = append(bootstrap, ai)
-	}
-
-	n := &Node{
-		cfg:      cfg,
-		st:       st,
-		log:      cfg.Logger,
-		idx:      newIndex(),
-		ingestCh: make(chan gossiped, 4096),
-		blobQ:    make(chan blobJob, 4096),
-		kick:     make(chan struct{}, 1),
-		inbound:  make(chan struct{}, cfg.Limits.MaxInboundSessions),
-		blobSem:  make(chan struct{}, cfg.Limits.MaxBlobStreams),
-		book:     map[peer.ID]*bookEntry{},
-		peers:    map[peer.ID]*peerState{},
-		inflight: map[registry.ID]struct{}{},
-		scores:   map[peer.ID]float64{},
-		gater:    newGater(),
-	}
-	n.bundles.n = n
-	n.ingestBytes = semaphore.NewWeighted(max(cfg.Limits.IngestQueueBytes, registry.MaxRecordSize))
-	n.refused, _ = lru.New[registry.ID, struct{}](refusedMemory)
-	n.rec = defaultReconParams
-	n.rec.idle = cfg.Limits.StreamIdle
-	n.rec.session = cfg.Limits.SessionTimeout
-	n.rec.blobPhase = cfg.Limits.BlobTimeout
-	n.rec.buffer = cfg.Limits.SessionBuffer
-	n.rec.wantsHeld = cfg.Limits.SessionWants
-	n.rec.relsHeld = cfg.Limits.SessionBlobs
-
-	if err := st.ScanTimeIndex(func(t int64, id registry.ID) error {
-		n.idx.appendSorted(key{t: t, id: id})
-		return ctx.Err()
-	}); err != nil {
-		return nil, registry.E(op, registry.KindOf(err), "reading the record index", err)
+	n := newNode(cfg, st)
+	if err := n.loadIndex(ctx); err != nil {
+		return nil, err
 	}
 	if err := n.loadBook(); err != nil {
 		return nil, err
 	}
 	n.loadRecent()
-
-	priv, err := crypto.UnmarshalEd25519PrivateKey(cfg.Key)
-	if err != nil {
-		return nil, registry.E(op, registry.EINVALID, "the node key is not a usable ed25519 key", err)
-	}
-	n.cm, err = connmgr.NewConnManager(64, 256, connmgr.WithGracePeriod(time.Minute))
-	if err != nil {
-		return nil, registry.E(op, registry.EINTERNAL, "connection manager", err)
-	}
-	n.host, err = libp2p.New(
-		libp2p.Identity(priv),
-		libp2p.ListenAddrs(listen...),
-		libp2p.Transport(tcp.NewTCPTransport),
-		libp2p.Transport(quic.NewTransport),
-		libp2p.ConnectionManager(n.cm),
-		libp2p.ConnectionGater(n.gater),
-		metricsOption(cfg.Metrics),
-		libp2p.DisableRelay(),
-		libp2p.UserAgent("wasm-crates-registry"),
-	)
-	if err != nil {
-		return nil, registry.E(op, registry.EUNAVAILABLE, "cannot start the libp2p host on "+strings.Join(cfg.Listen, ", ")+" (is the port in use?)", err)
-	}
-	n.ctx, n.cancel = context.WithCancel(context.Background())
-	if err := n.startGossip(); err != nil {
-		n.cancel()
-		n.host.Close()
+	if err := n.startHost(listen); err != nil {
 		return nil, err
 	}
-	n.host.SetStreamHandler(ReconcileProtocol, n.handleReconcile)
-	n.host.SetStreamHandler(BlobProtocol, n.handleBlob)
-
-	sub, err := n.host.EventBus().Subscribe([]any{new(event.EvtPeerIdentificationCompleted), new(event.EvtPeerConnectednessChanged)})
-	if err != nil {
-		n.Close()
-		return nil, registry.E(op, registry.EINTERNAL, "subscribing to host events", err)
+	if err := n.startProtocols(); err != nil {
+		return nil, err
 	}
-	n.wg.Add(1)
-	go n.eventLoop(sub)
-
-	for _, ai := range bootstrap {
-		if ai.ID == n.host.ID() {
-			continue
-		}
-		n.remember(ai)
-	}
-	if len(bootstrap) > 0 {
-		n.saveBook()
-	}
-	n.mu.Lock()
-	for pid, e := range n.book {
-		n.cm.Protect(pid, protectTag)
-		n.host.Peerstore().AddAddrs(pid, e.multiaddrs(), peerstorePermanent)
-	}
-	n.mu.Unlock()
-
-	n.wg.Add(4)
-	go n.ingestLoop()
-	go n.blobLoop()
-	go n.scheduleLoop()
-	go n.dialRecent()
-	n.log.Info("federation started", "peer_id", n.host.ID().String(), "network", cfg.Network, "addrs", n.Addrs(), "records", n.idx.count())
+	n.joinBootstrap(bootstrap)
+	n.startLoops()
+	n.log.Info("federation started", "peer_id", n.host.ID().String(), "network", n.cfg.Network, "addrs", n.Addrs(), "records", n.idx.count())
 	return n, nil
 }
 

@@ -113,8 +113,9 @@ func (jr *jobRunner) update(id uint64, fn func(*store.Job) error) (*store.Job, e
 	return j, err
 }
 
+// run runs one claimed job to its end (jobrun.go). While it runs, the job
+// can be canceled through jr.running.
 func (jr *jobRunner) run(job *store.Job) {
-	n := jr.n
 	ctx, cancel := context.WithCancel(jr.ctx)
 	defer cancel()
 	jr.mu.Lock()
@@ -126,112 +127,9 @@ func (jr *jobRunner) run(job *store.Job) {
 		jr.mu.Unlock()
 	}()
 	jr.notify(job.ID)
-	log := n.log.With("job", job.ID, "release", job.Subject)
-	log.Info("test run started")
-
-	fail := func(state store.JobState, msg string) {
-		n.metrics.Job(string(state), nil)
-		_, err := jr.update(job.ID, func(j *store.Job) error {
-			j.State, j.Error, j.Finished = state, msg, n.cfg.Now().UTC()
-			return nil
-		})
-		if err != nil {
-			log.Error("recording a job's end", "err", err)
-		}
-	}
-	reported := false
-	if n.shared != nil {
-		lease, why, err := n.shared.acquire(ctx, job)
-		switch {
-		case err != nil && jr.ctx.Err() != nil:
-			return // the node is stopping: the job is requeued at the next start
-		case err != nil && ctx.Err() != nil:
-			fail(store.JobCanceled, "canceled")
-			return
-		case err != nil:
-			fail(store.JobFailed, "the lease could not be taken: "+registry.MessageOf(err))
-			return
-		case lease == nil:
-			log.Info("not tested here", "reason", why)
-			fail(store.JobCanceled, NotTestedHere+why)
-			return
-		}
-		defer func() {
-			if jr.ctx.Err() != nil && !reported {
-				// Stopping: the lease runs out and the job is requeued.
-				close(lease.stopped)
-				<-lease.done
-				return
-			}
-			lease.end(reported)
-		}()
-	}
-	rec, err := n.db.GetRecord(job.Release)
-	if err != nil {
-		fail(store.JobFailed, "the release record is not in the store: "+registry.MessageOf(err))
-		return
-	}
-	b, err := rec.DecodeBody()
-	if err != nil {
-		fail(store.JobFailed, registry.MessageOf(err))
-		return
-	}
-	body := b.(*registry.ReleaseBody)
-	crate, err := n.blob(ctx, body.BlobID())
-	if err != nil {
-		fail(store.JobFailed, registry.MessageOf(err))
-		return
-	}
-	progress := func(ev store.JobEvent) {
-		if ev.Time.IsZero() {
-			ev.Time = n.cfg.Now().UTC()
-		}
-		if _, err := jr.update(job.ID, func(j *store.Job) error {
-			j.Events = append(j.Events, ev)
-			return nil
-		}); err != nil {
-			log.Warn("recording progress", "err", err)
-		}
-	}
-	local := localCrates{n: n, trust: n.Trust()}
-	report, err := n.tester.Test(ctx, TestJob{Release: rec, Body: body, Crate: crate, Local: local}, progress)
-	if err != nil {
-		if jr.ctx.Err() != nil {
-			// The node is stopping: leave the job running so that it is
-			// requeued at the next start.
-			return
-		}
-		if ctx.Err() != nil {
-			fail(store.JobCanceled, "canceled")
-			return
-		}
-		if registry.KindOf(err) == registry.EUNAVAILABLE {
-			log.Info("no report possible on this node", "reason", registry.MessageOf(err))
-			fail(store.JobFailed, "no report: "+registry.MessageOf(err))
-			return
-		}
-		log.Error("test run failed", "err", err)
-		fail(store.JobFailed, "the registry could not run the pipeline: "+registry.MessageOf(err))
-		return
-	}
-	rr, err := n.sign(registry.KindReport, rec.Subject, report)
-	if err != nil {
-		fail(store.JobFailed, "the report could not be signed: "+registry.MessageOf(err))
-		return
-	}
-	if err := n.storeAndPublish(jr.ctx, store.AuditEntry{Action: "report", Actor: n.PeerID(), Subject: rec.Subject, Detail: report.Outcome}, rr); err != nil {
-		fail(store.JobFailed, "the report could not be stored: "+registry.MessageOf(err))
-		return
-	}
-	reported = true
-	n.metrics.Job(report.Outcome, report.Stages)
-	if _, err := jr.update(job.ID, func(j *store.Job) error {
-		j.State, j.Finished, j.Report, j.Outcome = store.JobDone, n.cfg.Now().UTC(), rr.ID(), report.Outcome
-		return nil
-	}); err != nil {
-		log.Error("recording a job's end", "err", err)
-	}
-	log.Info("test run finished", "outcome", report.Outcome, "wasm", report.Wasm, "score", report.Score)
+	x := &jobExec{jr: jr, n: jr.n, job: job, ctx: ctx, log: jr.n.log.With("job", job.ID, "release", job.Subject)}
+	x.log.Info("test run started")
+	x.execute()
 }
 
 // NotTestedHere starts the error of a job that shared testing left to

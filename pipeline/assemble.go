@@ -28,7 +28,10 @@ func (r *jobRun) target(name string) *targetState {
 	return nil
 }
 
-// assemble turns the targets' results into the report body.
+// assemble turns the targets' results into the report body: it collects
+// what needs I/O (the dependency tree from cargo metadata, the stages'
+// timing and progress, the toolchains' reports), and leaves the judgement
+// to assess.
 func (r *jobRun) assemble(ctx context.Context) (*registry.ReportBody, error) {
 	p := r.p
 	body := &registry.ReportBody{
@@ -37,116 +40,12 @@ func (r *jobRun) assemble(ctx context.Context) (*registry.ReportBody, error) {
 		Wazero:   p.wazeroV,
 		Started:  r.started.UnixMilli(),
 	}
-	native := r.target(p.host)
-	uu := r.target(TargetWasmUnknown)
-	wasi := r.target(TargetWasip1)
-
-	// Dependencies, for the wasm target.
-	var deps []registry.DepReport
-	depsBroken := false
-	depTarget := wasi
-	if depTarget == nil || depTarget.ce == nil {
-		depTarget = uu
-	}
-	_ = r.stage("deps", "", func() (string, error) {
-		if depTarget == nil || depTarget.ce == nil || !r.resolved[depTarget.status.Toolchain].ok {
-			depsBroken = true
-			return "-dependencies did not resolve for the wasm target", nil
-		}
-		var err error
-		deps, err = r.depTree(ctx, depTarget)
-		if err != nil {
-			return "", err
-		}
-		return fmt.Sprintf("%d packages", len(deps)), nil
-	})
-	// The first package that breaks a wasm build.
-	for _, ts := range []*targetState{wasi, uu} {
-		if ts == nil || ts.build == nil || ts.rep.Build != buildFailed || body.BrokenBy != "" {
-			continue
-		}
-		if fe := packageName(ts.build.firstError); fe != "" {
-			body.BrokenBy = fe
-		}
-	}
-	if body.BrokenBy != "" {
-		for i := range deps {
-			if deps[i].Name+"@"+deps[i].Version == body.BrokenBy {
-				deps[i].Breaks = true
-			}
-		}
-	}
-
-	// Per-test comparison.
-	body.Tests, body.Timing = compareTests(native, wasi)
-
-	// GC readiness.
-	in := gcInput{}
-	for _, ts := range []*targetState{uu, wasi} {
-		if ts == nil {
-			continue
-		}
-		in.modules = append(in.modules, ts.modules...)
-	}
-	in.hasModule = len(in.modules) > 0
-	if wasi != nil && wasi.rep.Tests != nil {
-		c := wasi.rep.Tests
-		in.testsRan = int(c.Passed + c.Failed + c.OOM)
-		in.oom = int(c.OOM)
-		in.peak = wasi.rep.PeakMemory
-	}
-	body.GCChecks = gcChecks(in)
-	body.GCReady = in.hasModule
-	for _, c := range body.GCChecks {
-		body.GCReady = body.GCReady && c.Pass
-	}
-
-	// Verdict and outcome.
-	var wasiRes *resolution
-	if wasi != nil {
-		wasiRes = r.resolved[wasi.status.Toolchain]
-	}
-	v := wasmVerdict(uu, wasi, wasiRes)
-	body.Wasm, body.Reason = v.wasm, v.reason
+	deps, depsBroken := r.collectDeps(ctx)
+	f := r.facts(deps, depsBroken)
+	a := assess(f)
+	a.apply(body)
 	body.MissingDeps = r.missingDeps()
-	body.Outcome, body.Message = overallOutcome(uu, wasi)
-	body.Dual = body.Wasm == registry.WasmCompatible && native != nil && native.rep.Outcome == registry.OutcomeTestPass
-
-	si := scoreInput{native: nilIfMissing(native), gc: body.GCChecks, deps: deps, depsBroken: depsBroken, timing: body.Timing}
-	for _, ts := range []*targetState{uu, wasi} {
-		if ts != nil {
-			si.wasmTargets = append(si.wasmTargets, ts.rep)
-		}
-	}
-	if wasi != nil {
-		si.wasip1 = wasi.rep
-	}
-	if v.wasm == registry.WasmBuilds {
-		si.testsBlocked = v.reason
-	}
-	body.Score, body.Breakdown = computeScore(si)
-	body.Gate = p.cfg.Gates.Verdict(body.Score, body.Wasm)
-
-	// Toolchains that took part, and the targets they built.
-	used := map[string][]string{}
-	var order []string
-	for _, ts := range r.targets {
-		body.Targets = append(body.Targets, *ts.rep)
-		if id := ts.status.Toolchain; id != "" {
-			if _, ok := used[id]; !ok {
-				order = append(order, id)
-			}
-			used[id] = append(used[id], ts.status.Target)
-		}
-	}
-	for _, id := range order {
-		for _, tc := range p.toolchains {
-			if tc.ID == id {
-				body.Toolchains = append(body.Toolchains, tc.Report(used[id]))
-			}
-		}
-	}
-	body.Deps = deps
+	body.Targets, body.Toolchains = r.targetReports()
 	body.Logs = r.logs
 	body.Stages = r.stages
 	body.Notes = r.notes
@@ -162,6 +61,93 @@ func (r *jobRun) assemble(ctx context.Context) (*registry.ReportBody, error) {
 		return nil, err
 	}
 	return body, nil
+}
+
+// depTarget is the wasm target whose dependency tree the report shows:
+// wasm32-wasip1 when it has a cargo environment, else
+// wasm32-unknown-unknown (may be nil).
+func (r *jobRun) depTarget() *targetState {
+	if wasi := r.target(TargetWasip1); wasi != nil && wasi.ce != nil {
+		return wasi
+	}
+	return r.target(TargetWasmUnknown)
+}
+
+// collectDeps runs the "deps" stage: the dependency tree for the wasm
+// target, or broken when the dependencies did not resolve for it. A
+// failure of cargo metadata itself leaves deps nil (with a note, or the
+// stage's failure) and broken false.
+func (r *jobRun) collectDeps(ctx context.Context) (deps []registry.DepReport, broken bool) {
+	ts := r.depTarget()
+	_ = r.stage("deps", "", func() (string, error) {
+		if ts == nil || ts.ce == nil || !r.resolved[ts.status.Toolchain].ok {
+			broken = true
+			return "-dependencies did not resolve for the wasm target", nil
+		}
+		var err error
+		deps, err = r.depTree(ctx, ts)
+		if err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("%d packages", len(deps)), nil
+	})
+	return deps, broken
+}
+
+// facts gathers the plain data assess decides from.
+func (r *jobRun) facts(deps []registry.DepReport, depsBroken bool) assessFacts {
+	f := assessFacts{
+		Native:      targetFactsOf(r.target(r.p.host)),
+		WasmUnknown: targetFactsOf(r.target(TargetWasmUnknown)),
+		Wasip1:      targetFactsOf(r.target(TargetWasip1)),
+		Deps:        deps,
+		DepsBroken:  depsBroken,
+		Gates:       r.p.cfg.Gates,
+	}
+	if wasi := r.target(TargetWasip1); wasi != nil {
+		if res := r.resolved[wasi.status.Toolchain]; res != nil {
+			f.Wasip1Resolution = &resolutionFacts{DevStripped: res.devStripped, Why: res.why}
+		}
+	}
+	return f
+}
+
+// targetFactsOf is ts's facts; nil for nil.
+func targetFactsOf(ts *targetState) *targetFacts {
+	if ts == nil {
+		return nil
+	}
+	t := &targetFacts{Report: ts.rep, Bins: ts.bins, Modules: ts.modules, HostFails: ts.hostFails, Rustc: ts.tc.Version}
+	if ts.build != nil {
+		t.FirstError = ts.build.firstError
+	}
+	return t
+}
+
+// targetReports lists every target's report in plan order, and the
+// toolchains that took part with the targets each built.
+func (r *jobRun) targetReports() ([]registry.TargetReport, []registry.ToolchainReport) {
+	var targets []registry.TargetReport
+	var toolchains []registry.ToolchainReport
+	used := map[string][]string{}
+	var order []string
+	for _, ts := range r.targets {
+		targets = append(targets, *ts.rep)
+		if id := ts.status.Toolchain; id != "" {
+			if _, ok := used[id]; !ok {
+				order = append(order, id)
+			}
+			used[id] = append(used[id], ts.status.Target)
+		}
+	}
+	for _, id := range order {
+		for _, tc := range r.p.toolchains {
+			if tc.ID == id {
+				toolchains = append(toolchains, tc.Report(used[id]))
+			}
+		}
+	}
+	return targets, toolchains
 }
 
 func nilIfMissing(ts *targetState) *registry.TargetReport {

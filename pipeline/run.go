@@ -457,8 +457,49 @@ func (r *jobRun) runTarget(ctx context.Context, ts *targetState) error {
 	refused := newRefusalSet()
 	defer func() { r.addRefusals(ts, refused.list()) }()
 	ctx = withRefusals(ctx, refused)
-	rep := ts.rep
 	target := stageTarget(ts)
+	res := r.tryable(ts, target)
+	if res == nil {
+		return nil
+	}
+	built, err := r.buildTarget(ctx, ts, target)
+	if err == nil && !built {
+		err = r.settleWasmFailure(ctx, ts, false)
+	}
+	if err != nil || !built {
+		return err
+	}
+	if err := r.analyseTarget(ctx, ts, target); err != nil {
+		return err
+	}
+	if !ts.status.Tested {
+		ts.rep.Outcome, ts.rep.Message = registry.OutcomeTestSkipped, untestedMessage(target)
+		return nil
+	}
+	if res.devStripped {
+		ts.rep.Outcome, ts.rep.Message = res.outcome, res.why
+		r.progress(Event{Stage: "test-build", Target: target, State: StateSkipped, Message: res.why})
+		return nil
+	}
+	ts.testTried = true
+	bins, testBuilt, err := r.buildTests(ctx, ts, target)
+	if err == nil && !testBuilt {
+		err = r.settleWasmFailure(ctx, ts, true)
+	}
+	if err != nil || !testBuilt {
+		return err
+	}
+	if err := r.stage("test", target, func() (string, error) { return r.runTests(ctx, ts, bins) }); err != nil || !r.wantDocTests(ts) {
+		return err
+	}
+	return r.stage("doc-test", target, func() (string, error) { return r.docTests(ctx, ts) })
+}
+
+// tryable returns the resolution of ts's toolchain when ts can be built;
+// otherwise it records in ts's report why the node could not try it (no
+// toolchain, or dependencies that did not resolve) and returns nil.
+func (r *jobRun) tryable(ts *targetState, target string) *resolution {
+	rep := ts.rep
 	if ts.status.Toolchain == "" {
 		rep.Outcome, rep.Build = registry.OutcomeToolchainMissing, registry.OutcomeToolchainMissing
 		rep.Message, rep.Install = ts.status.Missing, ts.status.Install
@@ -474,11 +515,16 @@ func (r *jobRun) runTarget(ctx context.Context, ts *targetState) error {
 		r.progress(Event{Stage: "build", Target: target, State: StateSkipped, Message: rep.Message})
 		return nil
 	}
-	lim := r.p.cfg.Limits
-	triple := ts.status.Triple
-	var built bool
-	err := r.stage("build", target, func() (string, error) {
-		cr, err := r.cargo(ctx, ts.ce, lim.BuildTime, false, "build", "--offline", "--manifest-path", ts.ce.manifest(), "--target", triple, "--message-format", "json")
+	return res
+}
+
+// buildTarget runs the "build" stage: cargo build for ts's target. built
+// reports success; a failed build is recorded in ts's report with its log
+// excerpt, and err is only for the node's own failures.
+func (r *jobRun) buildTarget(ctx context.Context, ts *targetState, target string) (built bool, err error) {
+	rep, lim := ts.rep, r.p.cfg.Limits
+	err = r.stage("build", target, func() (string, error) {
+		cr, err := r.cargo(ctx, ts.ce, lim.BuildTime, false, "build", "--offline", "--manifest-path", ts.ce.manifest(), "--target", ts.status.Triple, "--message-format", "json")
 		if err != nil {
 			return "", err
 		}
@@ -488,59 +534,48 @@ func (r *jobRun) runTarget(ctx context.Context, ts *targetState) error {
 		rep.Artifacts = r.artifacts(ts.ce, cr.artifacts, false)
 		if cr.ok() {
 			rep.Build, built = buildOK, true
-			return "built in " + cr.run.Wall.Round(time.Millisecond).String(), nil
+			return builtMessage(cr.run.Wall), nil
 		}
 		text, trunc := cr.log()
 		outcome, why := classifyStep(cr.run, lim.Memory)
-		rep.Build = buildFailed
-		rep.Outcome = outcome
 		if why == "" {
-			why = "the crate does not compile for " + target
-			if fe := packageName(cr.firstError); fe != "" && !r.isRoot(fe) {
-				why = "the dependency " + fe + " does not compile for " + target
-			}
+			why = buildFailure(target, r.failingDependency(cr))
 		}
-		rep.Message = why
+		rep.Build, rep.Outcome, rep.Message = buildFailed, outcome, why
 		r.addLog("build", target, text, trunc)
 		return "!" + why, nil
 	})
-	if err == nil && !built {
-		err = r.settleWasmFailure(ctx, ts, false)
-	}
-	if err != nil || !built {
-		return err
-	}
+	return built, err
+}
+
+// analyseTarget records the wasm modules a built wasm target produced:
+// the library's cdylib for wasm32-unknown-unknown (the "analyse" stage),
+// the crate's own binaries for the other wasm targets.
+func (r *jobRun) analyseTarget(ctx context.Context, ts *targetState, target string) error {
 	if target == TargetWasmUnknown {
-		if err := r.stage("analyse", target, func() (string, error) { return r.cdylib(ctx, ts) }); err != nil {
-			return err
-		}
-	} else if isWasm(target) {
-		for _, a := range ts.build.artifacts {
-			for _, f := range a.Filenames {
-				if strings.HasSuffix(f, ".wasm") && r.isRootArtifact(ts.ce, a) {
-					r.addModule(ts, f, "bin:"+a.Target.Name)
-				}
+		return r.stage("analyse", target, func() (string, error) { return r.cdylib(ctx, ts) })
+	}
+	if !isWasm(target) {
+		return nil
+	}
+	for _, a := range ts.build.artifacts {
+		for _, f := range a.Filenames {
+			if strings.HasSuffix(f, ".wasm") && r.isRootArtifact(ts.ce, a) {
+				r.addModule(ts, f, "bin:"+a.Target.Name)
 			}
 		}
 	}
-	if !ts.status.Tested {
-		rep.Outcome = registry.OutcomeTestSkipped
-		rep.Message = "built; tests are run only natively and for wasm32-wasip1"
-		if target == TargetWasmUnknown {
-			rep.Message = "built; wasm32-unknown-unknown has no system interface to run libtest, so its tests run under wasm32-wasip1"
-		}
-		return nil
-	}
-	if res.devStripped {
-		rep.Outcome, rep.Message = res.outcome, res.why
-		r.progress(Event{Stage: "test-build", Target: target, State: StateSkipped, Message: res.why})
-		return nil
-	}
-	var bins []testBinary
-	var testBuilt bool
-	ts.testTried = true
+	return nil
+}
+
+// buildTests runs the "test-build" stage: cargo test --no-run for ts's
+// target. built reports success, with the test binaries; a failure is
+// recorded in ts's report with its log excerpt, and err is only for the
+// node's own failures.
+func (r *jobRun) buildTests(ctx context.Context, ts *targetState, target string) (bins []testBinary, built bool, err error) {
+	rep, lim := ts.rep, r.p.cfg.Limits
 	err = r.stage("test-build", target, func() (string, error) {
-		cr, err := r.cargo(ctx, ts.ce, lim.BuildTime, false, "test", "--offline", "--no-run", "--manifest-path", ts.ce.manifest(), "--target", triple, "--message-format", "json")
+		cr, err := r.cargo(ctx, ts.ce, lim.BuildTime, false, "test", "--offline", "--no-run", "--manifest-path", ts.ce.manifest(), "--target", ts.status.Triple, "--message-format", "json")
 		if err != nil {
 			return "", err
 		}
@@ -549,30 +584,28 @@ func (r *jobRun) runTarget(ctx context.Context, ts *targetState) error {
 			text, trunc := cr.log()
 			outcome, why := classifyStep(cr.run, lim.Memory)
 			if why == "" {
-				why = "the library builds but its tests do not compile for " + target
-				if fe := packageName(cr.firstError); fe != "" && !r.isRoot(fe) {
-					why += " (the dependency " + fe + " fails)"
-				}
+				why = testBuildFailure(target, r.failingDependency(cr))
 			}
 			rep.Outcome, rep.Message = outcome, why
 			r.addLog("test-build", target, text, trunc)
 			return "!" + why, nil
 		}
 		bins = testBinaries(cr.artifacts)
-		testBuilt = true
+		built = true
 		ts.testBuilt = true
 		return fmt.Sprintf("%d test binaries", len(bins)), nil
 	})
-	if err == nil && !testBuilt {
-		err = r.settleWasmFailure(ctx, ts, true)
+	return bins, built, err
+}
+
+// failingDependency is the name@version of the first package that failed
+// cr's build when it is a dependency, "" when it is the crate itself or
+// unknown.
+func (r *jobRun) failingDependency(cr *cargoResult) string {
+	if fe := packageName(cr.firstError); fe != "" && !r.isRoot(fe) {
+		return fe
 	}
-	if err != nil || !testBuilt {
-		return err
-	}
-	if err := r.stage("test", target, func() (string, error) { return r.runTests(ctx, ts, bins) }); err != nil || !r.wantDocTests(ts) {
-		return err
-	}
-	return r.stage("doc-test", target, func() (string, error) { return r.docTests(ctx, ts) })
+	return ""
 }
 
 // addRefusals records what the sandbox refused while ts was built and
