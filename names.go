@@ -159,3 +159,21 @@ func cmpInt(a, b int) int {
 	}
 	return 0
 }
+
+// IndexPath is the path of a crate's file inside a sparse index, as Cargo
+// computes it: the name in lowercase under 1/, 2/, 3/{first char}/ or
+// {first two}/{next two}/ ("" for an empty name).
+func IndexPath(name string) string {
+	lower := strings.ToLower(name)
+	switch len(lower) {
+	case 0:
+		return ""
+	case 1:
+		return "1/" + lower
+	case 2:
+		return "2/" + lower
+	case 3:
+		return "3/" + lower[:1] + "/" + lower
+	}
+	return lower[:2] + "/" + lower[2:4] + "/" + lower
+}

@@ -295,22 +295,6 @@ func short(s string) string {
 	return s
 }
 
-// IndexPath is the path of a crate's index file relative to the index URL,
-// as Cargo computes it from the name in lowercase.
-func IndexPath(lower string) string {
-	switch len(lower) {
-	case 0:
-		return ""
-	case 1:
-		return "1/" + lower
-	case 2:
-		return "2/" + lower
-	case 3:
-		return "3/" + lower[:1] + "/" + lower
-	}
-	return lower[:2] + "/" + lower[2:4] + "/" + lower
-}
-
 // Index fetches and checks the index file of crate name. With validators
 // from an earlier answer, the request is conditional (If-None-Match,
 // If-Modified-Since) and a 304 gives NotModified. Errors: ENOTFOUND when
@@ -324,7 +308,7 @@ func (u *Upstream) Index(ctx context.Context, name string, since Validators) (*I
 		return nil, registry.E(op, registry.EINVALID, "", err)
 	}
 	lower := strings.ToLower(name)
-	target := u.base.ResolveReference(&url.URL{Path: IndexPath(lower)})
+	target := u.base.ResolveReference(&url.URL{Path: registry.IndexPath(lower)})
 	hdr := http.Header{}
 	if since.ETag != "" {
 		hdr.Set("If-None-Match", since.ETag)

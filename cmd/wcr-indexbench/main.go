@@ -145,7 +145,7 @@ func run(dir string, nCrates int, duration time.Duration, rounds, conns, threads
 		for _, name := range append([]string{"config.json"}, names...) {
 			p := prefix + name
 			if name != "config.json" {
-				p = prefix + cargo.IndexPath(name)
+				p = prefix + registry.IndexPath(name)
 			}
 			b, status, err := get(client, base+p)
 			if err != nil {

@@ -141,7 +141,7 @@ func build(src, out, base string, only map[string]bool) (int, int, error) {
 				return 0, 0, err
 			}
 		}
-		p := filepath.Join(out, "index", filepath.FromSlash(cargo.IndexPath(lower)))
+		p := filepath.Join(out, "index", filepath.FromSlash(registry.IndexPath(lower)))
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			return 0, 0, err
 		}

@@ -103,7 +103,7 @@ func TestBuildStandin(t *testing.T) {
 	}
 	for name, versions := range map[string][]string{"alpha": {"1.0.0"}, "beta": {"0.1.0", "0.2.0"}, "evil": {"1.0.0"}, "Delta": {"0.3.0"}} {
 		lower := strings.ToLower(name)
-		file, err := os.ReadFile(filepath.Join(out, "index", filepath.FromSlash(mirror.IndexPath(lower))))
+		file, err := os.ReadFile(filepath.Join(out, "index", filepath.FromSlash(registry.IndexPath(lower))))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -62,7 +62,7 @@ func BenchmarkIndexFileHot(b *testing.B) {
 	tn := benchNode(b, n)
 	reqs := make([]*http.Request, n)
 	for i := range reqs {
-		reqs[i] = httptest.NewRequest("GET", "/index/"+IndexPath(fmt.Sprintf("bench-crate-%05d", i)), nil)
+		reqs[i] = httptest.NewRequest("GET", "/index/"+registry.IndexPath(fmt.Sprintf("bench-crate-%05d", i)), nil)
 	}
 	for _, c := range []struct {
 		name string

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	registry "github.com/wasmrust/wasm-crates-registry"
 	"github.com/wasmrust/wasm-crates-registry/internal/testkit"
 )
 
@@ -127,7 +128,7 @@ func TestDaemonFederationCargo(t *testing.T) {
 
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		res, err := http.Get(b.url + "/index/" + IndexPath("wcr-leaf"))
+		res, err := http.Get(b.url + "/index/" + registry.IndexPath("wcr-leaf"))
 		if err == nil {
 			res.Body.Close()
 			if res.StatusCode == 200 {

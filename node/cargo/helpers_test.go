@@ -167,7 +167,7 @@ func (tn *testNode) report(key registry.PrivateKey, name, version, gate, wasm st
 // indexLines fetches an index file and decodes its lines.
 func (tn *testNode) indexLines(prefix, name string) ([]IndexLine, response) {
 	tn.t.Helper()
-	r := tn.do("GET", prefix+IndexPath(name), nil)
+	r := tn.do("GET", prefix+registry.IndexPath(name), nil)
 	if r.status != 200 {
 		return nil, r
 	}

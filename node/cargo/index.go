@@ -23,24 +23,6 @@ const (
 	viewWasm             // only the releases that pass the wasm policy
 )
 
-// IndexPath returns the path of a crate's file inside a sparse index, as
-// Cargo computes it: the name in lowercase under 1/, 2/, 3/{first char}/ or
-// {first two}/{next two}/.
-func IndexPath(name string) string {
-	lower := strings.ToLower(name)
-	switch len(lower) {
-	case 0:
-		return ""
-	case 1:
-		return "1/" + lower
-	case 2:
-		return "2/" + lower
-	case 3:
-		return "3/" + lower[:1] + "/" + lower
-	}
-	return lower[:2] + "/" + lower[2:4] + "/" + lower
-}
-
 // nameFromIndexPath returns the lowercase crate name an index path names,
 // or "" when p is not where Cargo would look for a crate. Directory names
 // are compared without regard to case, so {prefix}-style paths work too.

@@ -28,8 +28,8 @@ func TestIndexPath(t *testing.T) {
 		"a": "1/a", "Z": "1/z", "ab": "2/ab", "abc": "3/a/abc", "Abc": "3/a/abc",
 		"cargo": "ca/rg/cargo", "MyCrate": "my/cr/mycrate", "wcr-leaf": "wc/r-/wcr-leaf", "a_b_": "a_/b_/a_b_",
 	} {
-		if got := IndexPath(name); got != want {
-			t.Errorf("IndexPath(%q) = %q, want %q", name, got, want)
+		if got := registry.IndexPath(name); got != want {
+			t.Errorf("registry.IndexPath(%q) = %q, want %q", name, got, want)
 		}
 		if got := nameFromIndexPath(want); got != strings.ToLower(name) {
 			t.Errorf("nameFromIndexPath(%q) = %q, want %q", want, got, strings.ToLower(name))

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	registry "github.com/wasmrust/wasm-crates-registry"
 	"github.com/wasmrust/wasm-crates-registry/node"
 )
 
@@ -286,8 +287,8 @@ func TestDaemonMirrorsUpstream(t *testing.T) {
 	b := startDaemon(t, bin, "--peer", health.Addrs[0])
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		st, body := getBody(t, b.url+"/index/"+IndexPath("scopeguard"))
-		_, want := getBody(t, a.url+"/index/"+IndexPath("scopeguard"))
+		st, body := getBody(t, b.url+"/index/"+registry.IndexPath("scopeguard"))
+		_, want := getBody(t, a.url+"/index/"+registry.IndexPath("scopeguard"))
 		if st == 200 && body == want {
 			break
 		}
@@ -309,7 +310,7 @@ func TestDaemonMirrorsUpstream(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(s.dir, "crates", "itoa", "itoa-1.0.1.crate"), changed, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	indexFile := filepath.Join(s.dir, "index", filepath.FromSlash(IndexPath("itoa")))
+	indexFile := filepath.Join(s.dir, "index", filepath.FromSlash(registry.IndexPath("itoa")))
 	old, _ := os.ReadFile(indexFile)
 	newSum := fmt.Sprintf("%x", sha256.Sum256(changed))
 	oldSum := fmt.Sprintf("%x", sha256.Sum256(itoaArchive))
@@ -317,7 +318,7 @@ func TestDaemonMirrorsUpstream(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.start()
-	if st, body := getBody(t, a.url+"/index/"+IndexPath("itoa")); st != 200 || body != string(old) {
+	if st, body := getBody(t, a.url+"/index/"+registry.IndexPath("itoa")); st != 200 || body != string(old) {
 		t.Fatalf("after the change A must serve the first line: %d %s", st, body)
 	}
 	var status node.UpstreamStatus

@@ -74,7 +74,7 @@ func (u *upstreamIndex) publish(t *testing.T, name string, yanked map[string]boo
 		file.WriteString(l + "\n")
 		u.set("/dl/"+name+"/"+v, a)
 	}
-	u.set("/index/"+IndexPath(strings.ToLower(name)), []byte(file.String()))
+	u.set("/index/"+registry.IndexPath(strings.ToLower(name)), []byte(file.String()))
 	return lines
 }
 
@@ -117,7 +117,7 @@ func TestMirrorServesUpstreamAndKeepsArchives(t *testing.T) {
 	lines := up.publish(t, "Mirrored", nil, map[string][]byte{"1.0.0": a1, "1.1.0": a2})
 	tn := mirrorNode(t, up, false)
 
-	r := tn.do("GET", "/index/"+IndexPath("mirrored"), nil)
+	r := tn.do("GET", "/index/"+registry.IndexPath("mirrored"), nil)
 	if r.status != 200 || string(r.body) != lines["1.0.0"]+"\n"+lines["1.1.0"]+"\n" {
 		t.Fatalf("index: %d %s", r.status, r.body)
 	}
@@ -125,7 +125,7 @@ func TestMirrorServesUpstreamAndKeepsArchives(t *testing.T) {
 		t.Fatalf("%d upstream records after the first fetch; want one per version", n)
 	}
 	// Revalidation with an unchanged upstream signs nothing new.
-	if r := tn.do("GET", "/index/"+IndexPath("mirrored"), nil); r.status != 200 || len(upstreamRecords(t, tn)) != 2 {
+	if r := tn.do("GET", "/index/"+registry.IndexPath("mirrored"), nil); r.status != 200 || len(upstreamRecords(t, tn)) != 2 {
 		t.Fatalf("second fetch: %d, %d records", r.status, len(upstreamRecords(t, tn)))
 	}
 	r = tn.do("GET", "/api/v1/crates/Mirrored/1.0.0/download", nil)
@@ -140,7 +140,7 @@ func TestMirrorServesUpstreamAndKeepsArchives(t *testing.T) {
 	if r := tn.do("GET", "/api/v1/crates/Mirrored/1.0.0/download", nil); r.status != 200 || string(r.body) != string(a1) {
 		t.Fatalf("download with the upstream down: %d %s", r.status, r.body)
 	}
-	if r := tn.do("GET", "/index/"+IndexPath("mirrored"), nil); r.status != 200 || !strings.Contains(string(r.body), `"1.1.0"`) {
+	if r := tn.do("GET", "/index/"+registry.IndexPath("mirrored"), nil); r.status != 200 || !strings.Contains(string(r.body), `"1.1.0"`) {
 		t.Fatalf("index with the upstream down: %d %s", r.status, r.body)
 	}
 	// An archive never fetched cannot be served now: a clear 503.
@@ -149,7 +149,7 @@ func TestMirrorServesUpstreamAndKeepsArchives(t *testing.T) {
 		t.Fatalf("uncached download with the upstream down: %d %s", r.status, r.body)
 	}
 	// A crate no one has is Cargo's 404.
-	if r := tn.do("GET", "/index/"+IndexPath("absent"), nil); r.status != http.StatusServiceUnavailable && r.status != 404 {
+	if r := tn.do("GET", "/index/"+registry.IndexPath("absent"), nil); r.status != http.StatusServiceUnavailable && r.status != 404 {
 		t.Fatalf("absent crate: %d %s", r.status, r.body)
 	}
 }
@@ -179,7 +179,7 @@ func TestMirrorChangedUpstreamIsEvidence(t *testing.T) {
 	// The upstream replaces the archive of the published version.
 	second := simpleCrate(t, "changing", "1.0.0", "license = \"MIT\"\n")
 	up.publish(t, "changing", nil, map[string][]byte{"1.0.0": second})
-	r := tn.do("GET", "/index/"+IndexPath("changing"), nil)
+	r := tn.do("GET", "/index/"+registry.IndexPath("changing"), nil)
 	if r.status != 200 || string(r.body) != lines["1.0.0"]+"\n" {
 		t.Fatalf("after the change the index must keep the first line: %d %s", r.status, r.body)
 	}
@@ -198,7 +198,7 @@ func TestMirrorChangedUpstreamIsEvidence(t *testing.T) {
 		t.Fatalf("GET /upstream does not show the change: %+v", st)
 	}
 	// The change is recorded once, however often it is seen.
-	tn.do("GET", "/index/"+IndexPath("changing"), nil)
+	tn.do("GET", "/index/"+registry.IndexPath("changing"), nil)
 	mine := 0
 	for _, r := range upstreamRecords(t, tn) {
 		if r.Author.Equal(tn.n.PublicKey()) {
@@ -213,7 +213,7 @@ func TestMirrorChangedUpstreamIsEvidence(t *testing.T) {
 	}
 	// A yank upstream is a yank here, not a change.
 	up.publish(t, "changing", map[string]bool{"1.0.0": true}, map[string][]byte{"1.0.0": first})
-	r = tn.do("GET", "/index/"+IndexPath("changing"), nil)
+	r = tn.do("GET", "/index/"+registry.IndexPath("changing"), nil)
 	if var1, _ := registry.UpstreamLineYanked(lines["1.0.0"], true); r.status != 200 || !strings.Contains(string(r.body), `"yanked":true`) || len(r.body) != len(var1)+1 {
 		t.Fatalf("after a yank upstream: %d %s", r.status, r.body)
 	}
@@ -224,13 +224,13 @@ func TestMirrorHostileUpstreamKeepsNothing(t *testing.T) {
 	good := simpleCrate(t, "hostile", "1.0.0", "")
 	up.publish(t, "hostile", nil, map[string][]byte{"1.0.0": good})
 	up.set("/dl/hostile/1.0.0", simpleCrate(t, "hostile", "1.0.0", "license = \"MIT\"\n")) // not what the index says
-	up.set("/index/"+IndexPath("garbage"), []byte("{\"name\":\"garbage\",\"vers\":\n"))
-	up.set("/index/"+IndexPath("other"), []byte(`{"name":"../../x","vers":"1.0.0","cksum":"`+strings.Repeat("0", 64)+`","yanked":false}`+"\n"))
-	up.set("/index/"+IndexPath("huge"), []byte(strings.Repeat(" ", 2<<20)))
+	up.set("/index/"+registry.IndexPath("garbage"), []byte("{\"name\":\"garbage\",\"vers\":\n"))
+	up.set("/index/"+registry.IndexPath("other"), []byte(`{"name":"../../x","vers":"1.0.0","cksum":"`+strings.Repeat("0", 64)+`","yanked":false}`+"\n"))
+	up.set("/index/"+registry.IndexPath("huge"), []byte(strings.Repeat(" ", 2<<20)))
 	tn := mirrorNode(t, up, false)
 
 	for _, name := range []string{"garbage", "other", "huge"} {
-		r := tn.do("GET", "/index/"+IndexPath(name), nil)
+		r := tn.do("GET", "/index/"+registry.IndexPath(name), nil)
 		if r.status != http.StatusServiceUnavailable || !strings.Contains(detail(t, r), "upstream") {
 			t.Fatalf("%s: %d %s", name, r.status, r.body)
 		}
@@ -317,17 +317,17 @@ func TestMirrorServesOnlyTrustedObservations(t *testing.T) {
 	if _, err := b.n.Ingest(context.Background(), "test", [][]byte{rec.Bytes()}); err != nil {
 		t.Fatal(err)
 	}
-	if r := b.do("GET", "/index/"+IndexPath("shared"), nil); r.status != 404 {
+	if r := b.do("GET", "/index/"+registry.IndexPath("shared"), nil); r.status != 404 {
 		t.Fatalf("B serves an untrusted observation: %d %s", r.status, r.body)
 	}
-	if r := b.do("GET", "/index/"+IndexPath("shared"), nil); r.status != 404 {
+	if r := b.do("GET", "/index/"+registry.IndexPath("shared"), nil); r.status != 404 {
 		t.Fatalf("B serves A's observation before it trusts A: %d %s", r.status, r.body)
 	}
 	patch := fmt.Sprintf(`{"trust": {"keys": [%q]}}`, a.n.PeerID())
 	if _, err := b.n.UpdateSettings(context.Background(), "test", []byte(patch)); err != nil {
 		t.Fatal(err)
 	}
-	ra, rb := a.do("GET", "/index/"+IndexPath("shared"), nil), b.do("GET", "/index/"+IndexPath("shared"), nil)
+	ra, rb := a.do("GET", "/index/"+registry.IndexPath("shared"), nil), b.do("GET", "/index/"+registry.IndexPath("shared"), nil)
 	if rb.status != 200 || string(rb.body) != string(ra.body) {
 		t.Fatalf("B trusting A must serve A's lines:\nA %d %s\nB %d %s", ra.status, ra.body, rb.status, rb.body)
 	}
@@ -348,7 +348,7 @@ func TestMirrorServesOnlyTrustedObservations(t *testing.T) {
 	if _, err := b.n.Store().PutRecords([]*registry.Record{frec}); err != nil {
 		t.Fatal(err)
 	}
-	if r := b.do("GET", "/index/"+IndexPath("shared"), nil); r.status != 200 || strings.Contains(string(r.body), "7.0.0") {
+	if r := b.do("GET", "/index/"+registry.IndexPath("shared"), nil); r.status != 200 || strings.Contains(string(r.body), "7.0.0") {
 		t.Fatalf("B serves an observation from the future: %d %s", r.status, r.body)
 	}
 	// B has neither peers nor upstreams: the archive is not there yet.
@@ -400,7 +400,7 @@ func TestMirrorSlowUpstreamIsATimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 	tn := newTestNode(t, node.Config{Upstream: node.UpstreamConfig{Upstreams: []node.Upstream{m}, Refresh: -1}}, Config{})
-	r := tn.do("GET", "/index/"+IndexPath("itoa"), nil)
+	r := tn.do("GET", "/index/"+registry.IndexPath("itoa"), nil)
 	if r.status != http.StatusGatewayTimeout || !strings.Contains(detail(t, r), "in time") {
 		t.Fatalf("slow upstream: %d %s", r.status, r.body)
 	}
@@ -415,7 +415,7 @@ func TestMirrorSlowUpstreamIsATimeout(t *testing.T) {
 	cached := newTestNode(t, node.Config{Upstream: node.UpstreamConfig{Upstreams: []node.Upstream{m}, Refresh: time.Hour}}, Config{})
 	before := asked.Load()
 	for range 3 {
-		if r := cached.do("GET", "/index/"+IndexPath("itoa"), nil); r.status != http.StatusGatewayTimeout {
+		if r := cached.do("GET", "/index/"+registry.IndexPath("itoa"), nil); r.status != http.StatusGatewayTimeout {
 			t.Fatalf("slow upstream, cached failure: %d %s", r.status, r.body)
 		}
 	}
@@ -430,7 +430,7 @@ func TestMirroredCratesInTheWasmViewByTheirReports(t *testing.T) {
 		"1.0.0": simpleCrate(t, "wasmy", "1.0.0", ""), "1.1.0": simpleCrate(t, "wasmy", "1.1.0", ""), "1.2.0": simpleCrate(t, "wasmy", "1.2.0", ""),
 	})
 	tn := mirrorNode(t, up, false)
-	if r := tn.do("GET", "/wasm/index/"+IndexPath("wasmy"), nil); r.status != 404 {
+	if r := tn.do("GET", "/wasm/index/"+registry.IndexPath("wasmy"), nil); r.status != 404 {
 		t.Fatalf("no reports yet: %d %s", r.status, r.body)
 	}
 	tester, stranger := testKey(t, 3), testKey(t, 4)
@@ -463,14 +463,14 @@ func TestMirroredCratesInTheWasmViewByTheirReports(t *testing.T) {
 	report(tester, vs[1], id(vs[1]), registry.GateRejected, registry.WasmIncompatible) // fails the gates
 	report(stranger, vs[2], id(vs[2]), registry.GateCurated, registry.WasmCompatible)  // not a tester here
 	report(tester, vs[2], id(vs[0]), registry.GateCurated, registry.WasmCompatible)    // about another release
-	r := tn.do("GET", "/wasm/index/"+IndexPath("wasmy"), nil)
+	r := tn.do("GET", "/wasm/index/"+registry.IndexPath("wasmy"), nil)
 	if r.status != 200 || string(r.body) != lines["1.0.0"]+"\n" {
 		t.Fatalf("wasm view: %d %s", r.status, r.body)
 	}
 	// The tester's newer report on 1.0.0 takes it out again.
 	time.Sleep(2 * time.Millisecond)
 	report(tester, vs[0], id(vs[0]), registry.GateRejected, registry.WasmIncompatible)
-	if r := tn.do("GET", "/wasm/index/"+IndexPath("wasmy"), nil); r.status != 404 {
+	if r := tn.do("GET", "/wasm/index/"+registry.IndexPath("wasmy"), nil); r.status != 404 {
 		t.Fatalf("after the newer report: %d %s", r.status, r.body)
 	}
 }
