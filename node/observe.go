@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"encoding/json"
+	"maps"
 	"slices"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -216,12 +217,12 @@ func (n *Node) announceVerdict(ctx context.Context, subject string) {
 	}
 	base := map[string]any{"name": rel.Name, "version": rel.Version, "score": rel.Score}
 	if last.Wasm != now.Wasm {
-		d := clone(base)
+		d := maps.Clone(base)
 		d["from"], d["to"], d["reason"] = last.Wasm, now.Wasm, rel.WasmReason
 		n.emit(ctx, webhook.EventVerdict, subject, d)
 	}
 	if last.Gate != now.Gate {
-		d := clone(base)
+		d := maps.Clone(base)
 		d["from"], d["to"], d["reasons"] = last.Gate, now.Gate, rel.GateReasons
 		n.emit(ctx, webhook.EventGate, subject, d)
 	}
@@ -234,12 +235,4 @@ func (n *Node) emit(ctx context.Context, typ, subject string, data map[string]an
 		return
 	}
 	n.hooks.Emit(ctx, webhook.Event{Type: typ, Subject: subject, Data: b})
-}
-
-func clone(m map[string]any) map[string]any {
-	c := make(map[string]any, len(m))
-	for k, v := range m {
-		c[k] = v
-	}
-	return c
 }

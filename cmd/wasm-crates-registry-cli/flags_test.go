@@ -82,6 +82,25 @@ func TestUnknownFlagAfterTheCommandIsAUsageError(t *testing.T) {
 	}
 }
 
+// TestRequireIsCheckedBeforeAnyRequest: a --require the CLI does not know,
+// or one that cannot be met with --no-wait, is a usage error (exit 2) and
+// nothing is sent.
+func TestRequireIsCheckedBeforeAnyRequest(t *testing.T) {
+	rec := newPathRecorder(t, "a")
+	for _, args := range [][]string{
+		{"test", "x@1.0.0", "--require", "perfect"},
+		{"test", "x@1.0.0", "--require", "curated", "--no-wait"},
+		{"test", "x@1.0.0", "--require", "curated; rm -rf /"},
+	} {
+		if code, _ := runCLI(t, append(args, "--api", rec.srv.URL)...); code != exitUsage {
+			t.Errorf("%v: exit %d, want %d", args, code, exitUsage)
+		}
+	}
+	if got := rec.got(); len(got) != 0 {
+		t.Errorf("requests were sent: %v", got)
+	}
+}
+
 func TestInterspersed(t *testing.T) {
 	app := newApp()
 	cases := []struct{ in, want string }{
