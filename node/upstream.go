@@ -376,23 +376,15 @@ func (n *Node) observe(ctx context.Context, upstream, lower string, lines []mirr
 }
 
 // signObservations signs upstream records about crate lower, all dated
-// after every record this node signed about it, so that its later
-// observation always orders after its earlier one. Others' records do not
-// move the date: a stranger's record from the far future must not push
-// this node's observations beyond what its peers apply.
+// by nextTime: after every record this node or a key it trusts signed
+// about it, so that its later observation orders after its earlier one,
+// while a stranger's record dated ahead does not move the date.
 func (n *Node) signObservations(lower string, bodies []*registry.UpstreamBody) ([]*registry.Record, error) {
 	n.signMu.Lock()
 	defer n.signMu.Unlock()
-	now := n.cfg.Now()
-	held, err := n.db.RecordsBySubject(lower)
+	now, err := n.nextTime(lower)
 	if err != nil {
 		return nil, err
-	}
-	self := n.key.Public()
-	for _, r := range held {
-		if r.Author.Equal(self) && r.Time >= now.UnixMilli() {
-			now = ms(r.Time + 1)
-		}
 	}
 	out := make([]*registry.Record, 0, len(bodies))
 	for _, b := range bodies {

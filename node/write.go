@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"time"
 
 	registry "github.com/wasmrust/wasm-crates-registry"
 	"github.com/wasmrust/wasm-crates-registry/node/metrics"
@@ -22,18 +23,31 @@ func (n *Node) sign(kind registry.Kind, subject string, body any) (*registry.Rec
 	defer n.signMu.Unlock()
 	now := n.cfg.Now()
 	if kind != registry.KindRelease {
-		recs, err := n.db.RecordsBySubject(subject)
-		if err != nil {
+		var err error
+		if now, err = n.nextTime(subject); err != nil {
 			return nil, err
-		}
-		trust := n.Trust()
-		for _, r := range recs {
-			if r.Time >= now.UnixMilli() && (r.Author.Equal(n.key.Public()) || trust.Trusted(r.Author)) {
-				now = ms(r.Time + 1)
-			}
 		}
 	}
 	return registry.Sign(n.key, kind, subject, body, now)
+}
+
+// nextTime is the time of the node's next record about subject: now, or
+// just after the newest record about it by a key this node trusts (its own
+// included), so that the node's later action orders after its earlier one.
+// The caller holds signMu.
+func (n *Node) nextTime(subject string) (time.Time, error) {
+	now := n.cfg.Now()
+	recs, err := n.db.RecordsBySubject(subject)
+	if err != nil {
+		return now, err
+	}
+	trust := n.Trust()
+	for _, r := range recs {
+		if r.Time >= now.UnixMilli() && (r.Author.Equal(n.key.Public()) || trust.Trusted(r.Author)) {
+			now = ms(r.Time + 1)
+		}
+	}
+	return now, nil
 }
 
 // storeAndPublishUnaudited writes records the node makes on its own (its
