@@ -110,6 +110,12 @@ type Node struct {
 
 	metrics *metrics.Metrics
 	hooks   *webhook.Dispatcher
+	// events carries stored records to eventLoop, which runs from the end
+	// of Open until eventsStop is closed; the channel itself is never
+	// closed, so a record stored while the node closes cannot panic.
+	events     chan []*registry.Record
+	eventsStop chan struct{}
+	eventsDone chan struct{}
 
 	closeOnce sync.Once
 }
@@ -165,6 +171,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		db.Close()
 		return nil, err
 	}
+	n.events = make(chan []*registry.Record, eventQueue)
 	if err := n.loadSettings(); err != nil {
 		db.Close()
 		return nil, err
@@ -205,6 +212,8 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	n.startCheckpointer()
 	n.startScrub(cfg.ScrubInterval)
+	n.eventsStop, n.eventsDone = make(chan struct{}), make(chan struct{})
+	go n.eventLoop()
 	return n, nil
 }
 
@@ -226,6 +235,10 @@ func (n *Node) Close() error {
 			}
 		}
 		n.closeNet()
+		if n.eventsStop != nil {
+			close(n.eventsStop)
+			<-n.eventsDone
+		}
 		if n.hooks != nil {
 			n.hooks.Close()
 		}

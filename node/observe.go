@@ -96,7 +96,31 @@ func (n *Node) stored(recs []*registry.Record, origin string) {
 		n.shared.observe(recs)
 	}
 	if n.hooks != nil && n.hooks.Active() {
-		n.emitEvents(recs)
+		select {
+		case n.events <- recs:
+		default:
+			n.log.Warn("webhook events dropped: the event queue is full", "records", len(recs))
+		}
+	}
+}
+
+// eventQueue bounds the batches of stored records waiting to become
+// webhook events: deriving them reads views, which must not slow the
+// paths that store records (gossip, reconciliation, the API). A burst
+// beyond it loses events, never records, and is logged.
+const eventQueue = 256
+
+// eventLoop turns queued batches into webhook events until the node
+// closes.
+func (n *Node) eventLoop() {
+	defer close(n.eventsDone)
+	for {
+		select {
+		case recs := <-n.events:
+			n.emitEvents(recs)
+		case <-n.eventsStop:
+			return
+		}
 	}
 }
 
